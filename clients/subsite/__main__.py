@@ -1,0 +1,41 @@
+"""Run a department subsite on 127.0.0.1 (Flask development server, threaded).
+
+    python -m clients.subsite --name 市场监督管理局 --port 5001 \
+        --issuer http://127.0.0.1:5000 --client-id ID --client-secret SECRET
+
+Each option falls back to the environment: SUBSITE_NAME, SUBSITE_PORT, SUBSITE_ISSUER,
+SUBSITE_CLIENT_ID, SUBSITE_CLIENT_SECRET (and SUBSITE_SECRET_KEY, random if absent).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from . import DEFAULTS, create_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="python -m clients.subsite", description=__doc__.splitlines()[0])
+    p.add_argument("--name", default=env("SUBSITE_NAME") or DEFAULTS["SUBSITE_NAME"])
+    p.add_argument("--port", type=int, default=int(env("SUBSITE_PORT") or DEFAULTS["SUBSITE_PORT"]))
+    p.add_argument("--issuer", default=env("SUBSITE_ISSUER") or DEFAULTS["SUBSITE_ISSUER"])
+    p.add_argument("--client-id", default=env("SUBSITE_CLIENT_ID"))
+    p.add_argument("--client-secret", default=env("SUBSITE_CLIENT_SECRET"))
+    args = p.parse_args(argv)
+    if not args.client_id or not args.client_secret:
+        p.error("--client-id and --client-secret (or SUBSITE_CLIENT_ID / SUBSITE_CLIENT_SECRET) are required")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app({
+        "SUBSITE_NAME": args.name,
+        "SUBSITE_PORT": args.port,
+        "SUBSITE_ISSUER": args.issuer,
+        "SUBSITE_CLIENT_ID": args.client_id,
+        "SUBSITE_CLIENT_SECRET": args.client_secret,
+    })
+    app.run(host="127.0.0.1", port=args.port, threaded=True, debug=False, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""idp: the city's identity and single sign-on hub. ``create_app`` is the application factory."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFProtect
+
+from . import config as config_module
+from .db import db, migrate
+
+csrf = CSRFProtect()
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    settings = config_module.load(test_config, instance_path=app.instance_path)
+    app.config.update(settings)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings["DATABASE_URL"]),
+        SESSION_COOKIE_NAME="idp_ui",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings["ISSUER"].startswith("https://"),
+        WTF_CSRF_TIME_LIMIT=3600,
+        MAX_CONTENT_LENGTH=settings["MAX_CONTENT_LENGTH"],
+        JSON_AS_ASCII=False,
+    )
+    for problem in settings["INSECURE_WARNINGS"]:
+        log.warning("INSECURE (development only): %s", problem)
+
+    from . import models  # noqa: F401  (every table, for migrations)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+    csrf.init_app(app)
+
+    from . import errors
+
+    errors.init_app(app)
+    _register_blueprints(app)
+    _register_hooks(app)
+    if load_keys:
+        init_keys(app)
+
+    from .cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def init_keys(app: Flask) -> None:
+    """Load signing and data-protection keys, and build the authorization server on them."""
+    from .accounts.protection import Protector
+    from .keystore import datakey
+    from .keystore.service import token_grace
+    from .keystore.signing import KeyStore
+    from .oauth.endpoints import build_resource_protector
+    from .oauth.server import build_authorization_server
+
+    keys_dir = Path(app.config["KEYS_DIR"])
+    store = KeyStore(keys_dir, app.config["KEYS_PASSPHRASE"], token_grace(app.config), app.config["KEYS_RELOAD_INTERVAL"])
+    if app.config["ENV"] == "production" and not store.encrypted:
+        raise config_module.ConfigError("refusing to start in production: signing keys are stored unencrypted")
+    data_key = datakey.load(keys_dir, app.config["KEYS_PASSPHRASE"])
+    app.extensions["idp.keystore"] = store
+    app.extensions["idp.protector"] = Protector(data_key)
+    app.extensions["idp.client_secret_key"] = datakey.derive(data_key, "client-secret")
+    app.extensions["idp.authorization_server"] = build_authorization_server(app)
+    app.extensions["idp.resource_protector"] = build_resource_protector()
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 10}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "pool_timeout": 5,
+            "connect_args": {"connect_timeout": 3}}
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .authn.views import bp as authn_bp
+    from .oauth.views import bp as oauth_bp
+
+    app.register_blueprint(oauth_bp)
+    app.register_blueprint(authn_bp)
+    # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
+    for view in ("token", "revoke", "introspect", "userinfo", "authorize"):
+        csrf.exempt(f"{oauth_bp.name}.{view}")
+
+    @app.get("/")
+    def home():
+        from .sessions.current import current_session
+
+        s = current_session()
+        return render_template("home.html", person=s.person if s else None)
+
+
+def _register_hooks(app: Flask) -> None:
+    from .errors import render_error
+
+    @app.before_request
+    def _limits():
+        if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
+            return render_error(414, "uri_too_long", "The query string is too long.")
+        return None
+
+    @app.after_request
+    def _security_headers(resp):
+        h = resp.headers
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        if resp.mimetype == "text/html":
+            # Pages are never framed (clickjacking) and never cached (they carry personal data).
+            h["X-Frame-Options"] = "DENY"
+            h["Content-Security-Policy"] = ("default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                            "frame-ancestors 'none'; form-action 'self' *")
+            h["Cache-Control"] = "no-store"
+        return resp

@@ -1,0 +1,1 @@
+"""People who sign in: citizens now; businesses, representation and officials build on this."""

@@ -1,0 +1,225 @@
+"""The ``idp`` command. Creating commands print JSON on stdout; errors go to stderr, exit non-zero."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from .config import ConfigError
+from .errors import DomainError
+
+
+def emit(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=None, default=str))
+
+
+def _ensure_keys():
+    from . import init_keys
+
+    if "idp.keystore" not in current_app.extensions:
+        try:
+            init_keys(current_app._get_current_object())
+        except Exception as exc:  # keystore errors: one clear line, not a trace
+            raise click.ClickException(f"{exc} (run 'idp init' first?)") from exc
+
+
+def _domain(fn):
+    """Turn domain refusals into one-line CLI errors."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+    return wrapper
+
+
+@click.command("init")
+@with_appcontext
+def init_command():
+    """Create or upgrade the database and create missing keys. Idempotent."""
+    from .keystore.service import ensure_keys
+    from .migrations_lock import upgrade_database
+
+    click.echo("creating missing keys…", err=True)
+    created = ensure_keys(current_app.config)
+    click.echo("upgrading the database…", err=True)
+    upgrade_database()
+    _ensure_keys()
+    from .audit.service import record
+    from .db import transaction
+
+    with transaction():
+        for k in created:
+            record("key.created", actor="cli", target=f"key:{k['kid']}", detail={"alg": k["alg"]})
+    emit({"database": "up to date", "keys_created": [k["kid"] for k in created]})
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+def serve_command(host, port, workers, threads):
+    """Run the production server (gunicorn)."""
+    from .serve import run
+
+    run(host, port, workers, threads)
+
+
+@click.group("users")
+def users_group():
+    """Citizen accounts."""
+
+
+@users_group.command("create")
+@click.option("--type", "kind", type=click.Choice(["citizen"]), default="citizen", show_default=True)
+@click.option("--username", required=True)
+@click.option("--password", required=True)
+@click.option("--name")
+@click.option("--id-number")
+@click.option("--phone")
+@click.option("--email")
+@with_appcontext
+@_domain
+def users_create(kind, username, password, name, id_number, phone, email):
+    _ensure_keys()
+    from .accounts.service import create_citizen
+
+    p = create_citizen(username=username, password=password, name=name, id_number=id_number, phone=phone, email=email)
+    emit({"sub": p.sub, "username": p.username})
+
+
+@click.group("clients")
+def clients_group():
+    """Relying parties (department subsites)."""
+
+
+@clients_group.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--post-logout-redirect-uri", "post_logout", multiple=True)
+@click.option("--backchannel-logout-uri")
+@click.option("--auth-method", default="client_secret_basic", show_default=True,
+              type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]))
+@click.option("--grant-type", "grant_types", multiple=True)
+@click.option("--scope", "scopes", multiple=True)
+@click.option("--first-party", is_flag=True)
+@click.option("--jwks-file", type=click.File("r"), help="public keys for private_key_jwt")
+@click.option("--id-token-alg", default="RS256", show_default=True, type=click.Choice(["RS256", "ES256"]))
+@with_appcontext
+@_domain
+def clients_create(name, redirect_uris, post_logout, backchannel_logout_uri, auth_method, grant_types, scopes,
+                   first_party, jwks_file, id_token_alg):
+    _ensure_keys()
+    from .oauth.clients import create_client
+
+    jwks = None
+    if jwks_file is not None:
+        try:
+            jwks = json.load(jwks_file)
+        except ValueError as exc:
+            raise click.ClickException("the JWKS file is not valid JSON") from exc
+    client, secret = create_client(
+        name=name, redirect_uris=list(redirect_uris), post_logout_redirect_uris=list(post_logout),
+        backchannel_logout_uri=backchannel_logout_uri, auth_method=auth_method,
+        grant_types=list(grant_types) or None, scopes=list(scopes) or None, first_party=first_party,
+        jwks=jwks, id_token_alg=id_token_alg)
+    emit({"client_id": client.client_id, "client_secret": secret})
+
+
+@clients_group.command("list")
+@with_appcontext
+def clients_list():
+    from .oauth.clients import list_clients
+
+    emit([{"client_id": c.client_id, "name": c.name, "auth_method": c.token_endpoint_auth_method,
+           "grant_types": c.grant_types, "redirect_uris": c.redirect_uris, "first_party": c.first_party,
+           "status": c.status} for c in list_clients()])
+
+
+@click.group("keys")
+def keys_group():
+    """Signing keys."""
+
+
+@keys_group.command("list")
+@with_appcontext
+def keys_list():
+    from .keystore.service import list_keys
+
+    emit(list_keys())
+
+
+@keys_group.command("rotate")
+@click.option("--alg", "algs", multiple=True, type=click.Choice(["RS256", "ES256"]),
+              help="rotate only these algorithms (default: all)")
+@with_appcontext
+def keys_rotate(algs):
+    """Publish new keys at once; the old ones stay published until their tokens expire."""
+    _ensure_keys()
+    from .keystore.service import rotate_keys
+    from .keystore.signing import ALGS
+
+    created = rotate_keys(list(algs) or list(ALGS))
+    emit({"rotated": [{"kid": k["kid"], "alg": k["alg"]} for k in created]})
+
+
+@keys_group.command("prune")
+@with_appcontext
+def keys_prune():
+    """Delete retired keys that no valid token can need any more."""
+    _ensure_keys()
+    from .keystore.service import prune_keys
+
+    emit({"deleted": prune_keys()})
+
+
+@click.group("audit")
+def audit_group():
+    """The audit log."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify():
+    """Check the hash chain; exit 1 if any event was altered, inserted or removed."""
+    from .audit.service import verify_chain
+
+    count, broken = verify_chain()
+    emit({"events": count, "intact": broken is None, "first_broken_id": broken})
+    if broken is not None:
+        sys.exit(1)
+
+
+def register_cli(app) -> None:
+    for cmd in (init_command, users_group, clients_group, keys_group, audit_group):
+        app.cli.add_command(cmd)
+
+
+def _create_cli_app():
+    from . import create_app
+
+    try:
+        return create_app(load_keys=False)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+class _Group(FlaskGroup):
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+
+main = _Group(create_app=_create_cli_app, add_default_commands=False, add_version_option=False,
+              help="The city's identity and single sign-on hub.")
+main.add_command(serve_command)

@@ -1,0 +1,143 @@
+"""Settings: defaults (one comment per key), then IDP_* environment, then explicit overrides.
+
+``validate`` refuses settings that are unsafe in production (IDP_ENV=production).
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+
+DEFAULTS: dict[str, object] = {
+    # "development" or "production"; production refuses unsafe settings below.
+    "ENV": "development",
+    # Public base URL of the hub; every published or redirected URL is built from it, never from Host.
+    "ISSUER": "http://127.0.0.1:5000",
+    # SQLAlchemy URL; SQLite under instance/ by default, postgresql+psycopg://... in production.
+    "DATABASE_URL": None,
+    # Directory holding signing keys and the data-protection key (a mounted secret on several nodes).
+    "KEYS_DIR": "keys",
+    # Flask secret (CSRF tokens, signed cookies). Must be long and random in production.
+    "SECRET_KEY": DEV_SECRET_KEY,
+    # Passphrase protecting private keys at rest; required in production.
+    "KEYS_PASSPHRASE": None,
+    # Comma-separated addresses/networks allowed to pass X-Forwarded-* and client-certificate headers.
+    "TRUSTED_PROXIES": "",
+    # Authorization code lifetime, seconds (RFC 6749 §4.1.2 recommends at most 10 minutes).
+    "CODE_TTL": 120,
+    # Access token lifetime, seconds.
+    "ACCESS_TOKEN_TTL": 900,
+    # ID token lifetime, seconds.
+    "ID_TOKEN_TTL": 900,
+    # Refresh token lifetime for session-bound grants, seconds (never beyond the SSO session).
+    "REFRESH_TOKEN_TTL": 43200,
+    # Refresh token lifetime when offline_access was granted, seconds.
+    "OFFLINE_REFRESH_TOKEN_TTL": 30 * 86400,
+    # JWS algorithm of RFC 9068 access tokens: ES256 (fast) or RS256.
+    "ACCESS_TOKEN_ALG": "ES256",
+    # SSO session idle timeout, seconds (slides on use).
+    "SESSION_IDLE_TTL": 1800,
+    # SSO session absolute lifetime, seconds.
+    "SESSION_ABSOLUTE_TTL": 43200,
+    # Name of the SSO session cookie.
+    "SESSION_COOKIE": "idp_session",
+    # acr values for assurance levels 1, 2 and 3 (space-separated URIs, in that order).
+    "ACR_VALUES": "urn:idp:loa:1 urn:idp:loa:2 urn:idp:loa:3",
+    # Largest accepted request body, bytes; larger requests get 413.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    # Longest accepted query string, characters; longer requests get 414.
+    "MAX_QUERY_LENGTH": 8 * 1024,
+    # Seconds a private_key_jwt assertion's jti is remembered (longer than any assertion may live).
+    "ASSERTION_MAX_AGE": 600,
+    # How often (seconds) a node re-reads the key directory to notice a rotation.
+    "KEYS_RELOAD_INTERVAL": 2,
+    # Leeway (seconds) for clock skew when checking client assertions.
+    "CLOCK_LEEWAY": 60,
+}
+
+INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
+
+
+class ConfigError(Exception):
+    """Raised when settings are unsafe or malformed."""
+
+
+def load(overrides: dict | None = None, instance_path: str | None = None) -> dict:
+    cfg = dict(DEFAULTS)
+    for key in DEFAULTS:
+        env = os.environ.get(f"IDP_{key}")
+        if env is not None and env != "":
+            cfg[key] = env
+    for key, value in (overrides or {}).items():
+        cfg[key] = value
+    for key in INT_KEYS:
+        try:
+            cfg[key] = int(cfg[key])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"IDP_{key} must be an integer") from exc
+    cfg["ISSUER"] = str(cfg["ISSUER"]).rstrip("/")
+    if not cfg["DATABASE_URL"]:
+        base = Path(instance_path or "instance")
+        cfg["DATABASE_URL"] = f"sqlite:///{(base / 'idp.sqlite3').resolve()}"
+    cfg["KEYS_DIR"] = str(Path(str(cfg["KEYS_DIR"])).resolve())
+    validate(cfg)
+    return cfg
+
+
+def acr_for_level(cfg: dict, level: int) -> str:
+    return str(cfg["ACR_VALUES"]).split()[level - 1]
+
+
+def level_for_acr(cfg: dict, acr: str) -> int | None:
+    values = str(cfg["ACR_VALUES"]).split()
+    return values.index(acr) + 1 if acr in values else None
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def trusted_proxy_networks(cfg: dict) -> list:
+    nets = []
+    for item in str(cfg.get("TRUSTED_PROXIES") or "").replace(" ", ",").split(","):
+        if item:
+            try:
+                nets.append(ipaddress.ip_network(item, strict=False))
+            except ValueError as exc:
+                raise ConfigError(f"IDP_TRUSTED_PROXIES: {item!r} is not an address or network") from exc
+    return nets
+
+
+def validate(cfg: dict) -> None:
+    if cfg["ENV"] not in ("development", "production"):
+        raise ConfigError("IDP_ENV must be 'development' or 'production'")
+    parts = urlsplit(cfg["ISSUER"])
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError("IDP_ISSUER must be an http(s) URL without query or fragment")
+    if cfg["ACCESS_TOKEN_ALG"] not in ("ES256", "RS256"):
+        raise ConfigError("IDP_ACCESS_TOKEN_ALG must be ES256 or RS256")
+    if len(str(cfg["ACR_VALUES"]).split()) != 3:
+        raise ConfigError("IDP_ACR_VALUES must list exactly three values (levels 1, 2, 3)")
+    trusted_proxy_networks(cfg)
+    production = cfg["ENV"] == "production"
+    problems = []
+    if cfg["SECRET_KEY"] == DEV_SECRET_KEY or len(str(cfg["SECRET_KEY"])) < 32:
+        problems.append("IDP_SECRET_KEY is the development default or shorter than 32 characters")
+    if parts.scheme != "https" and not _is_loopback(parts.hostname):
+        problems.append("IDP_ISSUER uses http:// on a non-loopback host")
+    if not cfg["KEYS_PASSPHRASE"]:
+        problems.append("IDP_KEYS_PASSPHRASE is not set, so private keys would be stored unencrypted")
+    if production and problems:
+        raise ConfigError("refusing to start in production: " + "; ".join(problems))
+    cfg["INSECURE_WARNINGS"] = problems

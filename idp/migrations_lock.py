@@ -1,0 +1,40 @@
+"""Run Alembic migrations under a lock, so several nodes can run ``idp init`` at once."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+
+from flask import current_app
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from .db import db
+
+_LOCK_ID = 0x1D9A1417
+
+
+@contextlib.contextmanager
+def _lock():
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_ID})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ID})
+                conn.commit()
+    else:
+        path = os.path.join(current_app.instance_path, ".migrate.lock")
+        with open(path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def upgrade_database() -> None:
+    with _lock():
+        upgrade()

@@ -1,0 +1,154 @@
+"""The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2), as a readable list of checks.
+
+Errors about the client or redirect URI are shown as a page, never redirected (RFC 6749
+§4.1.2.1); every other error goes back to the client with ``state`` and ``iss`` (RFC 9207).
+"""
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749.errors import (AccessDeniedError, InvalidRequestError, OAuth2Error,
+                                           UnsupportedResponseTypeError)
+from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError, RegistrationNotSupportedError,
+                                      RequestNotSupportedError, RequestURINotSupportedError)
+from flask import Response, current_app, redirect, render_template, request, session
+from flask_wtf.csrf import CSRFError, validate_csrf
+
+from ..db import epoch, transaction
+from ..errors import DomainError
+from ..sessions.current import current_session
+from . import clients, consent
+from .tokens import Principal
+
+PROMPTS = {"none", "login", "consent", "select_account"}
+# Parameters whose repetition is an error (RFC 6749 §3.1); the consent form adds its own fields.
+FORM_FIELDS = {"csrf_token", "decision"}
+
+
+def _server():
+    return current_app.extensions["idp.authorization_server"]
+
+
+def _with_iss(resp: Response) -> Response:
+    if resp.location:
+        resp.location = add_params_to_uri(resp.location, [("iss", current_app.config["ISSUER"])])
+    return resp
+
+
+def _redirect_error(error: OAuth2Error, redirect_uri: str, state: str | None) -> Response:
+    error.redirect_uri, error.state = redirect_uri, state
+    return _with_iss(_server().handle_error_response(None, error))
+
+
+def _self_url() -> str:
+    """This request as a path on our issuer, for coming back after login (never from Host)."""
+    params = [(k, v) for k in request.values for v in request.values.getlist(k) if k not in FORM_FIELDS]
+    return "/authorize?" + urlencode(params)
+
+
+def authorize():
+    params = request.values
+    client = clients.get_client(params.get("client_id"))
+    if client is None:
+        raise DomainError("未知的应用 / Unknown client: the client_id is missing or not registered.", code="invalid_client")
+    redirect_uri = params.get("redirect_uri")
+    if len(params.getlist("client_id")) > 1 or len(params.getlist("redirect_uri")) > 1:
+        raise DomainError("重复的参数 / The request repeats client_id or redirect_uri.", code="invalid_request")
+    if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+        raise DomainError("回调地址未登记 / The redirect_uri is missing or not registered for this client.",
+                          code="invalid_request")
+    state = params.get("state")
+    if state is not None and len(state) > 1024:
+        return _redirect_error(InvalidRequestError("'state' is too long."), redirect_uri, None)
+
+    def fail(error: OAuth2Error) -> Response:
+        return _redirect_error(error, redirect_uri, state)
+
+    repeated = sorted(k for k in params if k not in FORM_FIELDS and len(params.getlist(k)) > 1)
+    if repeated:
+        return fail(InvalidRequestError("Parameters must not be repeated: " + ", ".join(repeated)[:200]))
+    if params.get("response_type") != "code":
+        return fail(UnsupportedResponseTypeError("Only response_type=code is supported.", "code"))
+    if params.get("response_mode") not in (None, "query"):
+        return fail(InvalidRequestError("Only response_mode=query is supported."))
+    if "request" in params:
+        return fail(RequestNotSupportedError())
+    if "request_uri" in params:
+        return fail(RequestURINotSupportedError())
+    if "registration" in params:
+        return fail(RegistrationNotSupportedError())
+    prompts = set(params.get("prompt", "").split())
+    if not prompts <= PROMPTS:
+        return fail(InvalidRequestError("Unsupported 'prompt' value."))
+    if "none" in prompts and len(prompts) > 1:
+        return fail(InvalidRequestError("prompt=none cannot be combined with other values."))
+    max_age = params.get("max_age")
+    if max_age is not None:
+        if not max_age.isdigit() or len(max_age) > 9:
+            return fail(InvalidRequestError("'max_age' must be a non-negative integer."))
+        max_age = int(max_age)
+    for name, limit in (("nonce", 255), ("scope", 512), ("login_hint", 64), ("code_challenge", 128)):
+        if len(params.get(name) or "") > limit:
+            return fail(InvalidRequestError(f"'{name}' is too long."))
+
+    principal = _authenticated_principal(prompts, max_age)
+    try:
+        grant = _server().get_consent_grant(end_user=principal)
+    except OAuth2Error as error:
+        return fail(error)
+
+    if principal is None:
+        if "none" in prompts:
+            return fail(LoginRequiredError())
+        query = {"next": _self_url()}
+        if params.get("login_hint"):
+            query["login_hint"] = params["login_hint"]
+        return redirect("/login?" + urlencode(query), code=303)
+
+    scopes = grant.request.scope.split()
+    if "offline_access" in scopes and "consent" not in prompts:
+        # OIDC Core §11: offline access only with prompt=consent; otherwise ignore the request.
+        scopes.remove("offline_access")
+        grant.request.scope = " ".join(scopes)
+    needs_consent = ("consent" in prompts or "offline_access" in scopes
+                     or (not client.first_party and not consent.covers(principal.person, client, scopes)))
+
+    if needs_consent:
+        if "none" in prompts:
+            return fail(ConsentRequiredError())
+        decision = request.form.get("decision") if request.method == "POST" else None
+        if decision is None:
+            return _consent_page(client, scopes, principal)
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except (CSRFError, Exception):
+            raise DomainError("页面已过期，请重新登录应用 / The consent page expired; start again from the subsite.",
+                              code="invalid_request")
+        if decision != "allow":
+            consent.record_denial(principal.person, client)
+            return fail(AccessDeniedError())
+        consent.grant(principal.person, client, scopes)
+
+    session.pop("fresh_sid", None)  # a fresh login satisfies one authorization request
+    with transaction():
+        return _server().create_authorization_response(grant_user=principal, grant=grant)
+
+
+def _authenticated_principal(prompts: set[str], max_age: int | None) -> Principal | None:
+    """The signed-in person, unless this request needs a fresh login (prompt=login, max_age)."""
+    s = current_session()
+    if s is None:
+        return None
+    fresh = session.get("fresh_sid") == s.sid
+    if "login" in prompts and not fresh:
+        return None
+    if max_age is not None and not fresh and time.time() - epoch(s.auth_time) > max_age:
+        return None
+    return Principal(person=s.person, session_id=s.id, sid=s.sid, auth_time=s.auth_time, acr=s.acr, amr=list(s.amr or []))
+
+
+def _consent_page(client, scopes, principal) -> Response:
+    return Response(render_template("consent.html", client=client, scopes=scopes, person=principal.person,
+                                    action=_self_url(), scope_labels=consent.SCOPE_LABELS))

@@ -1,0 +1,137 @@
+"""The client registry: register subsites, check their secrets."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..audit.service import record
+from ..db import db, transaction
+from ..errors import DomainError
+from .models import Client
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+SCOPES = ("openid", "profile", "email", "phone", "offline_access")
+DEFAULT_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
+ID_TOKEN_ALGS = ("RS256", "ES256")
+
+
+def _secret_key() -> bytes:
+    return current_app.extensions["idp.client_secret_key"]
+
+
+def digest_secret(secret: str) -> str:
+    """A fast keyed hash: client secrets carry 256 bits of entropy, so no password hash is needed."""
+    return hmac.new(_secret_key(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_secret(client: Client, secret: str | None) -> bool:
+    if not client.secret_digest or not secret or len(secret) > 512:
+        return False
+    return hmac.compare_digest(client.secret_digest, digest_secret(secret))
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def check_uri(uri: str, what: str) -> str:
+    """Absolute https URI without fragment; http only on loopback (RFC 9700 §2.1, §4.1.1)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:
+        raise DomainError(f"{what} {uri!r} is not a valid URI") from exc
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise DomainError(f"{what} {uri!r} must be an absolute http(s) URI")
+    if parts.fragment or "#" in uri:
+        raise DomainError(f"{what} {uri!r} must not contain a fragment")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise DomainError(f"{what} {uri!r} must use https (http is allowed on loopback only)")
+    if len(uri) > 512:
+        raise DomainError(f"{what} is longer than 512 characters")
+    return uri
+
+
+def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_uris: list[str] = (),
+                  backchannel_logout_uri: str | None = None, auth_method: str = "client_secret_basic",
+                  grant_types: list[str] | None = None, scopes: list[str] | None = None, first_party: bool = False,
+                  jwks: dict | None = None, id_token_alg: str = "RS256", actor: str = "cli") -> tuple[Client, str | None]:
+    """Register a client; returns it and its secret (shown once, stored only as a keyed hash)."""
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 128:
+        raise DomainError("the client name must have 1-128 characters")
+    if auth_method not in AUTH_METHODS:
+        raise DomainError(f"unknown auth method {auth_method!r}; use one of {', '.join(AUTH_METHODS)}")
+    grant_types = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
+    for g in grant_types:
+        if g not in GRANT_TYPES:
+            raise DomainError(f"unknown grant type {g!r}; use one of {', '.join(GRANT_TYPES)}")
+    scopes = list(dict.fromkeys(scopes or DEFAULT_SCOPES))
+    for s in scopes:
+        if s not in SCOPES:
+            raise DomainError(f"unknown scope {s!r}; use any of {', '.join(SCOPES)}")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise DomainError("a client using authorization_code needs at least one redirect URI")
+    if auth_method == "none" and "client_credentials" in grant_types:
+        raise DomainError("a public client (auth method none) cannot use client_credentials")
+    if auth_method == "private_key_jwt":
+        jwks = _check_jwks(jwks)
+    if id_token_alg not in ID_TOKEN_ALGS:
+        raise DomainError(f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}")
+    redirect_uris = [check_uri(u, "redirect URI") for u in dict.fromkeys(redirect_uris)]
+    post_logout = [check_uri(u, "post-logout redirect URI") for u in dict.fromkeys(post_logout_redirect_uris)]
+    if backchannel_logout_uri:
+        check_uri(backchannel_logout_uri, "back-channel logout URI")
+
+    secret = secrets.token_urlsafe(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
+    client = Client(
+        client_id=secrets.token_urlsafe(18), name=name,
+        secret_digest=digest_secret(secret) if secret else None,
+        redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout,
+        backchannel_logout_uri=backchannel_logout_uri, token_endpoint_auth_method=auth_method,
+        grant_types=grant_types, scopes=scopes, first_party=first_party, jwks=jwks,
+        id_token_signed_response_alg=id_token_alg,
+    )
+    with transaction():
+        db.session.add(client)
+        db.session.flush()
+        record("client.created", actor=actor, target=f"client:{client.client_id}",
+               detail={"name": name, "auth_method": auth_method, "grant_types": grant_types})
+    return client, secret
+
+
+def _check_jwks(jwks) -> dict:
+    from joserfc.jwk import KeySet
+
+    if not isinstance(jwks, dict) or not jwks.get("keys"):
+        raise DomainError("private_key_jwt needs the client's public keys (a JWKS with at least one key)")
+    try:
+        ks = KeySet.import_key_set(jwks)
+    except Exception as exc:  # joserfc raises several types for malformed keys
+        raise DomainError("the JWKS is not valid") from exc
+    for k in ks.keys:
+        if k.is_private:
+            raise DomainError("the JWKS contains a private key; register public keys only")
+    return {"keys": [k.as_dict(private=False) for k in ks.keys]}
+
+
+def get_client(client_id: str | None) -> Client | None:
+    if not client_id or not isinstance(client_id, str) or len(client_id) > 64:
+        return None
+    c = db.session.execute(select(Client).where(Client.client_id == client_id)).scalars().first()
+    return c if c is not None and c.status == "active" else None
+
+
+def list_clients() -> list[Client]:
+    return list(db.session.execute(select(Client).order_by(Client.id)).scalars())

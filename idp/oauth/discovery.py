@@ -1,0 +1,52 @@
+"""Provider metadata (OIDC Discovery 1.0 §3, RFC 8414 §2): what is implemented, and nothing else."""
+from __future__ import annotations
+
+import json
+
+from flask import current_app
+
+from .clients import AUTH_METHODS, ID_TOKEN_ALGS, SCOPES
+
+
+def metadata() -> dict:
+    cfg = current_app.config
+    iss = cfg["ISSUER"]
+    return {
+        "issuer": iss,
+        "authorization_endpoint": f"{iss}/authorize",
+        "token_endpoint": f"{iss}/token",
+        "userinfo_endpoint": f"{iss}/userinfo",
+        "jwks_uri": f"{iss}/jwks.json",
+        "revocation_endpoint": f"{iss}/revoke",
+        "introspection_endpoint": f"{iss}/introspect",
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
+                             "at_hash", "name", "preferred_username", "updated_at", "email", "email_verified",
+                             "phone_number", "phone_number_verified"],
+        "acr_values_supported": str(cfg["ACR_VALUES"]).split(),
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "require_request_uri_registration": False,
+        "authorization_response_iss_parameter_supported": True,
+        "userinfo_signing_alg_values_supported": [],
+        "ui_locales_supported": ["zh-CN", "en"],
+    }
+
+
+def metadata_json() -> bytes:
+    ext = current_app.extensions
+    if "idp.discovery" not in ext:
+        ext["idp.discovery"] = json.dumps(metadata(), ensure_ascii=False).encode()
+    return ext["idp.discovery"]

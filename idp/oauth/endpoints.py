@@ -1,0 +1,123 @@
+"""Revocation (RFC 7009), introspection (RFC 7662) and the UserInfo bearer check (RFC 6750)."""
+from __future__ import annotations
+
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
+from flask import current_app
+
+from ..accounts.models import Person
+from ..db import db, epoch, utcnow
+from . import tokens
+
+CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+class _Found:
+    """A token row and which of its two values (access or refresh) was presented."""
+
+    def __init__(self, row, kind: str):
+        self.row, self.kind = row, kind
+
+    def check_client(self, client):
+        return self.row.client_id == client.client_id
+
+    @property
+    def active(self) -> bool:
+        r, now = self.row, utcnow()
+        if r.revoked_at is not None:
+            return False
+        if self.kind == "access_token":
+            return r.access_revoked_at is None and r.access_expires_at > now
+        return tokens.refresh_is_live(r)
+
+
+def _lookup(value, hint):
+    if not isinstance(value, str) or len(value) > 4096:
+        return None
+    order = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
+    for kind in order:
+        if kind == "access_token":
+            row = tokens.find_access_row(value)
+        else:
+            row = tokens.find_refresh_token(value)
+        if row is not None:
+            return _Found(row, kind)
+    return None
+
+
+class RevocationEndpoint(_Revocation):
+    CLIENT_AUTH_METHODS = CLIENT_AUTH + ["none"]
+
+    def query_token(self, token_string, token_type_hint):
+        return _lookup(token_string, token_type_hint)
+
+    def revoke_token(self, token, request):
+        # Revoking a refresh token ends the whole grant (RFC 7009 §2.1: SHOULD also invalidate
+        # access tokens of the same authorization grant); an access token alone ends itself.
+        if token.kind == "refresh_token":
+            tokens.revoke_family(token.row.family)
+        else:
+            token.row.access_revoked_at = utcnow()
+
+
+class IntrospectionEndpoint(_Introspection):
+    CLIENT_AUTH_METHODS = CLIENT_AUTH
+
+    def query_token(self, token_string, token_type_hint):
+        return _lookup(token_string, token_type_hint)
+
+    def check_permission(self, token, client, request):
+        # A subsite may introspect only the tokens issued to it (no cross-subsite tracking).
+        return token.check_client(client)
+
+    def introspect_token(self, token):
+        if not token.active:
+            return {"active": False}
+        r = token.row
+        sub = r.client_id
+        if r.person_id is not None:
+            sub = db.session.get(Person, r.person_id).sub
+        exp = r.access_expires_at if token.kind == "access_token" else r.refresh_expires_at
+        out = {"active": True, "scope": r.scope, "client_id": r.client_id, "sub": sub,
+               "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+               "exp": epoch(exp), "iat": epoch(r.issued_at), "iss": current_app.config["ISSUER"],
+               "aud": r.client_id}
+        if token.kind == "access_token":
+            out["jti"] = r.jti
+        if r.acr:
+            out["acr"] = r.acr
+        if r.auth_time:
+            out["auth_time"] = epoch(r.auth_time)
+        return out
+
+    def create_introspection_payload(self, token):
+        # RFC 7662 §2.2: unknown, expired, revoked or not-yours tokens are all just inactive.
+        return self.introspect_token(token) if token is not None else {"active": False}
+
+
+class _BearerView:
+    def __init__(self, row):
+        self.row = row
+
+    def is_expired(self):
+        return self.row.access_expires_at <= utcnow()
+
+    def is_revoked(self):
+        return self.row.access_revoked_at is not None or self.row.revoked_at is not None
+
+    def get_scope(self):
+        return self.row.scope
+
+
+class AccessTokenValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        row = tokens.find_access_token(token_string)
+        return _BearerView(row) if row is not None else None
+
+
+def build_resource_protector() -> ResourceProtector:
+    rp = ResourceProtector()
+    rp.register_token_validator(AccessTokenValidator())
+    return rp

@@ -1,0 +1,257 @@
+"""Grants and extensions, each overriding only what our storage and policy need."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from datetime import timedelta
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import grants as oidc_grants
+from authlib.oidc.core.util import create_half_hash
+from flask import current_app
+from joserfc.jwk import KeySet
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..audit.service import record
+from ..db import db, epoch, utcnow
+from ..sessions.models import SsoSession
+from ..sessions.service import note_client
+from . import tokens
+from .models import AuthorizationCode, UsedAssertion
+
+TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+def _security_event(action: str, client_id: str, detail: dict) -> None:
+    """Record an attack signal and commit it even though the request itself fails."""
+    record(action, actor=f"client:{client_id}", outcome="refused", detail=detail)
+    db.session.commit()
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client):
+        # Checked by the authorization view before Authlib runs (exact match, error page otherwise);
+        # re-checked here with a fixed message (Authlib's echoes the URI into error_description).
+        uri = request.payload.redirect_uri
+        if not uri or not client.check_redirect_uri(uri):
+            raise InvalidRequestError("Invalid 'redirect_uri'.")
+        return uri
+
+    def save_authorization_code(self, code, request):
+        cfg = current_app.config
+        user: tokens.Principal = request.user
+        data = request.payload.data
+        now = utcnow()
+        row = AuthorizationCode(
+            code_digest=tokens.digest(code), client_id=request.client.client_id, person_id=user.person.id,
+            session_id=user.session_id, redirect_uri=request.payload.redirect_uri, scope=request.scope or "",
+            nonce=data.get("nonce"), code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"), auth_time=user.auth_time,
+            acr=user.acr, amr=user.amr, created_at=now, expires_at=now + timedelta(seconds=cfg["CODE_TTL"]),
+        )
+        db.session.add(row)
+        if user.session_id:
+            note_client(user.session_id, request.client.client_id)
+        return row
+
+    def query_authorization_code(self, code, client):
+        if not isinstance(code, str) or len(code) > 256:
+            return None
+        row = db.session.execute(select(AuthorizationCode).where(
+            AuthorizationCode.code_digest == tokens.digest(code))).scalars().first()
+        if row is None or row.client_id != client.client_id:
+            return None
+        if row.used_at is not None:
+            revoked = tokens.revoke_from_code(row.id)
+            _security_event("code.replayed", client.client_id, {"tokens_revoked": revoked})
+            return None
+        if row.expires_at <= utcnow():
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code):
+        # Consumed in the transaction that stores the tokens; a concurrent redemption loses here.
+        res = db.session.execute(update(AuthorizationCode).where(
+            AuthorizationCode.id == authorization_code.id, AuthorizationCode.used_at.is_(None)).values(used_at=utcnow()))
+        if res.rowcount != 1:
+            raise InvalidGrantError("The authorization code has already been used.")
+
+    def authenticate_user(self, authorization_code):
+        from ..accounts.models import Person
+
+        person = db.session.get(Person, authorization_code.person_id)
+        if person is None or not person.active:
+            return None
+        sid = None
+        if authorization_code.session_id:
+            sid = db.session.execute(select(SsoSession.sid).where(SsoSession.id == authorization_code.session_id)).scalar()
+        return tokens.Principal(
+            person=person, session_id=authorization_code.session_id, sid=sid,
+            auth_time=authorization_code.auth_time, acr=authorization_code.acr, amr=authorization_code.amr,
+            code_id=authorization_code.id, offline="offline_access" in authorization_code.scope.split(),
+        )
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        row = tokens.find_refresh_token(refresh_token)
+        if row is None:
+            return None
+        if row.rotated_at is not None and row.revoked_at is None:
+            # RFC 9700 §4.14.2: a rotated refresh token presented again means one copy was stolen.
+            revoked = tokens.revoke_family(row.family)
+            _security_event("refresh_token.reused", row.client_id, {"tokens_revoked": revoked})
+            return None
+        if not tokens.refresh_is_live(row):
+            return None
+        if not row.offline and row.session_id is not None:
+            s = db.session.get(SsoSession, row.session_id)
+            if s is None or s.ended_at is not None:
+                return None
+        return _TokenView(row)
+
+    def authenticate_user(self, refresh_token):
+        row = refresh_token.row
+        from ..accounts.models import Person
+
+        person = db.session.get(Person, row.person_id)
+        if person is None or not person.active:
+            return None
+        sid = None
+        if row.session_id:
+            sid = db.session.execute(select(SsoSession.sid).where(SsoSession.id == row.session_id)).scalar()
+        return tokens.Principal(person=person, session_id=row.session_id, sid=sid, auth_time=row.auth_time,
+                                acr=row.acr, amr=row.amr, family=row.family, offline=row.offline)
+
+    def revoke_old_credential(self, refresh_token):
+        if not tokens.mark_rotated(refresh_token.row):
+            raise InvalidGrantError("The refresh token has already been used.")
+
+
+class _TokenView:
+    """Authlib's TokenMixin over a stored row."""
+
+    def __init__(self, row):
+        self.row = row
+
+    def check_client(self, client):
+        return hmac.compare_digest(self.row.client_id, client.client_id)
+
+    def get_scope(self):
+        return self.row.scope
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def validate_requested_scope(self):
+        # Client credentials carry no user, so user scopes (openid, profile, ...) are never granted.
+        requested = set((self.request.payload.scope or "").split())
+        if requested & tokens.USER_SCOPES or not requested <= set(self.request.client.scopes):
+            raise InvalidScopeError()
+
+
+def compare_s256(verifier: str, challenge: str) -> bool:
+    computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return hmac.compare_digest(computed, challenge)
+
+
+class StrictPKCE(CodeChallenge):
+    """PKCE with S256 only (RFC 7636 §4.2); required for public clients; a missing method is an error."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    CODE_CHALLENGE_METHODS = {"S256": compare_s256}
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
+        if grant.request.client.is_public and not challenge:
+            raise InvalidRequestError("PKCE is required for public clients: send 'code_challenge' with method S256.")
+        if challenge and method is None:
+            raise InvalidRequestError("Missing 'code_challenge_method'; only S256 is supported.")
+        if method is not None and method != "S256":
+            raise InvalidRequestError("Unsupported 'code_challenge_method'; only S256 is supported.")
+        return super().validate_code_challenge(grant, redirect_uri)
+
+
+class OpenIDCode(oidc_grants.OpenIDCode):
+    """ID token per OIDC Core §2 and §3.1.3.6, signed with the client's chosen algorithm."""
+
+    def exists_nonce(self, nonce, request):
+        return False  # nonce replay is the relying party's check (OIDC Core §3.1.3.7 step 11)
+
+    def generate_user_info(self, user, scope):
+        return {}
+
+    def encode_id_token(self, token, request):
+        cfg = current_app.config
+        client = request.client
+        user: tokens.Principal = request.user
+        code = request.authorization_code
+        alg = client.id_token_signed_response_alg or "RS256"
+        now = int(time.time())
+        claims = {"iss": cfg["ISSUER"], "sub": user.person.sub, "aud": client.client_id,
+                  "iat": now, "exp": now + cfg["ID_TOKEN_TTL"]}
+        if code is not None and code.nonce:
+            claims["nonce"] = code.nonce
+        if user.auth_time:
+            claims["auth_time"] = epoch(user.auth_time)
+        if user.acr:
+            claims["acr"] = user.acr
+        if user.amr:
+            claims["amr"] = user.amr
+        if user.sid:
+            claims["sid"] = user.sid
+        claims["at_hash"] = create_half_hash(token["access_token"], alg).decode()
+        return tokens.sign_jwt({"typ": "JWT"}, claims, alg)
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """``private_key_jwt`` client authentication (RFC 7523 §2.2, OIDC Core §9)."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self):
+        super().__init__(validate_jti=True, leeway=60)
+
+    def get_audiences(self):
+        issuer = current_app.config["ISSUER"]
+        return [issuer, issuer + "/token"]
+
+    def verify_claims(self, claims):
+        super().verify_claims(claims)
+        max_age = current_app.config["ASSERTION_MAX_AGE"]
+        if int(claims["exp"]) > time.time() + max_age:
+            from authlib.oauth2.rfc6749.errors import InvalidClientError
+
+            raise InvalidClientError(description="The assertion lives too long.")
+
+    def validate_jti(self, claims, jti):
+        if not isinstance(jti, str) or not 1 <= len(jti) <= 255:
+            return False
+        now = utcnow()
+        db.session.execute(UsedAssertion.__table__.delete().where(UsedAssertion.expires_at < now))
+        try:
+            with db.session.begin_nested():
+                db.session.add(UsedAssertion(client_id=str(claims["sub"]), jti=jti,
+                                             expires_at=now + timedelta(seconds=current_app.config["ASSERTION_MAX_AGE"] + 60)))
+        except IntegrityError:
+            return False
+        db.session.commit()  # remembered even if the rest of the request fails
+        return True
+
+    def resolve_client_public_key(self, client):
+        return KeySet.import_key_set(client.jwks or {"keys": []})

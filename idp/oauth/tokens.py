@@ -1,0 +1,157 @@
+"""Issue and look up tokens. Access tokens are RFC 9068 JWTs; every token is stored as a SHA-256
+digest only (a leaked database holds no usable token)."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from joserfc import jwt
+from sqlalchemy import select, update
+
+from ..db import db, epoch, utcnow
+from .models import Token
+
+USER_SCOPES = frozenset({"openid", "profile", "email", "phone", "offline_access"})
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass
+class Principal:
+    """Who a user-bound token is for, and how they authenticated (carried from code or refresh token)."""
+
+    person: object
+    session_id: int | None
+    sid: str | None
+    auth_time: datetime | None
+    acr: str | None
+    amr: list = field(default_factory=list)
+    code_id: int | None = None
+    family: str | None = None
+    offline: bool = False
+
+    # Authlib calls get_user_id() in places (e.g. introspection helpers).
+    def get_user_id(self):
+        return self.person.id
+
+
+def _keystore():
+    return current_app.extensions["idp.keystore"]
+
+
+def sign_jwt(header: dict, claims: dict, alg: str) -> str:
+    key = _keystore().signing_key(alg)
+    return jwt.encode({**header, "alg": alg, "kid": key.kid}, claims, key.jwk, algorithms=[alg])
+
+
+def generate_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
+    """Authlib token generator: a signed access token and, when allowed, an opaque refresh token."""
+    cfg = current_app.config
+    now = utcnow()
+    ttl = expires_in or cfg["ACCESS_TOKEN_TTL"]
+    jti = secrets.token_urlsafe(16)
+    claims = {
+        "iss": cfg["ISSUER"], "exp": epoch(now) + ttl, "iat": epoch(now), "jti": jti,
+        "aud": client.client_id, "client_id": client.client_id,
+        "sub": user.person.sub if user else client.client_id,
+    }
+    if scope:
+        claims["scope"] = scope
+    if user is not None:
+        if user.auth_time:
+            claims["auth_time"] = epoch(user.auth_time)
+        if user.acr:
+            claims["acr"] = user.acr
+        if user.amr:
+            claims["amr"] = user.amr
+        if user.sid:
+            claims["sid"] = user.sid
+    token = {
+        "token_type": "Bearer",
+        "access_token": sign_jwt({"typ": "at+jwt"}, claims, cfg["ACCESS_TOKEN_ALG"]),
+        "expires_in": ttl,
+        "_jti": jti,
+    }
+    if scope is not None:
+        token["scope"] = scope
+    if include_refresh_token and user is not None:
+        token["refresh_token"] = secrets.token_urlsafe(32)
+    return token
+
+
+def save_token(token: dict, request) -> Token:
+    """Store digests of what ``generate_token`` made (the caller's transaction)."""
+    cfg = current_app.config
+    user: Principal | None = request.user
+    now = utcnow()
+    jti = token.pop("_jti")
+    refresh = token.get("refresh_token")
+    offline = bool(user and user.offline)
+    row = Token(
+        client_id=request.client.client_id, grant_type=request.payload.grant_type or "",
+        scope=token.get("scope") or "", access_digest=digest(token["access_token"]), jti=jti,
+        access_expires_at=now + timedelta(seconds=token["expires_in"]), issued_at=now,
+        family=(user.family if user and user.family else secrets.token_hex(16)),
+    )
+    if user is not None:
+        row.person_id = user.person.id
+        row.session_id = user.session_id
+        row.code_id = user.code_id
+        row.offline = offline
+        row.auth_time, row.acr, row.amr = user.auth_time, user.acr, user.amr
+    if refresh:
+        row.refresh_digest = digest(refresh)
+        ttl = cfg["OFFLINE_REFRESH_TOKEN_TTL"] if offline else cfg["REFRESH_TOKEN_TTL"]
+        row.refresh_expires_at = now + timedelta(seconds=ttl)
+    db.session.add(row)
+    return row
+
+
+def find_access_row(value: str) -> Token | None:
+    return db.session.execute(select(Token).where(Token.access_digest == digest(value))).scalars().first()
+
+
+def find_access_token(value: str | None) -> Token | None:
+    """The stored row for an access token that is still valid, else None."""
+    if not value or len(value) > 4096:
+        return None
+    row = find_access_row(value)
+    if row is None or row.access_revoked_at or row.revoked_at or row.access_expires_at <= utcnow():
+        return None
+    return row
+
+
+def find_refresh_token(value: str | None) -> Token | None:
+    if not value or len(value) > 512:
+        return None
+    return db.session.execute(select(Token).where(Token.refresh_digest == digest(value))).scalars().first()
+
+
+def refresh_is_live(row: Token) -> bool:
+    return (row.revoked_at is None and row.rotated_at is None and row.refresh_expires_at is not None
+            and row.refresh_expires_at > utcnow())
+
+
+def revoke_family(family: str) -> int:
+    """Revoke every token of a refresh chain (reuse detected, or the client revoked it)."""
+    now = utcnow()
+    res = db.session.execute(update(Token).where(Token.family == family, Token.revoked_at.is_(None)).values(revoked_at=now))
+    return res.rowcount
+
+
+def revoke_from_code(code_id: int) -> int:
+    """Revoke what a code issued (RFC 6749 §4.1.2: a replayed code SHOULD revoke its tokens)."""
+    families = db.session.execute(select(Token.family).where(Token.code_id == code_id)).scalars().all()
+    return sum(revoke_family(f) for f in set(families))
+
+
+def mark_rotated(row: Token) -> bool:
+    """Atomically retire a refresh token; False if another request got there first."""
+    res = db.session.execute(update(Token).where(Token.id == row.id, Token.rotated_at.is_(None), Token.revoked_at.is_(None))
+                             .values(rotated_at=utcnow()))
+    return res.rowcount == 1

@@ -1,0 +1,90 @@
+"""HTTP glue for the protocol endpoints: parse, call, respond."""
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from flask import Blueprint, Response, current_app, jsonify
+
+from ..accounts.models import Person
+from ..accounts.service import claims_for
+from ..db import db, transaction
+from . import authorize as authorize_endpoint
+from .discovery import metadata_json
+
+bp = Blueprint("oauth", __name__)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _server():
+    return current_app.extensions["idp.authorization_server"]
+
+
+def _json(body: bytes, max_age: int) -> Response:
+    resp = Response(body, mimetype="application/json")
+    resp.headers["Cache-Control"] = f"public, max-age={max_age}"
+    resp.headers["Access-Control-Allow-Origin"] = "*"
+    return resp
+
+
+@bp.get("/.well-known/openid-configuration")
+@bp.get("/.well-known/oauth-authorization-server")
+def discovery():
+    return _json(metadata_json(), 3600)
+
+
+@bp.get("/jwks.json")
+def jwks():
+    # Short cache so relying parties see a rotation quickly (a new key is published at once).
+    return _json(current_app.extensions["idp.keystore"].jwks_json(), 300)
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize():
+    return authorize_endpoint.authorize()
+
+
+def _committed(resp: Response) -> Response:
+    if resp.status_code == 200:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@bp.post("/token")
+def token():
+    return _committed(_server().create_token_response())
+
+
+@bp.post("/revoke")
+def revoke():
+    return _committed(_server().create_endpoint_response("revocation"))
+
+
+@bp.post("/introspect")
+def introspect():
+    return _committed(_server().create_endpoint_response("introspection"))
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo():
+    """OIDC Core §5.3: claims for the scopes of a valid bearer token with ``openid``."""
+    rp = current_app.extensions["idp.resource_protector"]
+    try:
+        row = rp.acquire_token(["openid"]).row
+    except OAuth2Error as error:  # RFC 6750 §3: error in WWW-Authenticate
+        resp = jsonify(dict(error.get_body()))
+        resp.status_code = error.status_code
+        resp.headers.update(dict(error.get_headers()))
+        resp.headers.update(NO_STORE)
+        return resp
+    person = db.session.get(Person, row.person_id) if row.person_id else None
+    if person is None or not person.active:
+        resp = jsonify({"error": "invalid_token", "error_description": "The token has no active user."})
+        resp.status_code = 401
+        resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return resp
+    resp = jsonify(claims_for(person, set(row.scope.split())))
+    resp.headers.update(NO_STORE)
+    return resp

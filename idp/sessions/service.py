@@ -1,0 +1,73 @@
+"""Create, find, slide and end SSO sessions."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask import current_app, request
+from sqlalchemy import select
+
+from ..accounts.models import Person
+from ..audit.service import record
+from ..db import db, transaction, utcnow
+from .models import SessionClient, SsoSession
+
+
+def _digest(cookie: str) -> str:
+    return hashlib.sha256(cookie.encode()).hexdigest()
+
+
+def start_session(person: Person, *, acr: str, amr: list[str], replaces: SsoSession | None = None) -> tuple[SsoSession, str]:
+    """A new session with a new identifier at every login (no fixation); returns it and the cookie value."""
+    cfg = current_app.config
+    now = utcnow()
+    cookie = secrets.token_urlsafe(32)
+    s = SsoSession(
+        sid=secrets.token_urlsafe(16), cookie_digest=_digest(cookie), person_id=person.id,
+        auth_time=now, acr=acr, amr=amr, created_at=now, last_seen_at=now,
+        idle_expires_at=now + timedelta(seconds=cfg["SESSION_IDLE_TTL"]),
+        absolute_expires_at=now + timedelta(seconds=cfg["SESSION_ABSOLUTE_TTL"]),
+        ip=request.remote_addr, user_agent=(request.user_agent.string or "")[:256],
+    )
+    with transaction():
+        if replaces is not None and replaces.ended_at is None:
+            replaces.ended_at, replaces.end_reason = now, "replaced"
+            record("session.ended", actor=f"person:{person.sub}", target=f"session:{replaces.sid}", detail={"reason": "replaced"})
+        db.session.add(s)
+        db.session.flush()
+        record("session.started", actor=f"person:{person.sub}", target=f"session:{s.sid}", detail={"acr": acr, "amr": amr})
+    return s, cookie
+
+
+def find_session(cookie: str | None) -> SsoSession | None:
+    """The live session for a cookie, slid forward; None if missing, ended or expired."""
+    if not cookie or len(cookie) > 128:
+        return None
+    s = db.session.execute(select(SsoSession).where(SsoSession.cookie_digest == _digest(cookie))).scalars().first()
+    if s is None or s.ended_at is not None or not s.person.active:
+        return None
+    now = utcnow()
+    if now >= s.idle_expires_at or now >= s.absolute_expires_at:
+        return None
+    # Slide the idle expiry, but write at most once a minute.
+    if (now - s.last_seen_at).total_seconds() >= 60:
+        with transaction():
+            s.last_seen_at = now
+            s.idle_expires_at = min(now + timedelta(seconds=current_app.config["SESSION_IDLE_TTL"]), s.absolute_expires_at)
+    return s
+
+
+def note_client(session_id: int, client_id: str) -> None:
+    """Remember that ``client_id`` took part in the session (caller's transaction)."""
+    exists = db.session.execute(select(SessionClient.id).where(
+        SessionClient.session_id == session_id, SessionClient.client_id == client_id)).first()
+    if not exists:
+        db.session.add(SessionClient(session_id=session_id, client_id=client_id))
+
+
+def end_session(s: SsoSession, reason: str, actor: str) -> None:
+    with transaction():
+        if s.ended_at is None:
+            s.ended_at, s.end_reason = utcnow(), reason
+            record("session.ended", actor=actor, target=f"session:{s.sid}", detail={"reason": reason})
