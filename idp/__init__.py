@@ -5,7 +5,7 @@ import logging
 import os
 from pathlib import Path
 
-from flask import Flask, render_template, request
+from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFProtect
 
 from . import config as config_module
@@ -84,13 +84,26 @@ def _engine_options(url: str) -> dict:
 
 def _register_blueprints(app: Flask) -> None:
     from .authn.views import bp as authn_bp
-    from .oauth.views import bp as oauth_bp
+    from .oauth import views as oauth_views
 
-    app.register_blueprint(oauth_bp)
+    app.register_blueprint(oauth_views.bp)
     app.register_blueprint(authn_bp)
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
-    for view in ("token", "revoke", "introspect", "userinfo", "authorize"):
-        csrf.exempt(f"{oauth_bp.name}.{view}")
+    for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,
+                 oauth_views.authorize):
+        csrf.exempt(view)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz():
+        from sqlalchemy import text
+
+        db.session.execute(text("SELECT 1"))
+        app.extensions["idp.keystore"].jwks_json()
+        return {"status": "ready"}
 
     @app.get("/")
     def home():
@@ -105,6 +118,9 @@ def _register_hooks(app: Flask) -> None:
 
     @app.before_request
     def _limits():
+        # Per-request caches live in g; drop any left by an enclosing app context (tests).
+        for key in ("_idp_sso", "_idp_clients"):
+            g.pop(key, None)
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             return render_error(414, "uri_too_long", "The query string is too long.")
         return None

@@ -88,6 +88,16 @@ class AuthorizationCode(db.Model):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
 
+    # Authlib's AuthorizationCodeMixin contract, duck-typed.
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
 
 class Token(db.Model):
     """One issuance: an access token and, optionally, a refresh token.

@@ -67,24 +67,33 @@ def introspect():
     return _committed(_server().create_endpoint_response("introspection"))
 
 
+def _bearer_challenge(error: str, status: int) -> Response:
+    """RFC 6750 §3: no error code when no credentials were sent; otherwise the error and its status."""
+    realm = f'Bearer realm="{current_app.config["ISSUER"]}"'
+    if error in ("missing_authorization", "unsupported_token_type"):
+        resp, status, header = jsonify({"error": "invalid_request",
+                                        "error_description": "A bearer access token is required."}), 401, realm
+    else:
+        error = error if error in ("invalid_token", "insufficient_scope") else "invalid_token"
+        status = 403 if error == "insufficient_scope" else 401
+        resp, header = jsonify({"error": error}), f'{realm}, error="{error}"'
+    resp.status_code = status
+    resp.headers["WWW-Authenticate"] = header
+    resp.headers.update(NO_STORE)
+    return resp
+
+
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo():
     """OIDC Core §5.3: claims for the scopes of a valid bearer token with ``openid``."""
     rp = current_app.extensions["idp.resource_protector"]
     try:
         row = rp.acquire_token(["openid"]).row
-    except OAuth2Error as error:  # RFC 6750 §3: error in WWW-Authenticate
-        resp = jsonify(dict(error.get_body()))
-        resp.status_code = error.status_code
-        resp.headers.update(dict(error.get_headers()))
-        resp.headers.update(NO_STORE)
-        return resp
+    except OAuth2Error as error:
+        return _bearer_challenge(error.error, error.status_code)
     person = db.session.get(Person, row.person_id) if row.person_id else None
     if person is None or not person.active:
-        resp = jsonify({"error": "invalid_token", "error_description": "The token has no active user."})
-        resp.status_code = 401
-        resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        return resp
+        return _bearer_challenge("invalid_token", 401)
     resp = jsonify(claims_for(person, set(row.scope.split())))
     resp.headers.update(NO_STORE)
     return resp

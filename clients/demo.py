@@ -1,0 +1,118 @@
+"""``make run``: set up the hub (database, keys, demo data) and start it with two demo subsites.
+
+Everything listens on 127.0.0.1. Demo data is created once and remembered in
+``instance/demo.json`` (client secrets are shown only at creation, so we keep them there).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+STATE = INSTANCE / "demo.json"
+HUB_PORT = int(os.environ.get("DEMO_HUB_PORT", "5000"))
+ISSUER = f"http://127.0.0.1:{HUB_PORT}"
+SUBSITES = [
+    ("scjgj", "本溪市市场监督管理局", 5001),
+    ("rsj", "本溪市人力资源和社会保障局", 5002),
+]
+DEMO_USER = {"username": "zhangsan", "password": "Benxi-demo-2026", "name": "张三",
+             "id_number": "11010519491231002X", "phone": "13800138000", "email": "zhangsan@example.cn"}
+BIN = Path(sys.executable).parent
+
+
+def idp(*args: str) -> dict:
+    env = {**os.environ, "IDP_ISSUER": ISSUER}
+    out = subprocess.run([str(BIN / "idp"), *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else {}
+
+
+def provision() -> dict:
+    print("• setting up the database and keys (idp init)…", flush=True)
+    idp("init")
+    state = json.loads(STATE.read_text()) if STATE.exists() else {}
+    if state.get("issuer") != ISSUER:
+        state = {"issuer": ISSUER}
+    if "user" not in state:
+        print("• creating the demo citizen…", flush=True)
+        u = DEMO_USER
+        try:
+            idp("users", "create", "--username", u["username"], "--password", u["password"], "--name", u["name"],
+                "--id-number", u["id_number"], "--phone", u["phone"], "--email", u["email"])
+        except subprocess.CalledProcessError as exc:
+            if "taken" not in exc.stderr:
+                raise
+        state["user"] = u["username"]
+    for key, name, port in SUBSITES:
+        if key not in state:
+            print(f"• registering the subsite {name}…", flush=True)
+            state[key] = idp("clients", "create", "--name", name, "--first-party",
+                             "--redirect-uri", f"http://127.0.0.1:{port}/callback",
+                             "--post-logout-redirect-uri", f"http://127.0.0.1:{port}/")
+    INSTANCE.mkdir(exist_ok=True)
+    STATE.write_text(json.dumps(state, ensure_ascii=False, indent=2))
+    os.chmod(STATE, 0o600)
+    return state
+
+
+def wait_for(url: str, timeout: float = 30) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"{url} did not come up within {timeout:.0f} s")
+
+
+def main() -> None:
+    state = provision()
+    procs = []
+    env = {**os.environ, "IDP_ISSUER": ISSUER}
+    try:
+        procs.append(subprocess.Popen([str(BIN / "idp"), "serve", "--port", str(HUB_PORT)], cwd=ROOT, env=env))
+        wait_for(f"{ISSUER}/readyz")
+        for key, name, port in SUBSITES:
+            procs.append(subprocess.Popen([sys.executable, "-m", "clients.subsite", "--name", name, "--port", str(port),
+                                           "--issuer", ISSUER, "--client-id", state[key]["client_id"],
+                                           "--client-secret", state[key]["client_secret"]], cwd=ROOT))
+        for _, _, port in SUBSITES:
+            wait_for(f"http://127.0.0.1:{port}/")
+        u = DEMO_USER
+        print(f"""
+==============================================================
+ 本溪政务网 统一身份认证 demo is running (Ctrl-C stops it)
+   hub (identity provider): {ISSUER}
+   subsite 1: http://127.0.0.1:{SUBSITES[0][2]}/   {SUBSITES[0][1]}
+   subsite 2: http://127.0.0.1:{SUBSITES[1][2]}/   {SUBSITES[1][1]}
+ demo citizen: username {u['username']}  password {u['password']}
+ Sign in on subsite 1, then open subsite 2 and click sign in:
+ you are signed in there without typing a password.
+==============================================================
+""", flush=True)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        raise SystemExit("a demo process stopped unexpectedly")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()

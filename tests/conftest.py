@@ -1,0 +1,196 @@
+"""Fixtures: an app on a fresh SQLite database with keys (copied from session templates, so each
+test is fast), its test client and CLI runner, and helpers that act like a browser and an RP."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from html import unescape
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from idp import create_app
+from tests.services.fixtures import postgres_database, postgres_server, postgres_url  # noqa: F401
+
+TEST_SECRET = "test-secret-key-" + "x" * 32
+PASSWORD = "correct horse battery"
+
+
+def _config(tmp, db_url=None, **extra):
+    cfg = {
+        "DATABASE_URL": db_url or f"sqlite:///{tmp / 'idp.sqlite3'}",
+        "KEYS_DIR": str(tmp / "keys"),
+        "SECRET_KEY": TEST_SECRET,
+        "TESTING": True,
+        "KEYS_RELOAD_INTERVAL": 0,
+    }
+    cfg.update(extra)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def template_dir(tmp_path_factory):
+    """Keys and a migrated SQLite database made once; tests get copies."""
+    from idp.keystore.service import ensure_keys
+    from idp.migrations_lock import upgrade_database
+
+    tmp = tmp_path_factory.mktemp("template")
+    app = create_app(_config(tmp), load_keys=False)
+    with app.app_context():
+        ensure_keys(app.config)
+        upgrade_database()
+        from idp.db import db
+
+        db.engine.dispose()  # closes the last connection: SQLite checkpoints the WAL into the file
+    return tmp
+
+
+@pytest.fixture
+def instance(tmp_path, template_dir):
+    shutil.copytree(template_dir / "keys", tmp_path / "keys")
+    shutil.copy(template_dir / "idp.sqlite3", tmp_path / "idp.sqlite3")
+    return tmp_path
+
+
+@pytest.fixture
+def app_config():
+    """Override in a test module to change settings."""
+    return {}
+
+
+@pytest.fixture
+def app(instance, app_config):
+    app = create_app(_config(instance, **app_config))
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def user(app):
+    from idp.accounts.service import create_citizen
+
+    return create_citizen(username="alice", password=PASSWORD, name="张三", phone="13800138000",
+                          email="alice@example.cn", id_number="11010519491231002X")
+
+
+def make_rp(app, **kw):
+    """Register a client; returns a dict with client_id, client_secret and redirect_uri."""
+    from idp.oauth.clients import create_client
+
+    redirect = kw.pop("redirect_uri", "https://rp.example.cn/callback")
+    kw.setdefault("name", "测试子站")
+    kw.setdefault("redirect_uris", [redirect])
+    c, secret = create_client(**kw)
+    return {"client_id": c.client_id, "client_secret": secret, "redirect_uri": redirect}
+
+
+@pytest.fixture
+def rp(app):
+    return make_rp(app, first_party=False)
+
+
+@pytest.fixture
+def rp2(app):
+    return make_rp(app, name="第二子站", redirect_uri="https://rp2.example.cn/cb", first_party=True)
+
+
+def pkce_pair():
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def form_fields(html: str) -> dict:
+    fields = {}
+    for m in re.finditer(r"<input([^>]*)>", html):
+        attrs = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        if "name" in attrs:
+            fields[attrs["name"]] = unescape(attrs.get("value", ""))
+    return fields
+
+
+class Browser:
+    """Drives the hub's pages through the Flask test client, like a person would."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, username="alice", password=PASSWORD, next_url="/"):
+        page = self.client.get("/login?" + urlencode({"next": next_url}))
+        fields = form_fields(page.get_data(as_text=True))
+        return self.client.post("/login", data={**fields, "username": username, "password": password})
+
+    def authorize(self, rp, *, scope="openid profile", pkce=True, extra=None, follow_login=None, consent="allow"):
+        """Run /authorize; log in and consent when asked. Returns (final response, verifier)."""
+        verifier, challenge = pkce_pair()
+        params = {"response_type": "code", "client_id": rp["client_id"], "redirect_uri": rp["redirect_uri"],
+                  "scope": scope, "state": "st-" + secrets.token_hex(4), "nonce": "n-" + secrets.token_hex(4)}
+        if pkce:
+            params.update(code_challenge=challenge, code_challenge_method="S256")
+        params.update(extra or {})
+        params = {k: v for k, v in params.items() if v is not None}
+        resp = self.client.get("/authorize?" + urlencode(params))
+        if resp.status_code == 303 and resp.location.startswith("/login") and follow_login:
+            login_url = resp.location
+            page = self.client.get(login_url)
+            fields = form_fields(page.get_data(as_text=True))
+            resp = self.client.post("/login", data={**fields, "username": follow_login[0], "password": follow_login[1]})
+            assert resp.status_code == 303, resp.get_data(as_text=True)
+            resp = self.client.get(resp.location)
+        if resp.status_code == 200 and b'name="decision"' in resp.data and consent:
+            html = resp.get_data(as_text=True)
+            action = unescape(re.search(r'<form method="post" action="([^"]+)"', html).group(1))
+            resp = self.client.post(action, data={**form_fields(html), "decision": consent})
+        resp.params, resp.verifier = params, verifier
+        return resp
+
+    def code(self, rp, **kw):
+        kw.setdefault("follow_login", ("alice", PASSWORD))
+        resp = self.authorize(rp, **kw)
+        assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
+        q = parse_qs(urlsplit(resp.location).query)
+        assert "code" in q, resp.location
+        return q["code"][0], resp.verifier, resp.params
+
+
+@pytest.fixture
+def browser(client):
+    return Browser(client)
+
+
+def basic(rp) -> dict:
+    raw = f"{rp['client_id']}:{rp['client_secret']}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def exchange(client, rp, code, verifier, **extra):
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp["redirect_uri"],
+            "code_verifier": verifier, **extra}
+    return client.post("/token", data=data, headers=basic(rp))
+
+
+@pytest.fixture
+def tokens(client, browser, rp, user):
+    """A completed code flow for ``rp``: the token response JSON."""
+    code, verifier, _ = browser.code(rp)
+    resp = exchange(client, rp, code, verifier)
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
