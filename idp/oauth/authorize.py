@@ -107,11 +107,7 @@ def authorize():
             query["login_hint"] = params["login_hint"]
         return redirect("/login?" + urlencode(query), code=303)
 
-    scopes = grant.request.scope.split()
-    if "offline_access" in scopes and "consent" not in prompts:
-        # OIDC Core §11: offline access only with prompt=consent; otherwise ignore the request.
-        scopes.remove("offline_access")
-        grant.request.scope = " ".join(scopes)
+    scopes = consent.effective_scopes(grant.request.scope, params.get("prompt"))
     needs_consent = ("consent" in prompts or "offline_access" in scopes
                      or (not client.first_party and not consent.covers(principal.person, client, scopes)))
 

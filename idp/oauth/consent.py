@@ -17,6 +17,14 @@ SCOPE_LABELS = {
 }
 
 
+def effective_scopes(scope: str, prompt: str | None) -> list[str]:
+    """OIDC Core §11: offline_access only when prompt contains consent; otherwise it is ignored."""
+    scopes = scope.split()
+    if "offline_access" in scopes and "consent" not in (prompt or "").split():
+        scopes.remove("offline_access")
+    return scopes
+
+
 def covers(person, client, scopes) -> bool:
     row = db.session.execute(select(Consent).where(Consent.person_id == person.id,
                                                    Consent.client_id == client.client_id)).scalars().first()

@@ -23,6 +23,7 @@ from ..db import db, epoch, utcnow
 from ..sessions.models import SsoSession
 from ..sessions.service import note_client
 from . import tokens
+from .consent import effective_scopes
 from .models import AuthorizationCode, UsedAssertion
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -53,7 +54,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         now = utcnow()
         row = AuthorizationCode(
             code_digest=tokens.digest(code), client_id=request.client.client_id, person_id=user.person.id,
-            session_id=user.session_id, redirect_uri=request.payload.redirect_uri, scope=request.scope or "",
+            session_id=user.session_id, redirect_uri=request.payload.redirect_uri,
+            scope=" ".join(effective_scopes(request.scope or "", data.get("prompt"))),
             nonce=data.get("nonce"), code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"), auth_time=user.auth_time,
             acr=user.acr, amr=user.amr, created_at=now, expires_at=now + timedelta(seconds=cfg["CODE_TTL"]),
