@@ -48,6 +48,10 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     if load_keys:
         init_keys(app)
 
+    from .proxy import TrustedProxies
+
+    app.wsgi_app = TrustedProxies(app.wsgi_app, config_module.trusted_proxy_networks(settings))
+
     from .cli import register_cli
 
     register_cli(app)

@@ -40,7 +40,8 @@ class Conflict(DomainError):
 
 
 def wants_json() -> bool:
-    if request.path.startswith(("/oauth/", "/.well-known/", "/userinfo", "/jwks")):
+    if request.path.startswith(("/token", "/revoke", "/introspect", "/userinfo", "/jwks", "/.well-known/",
+                                "/healthz", "/readyz")):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

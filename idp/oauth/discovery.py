@@ -34,14 +34,11 @@ def metadata() -> dict:
                              "at_hash", "name", "preferred_username", "updated_at", "email", "email_verified",
                              "phone_number", "phone_number_verified"],
         "acr_values_supported": str(cfg["ACR_VALUES"]).split(),
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "authorization_response_iss_parameter_supported": True,
-        "userinfo_signing_alg_values_supported": [],
-        "ui_locales_supported": ["zh-CN", "en"],
     }
 
 
