@@ -82,8 +82,8 @@ def main() -> None:
         wait_for(f"{ISSUER}/readyz")
         for key, name, port in SUBSITES:
             procs.append(subprocess.Popen([sys.executable, "-m", "clients.subsite", "--name", name, "--port", str(port),
-                                           "--issuer", ISSUER, "--client-id", state[key]["client_id"],
-                                           "--client-secret", state[key]["client_secret"]], cwd=ROOT))
+                                           "--issuer", ISSUER, f"--client-id={state[key]['client_id']}",
+                                           f"--client-secret={state[key]['client_secret']}"], cwd=ROOT))
         for _, _, port in SUBSITES:
             wait_for(f"http://127.0.0.1:{port}/")
         u = DEMO_USER

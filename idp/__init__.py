@@ -9,7 +9,7 @@ from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFProtect
 
 from . import config as config_module
-from .db import db, migrate
+from .db import db
 
 csrf = CSRFProtect()
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     from . import models  # noqa: F401  (every table, for migrations)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     csrf.init_app(app)
 
     from . import errors

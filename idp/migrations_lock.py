@@ -5,8 +5,9 @@ import contextlib
 import fcntl
 import os
 
+from pathlib import Path
+
 from flask import current_app
-from flask_migrate import upgrade
 from sqlalchemy import text
 
 from .db import db
@@ -35,6 +36,15 @@ def _lock():
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
 def upgrade_database() -> None:
+    """Alembic ``upgrade head`` (imported here: Alembic is only needed by ``idp init``)."""
+    from flask_migrate import Migrate, upgrade
+
+    app = current_app._get_current_object()
+    if "migrate" not in app.extensions:
+        Migrate(app, db, directory=str(MIGRATIONS))
     with _lock():
-        upgrade()
+        upgrade(directory=str(MIGRATIONS))

@@ -5,8 +5,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()  # RFC 9106 low-memory profile defaults: argon2id, t=3, m=64 MiB, p=4
-# Verified against when the account does not exist, so timing does not reveal which names exist.
-_DUMMY = _hasher.hash("not-a-real-password")
+_dummy: str | None = None
+
+
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so timing does not reveal which names exist."""
+    global _dummy
+    if _dummy is None:
+        _dummy = _hasher.hash("not-a-real-password")
+    return _dummy
 
 MIN_LENGTH = 10
 
@@ -17,7 +24,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(stored: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored or _DUMMY, password) and stored is not None
+        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

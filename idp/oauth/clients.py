@@ -22,6 +22,14 @@ DEFAULT_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
 ID_TOKEN_ALGS = ("RS256", "ES256")
 
 
+def _random_token(nbytes: int) -> str:
+    """URL-safe random text that never starts with '-' (so it survives being a command-line argument)."""
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if not value.startswith("-"):
+            return value
+
+
 def _secret_key() -> bytes:
     return current_app.extensions["idp.client_secret_key"]
 
@@ -94,9 +102,9 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
     if backchannel_logout_uri:
         check_uri(backchannel_logout_uri, "back-channel logout URI")
 
-    secret = secrets.token_urlsafe(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
+    secret = _random_token(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
     client = Client(
-        client_id=secrets.token_urlsafe(18), name=name,
+        client_id=_random_token(18), name=name,
         secret_digest=digest_secret(secret) if secret else None,
         redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout,
         backchannel_logout_uri=backchannel_logout_uri, token_endpoint_auth_method=auth_method,
