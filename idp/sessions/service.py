@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from flask import current_app, request
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..accounts.models import Person
 from ..audit.service import record
@@ -59,11 +61,14 @@ def find_session(cookie: str | None) -> SsoSession | None:
 
 
 def note_client(session_id: int, client_id: str) -> None:
-    """Remember that ``client_id`` took part in the session (caller's transaction)."""
-    exists = db.session.execute(select(SessionClient.id).where(
-        SessionClient.session_id == session_id, SessionClient.client_id == client_id)).first()
-    if not exists:
-        db.session.add(SessionClient(session_id=session_id, client_id=client_id))
+    """Remember that ``client_id`` took part in the session (caller's transaction).
+
+    INSERT ... ON CONFLICT DO NOTHING: two tabs authorizing the same client at once must not collide.
+    """
+    dialect = db.session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    db.session.execute(insert(SessionClient).values(session_id=session_id, client_id=client_id, first_at=utcnow())
+                       .on_conflict_do_nothing(index_elements=["session_id", "client_id"]))
 
 
 def end_session(s: SsoSession, reason: str, actor: str) -> None:

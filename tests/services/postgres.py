@@ -621,18 +621,29 @@ class PostgresServer:
         raise last_err  # type: ignore[misc]
 
     def _wait_accepting(self, timeout: float = 30) -> None:
+        import gc
+        import warnings
+
         import psycopg
 
         deadline = time.monotonic() + timeout
         while True:
+            error = None
             try:
                 with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
                     conn.execute("select 1")
                 return
             except psycopg.OperationalError as exc:
-                if time.monotonic() > deadline:
-                    raise PostgresError(f"server does not accept connections: {exc}" + self._log_tail())
-                time.sleep(0.05)
+                error = str(exc)
+            # A refused connect leaves a half-made connection object behind; collect it now (outside
+            # the except block, which keeps it alive) so its ResourceWarning does not surface later
+            # inside an unrelated test.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                gc.collect()
+            if time.monotonic() > deadline:
+                raise PostgresError(f"server does not accept connections: {error}" + self._log_tail())
+            time.sleep(0.05)
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server, keeping its data (``start()`` brings it back).

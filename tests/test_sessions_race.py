@@ -1,0 +1,69 @@
+"""Two tabs authorizing the same client in one session at once must both succeed (no 500)."""
+from __future__ import annotations
+
+import pytest
+
+from idp.db import db
+from idp.sessions.models import SessionClient
+from idp.sessions.service import note_client
+
+
+def _session(user):
+    from idp.sessions.models import SsoSession
+    from idp.db import utcnow
+
+    s = SsoSession(sid="s1", cookie_digest="d" * 64, person_id=user.id, auth_time=utcnow(), acr="a", amr=["pwd"],
+                   idle_expires_at=utcnow(), absolute_expires_at=utcnow())
+    db.session.add(s)
+    db.session.commit()
+    return s
+
+
+def test_note_client_is_idempotent(app, user):
+    s = _session(user)
+    note_client(s.id, "c1")
+    db.session.commit()
+    note_client(s.id, "c1")  # the second writer: no IntegrityError
+    db.session.commit()
+    assert SessionClient.query.filter_by(session_id=s.id).count() == 1
+
+
+@pytest.mark.postgres
+def test_note_client_concurrent_on_postgresql(tmp_path, postgres_url, template_dir):
+    """Two transactions insert the same (session, client) concurrently; neither fails."""
+    import shutil
+    import threading
+
+    from idp import create_app
+    from idp.accounts.service import create_citizen
+    from idp.migrations_lock import upgrade_database
+    from tests.conftest import _config
+
+    shutil.copytree(template_dir / "keys", tmp_path / "keys")
+    app = create_app(_config(tmp_path, db_url=postgres_url))
+    with app.app_context():
+        upgrade_database()
+        user = create_citizen(username="alice", password="correct horse battery")
+        sid = _session(user).id
+    barrier, errors = threading.Barrier(2), []
+
+    def worker():
+        with app.app_context():
+            try:
+                db.session.execute(db.text("SELECT 1"))
+                barrier.wait()
+                note_client(sid, "c1")
+                db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with app.app_context():
+        count = SessionClient.query.filter_by(session_id=sid).count()
+    with app.app_context():
+        db.engine.dispose()
+    assert errors == [] and count == 1
