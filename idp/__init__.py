@@ -28,6 +28,8 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings["ISSUER"].startswith("https://"),
         WTF_CSRF_TIME_LIMIT=3600,
+        # Flask-WTF's https Referer check compares with Host; we check Origin against the issuer instead.
+        WTF_CSRF_SSL_STRICT=False,
         MAX_CONTENT_LENGTH=settings["MAX_CONTENT_LENGTH"],
         JSON_AS_ASCII=False,
     )
@@ -116,6 +118,20 @@ def _register_blueprints(app: Flask) -> None:
         return render_template("home.html", person=s.person if s else None)
 
 
+def _same_origin(origin: str | None, issuer: str) -> bool:
+    """Forms post only from our own pages; a browser's Origin header says where a POST came from.
+
+    Clients calling the back-channel endpoints send no Origin (not browsers) and pass; /authorize
+    accepts cross-site POSTs from relying parties (OIDC Core §3.1.2.1), so it is exempt.
+    """
+    if origin is None or request.path in ("/authorize", "/token", "/revoke", "/introspect", "/userinfo"):
+        return True
+    from urllib.parse import urlsplit
+
+    want = urlsplit(issuer)
+    return origin == f"{want.scheme}://{want.netloc}"
+
+
 def _register_hooks(app: Flask) -> None:
     from .errors import render_error
 
@@ -126,6 +142,10 @@ def _register_hooks(app: Flask) -> None:
             g.pop(key, None)
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             return render_error(414, "uri_too_long", "The query string is too long.")
+        if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+            return render_error(413, "request_too_large", "The request body is too large.")
+        if request.method == "POST" and not _same_origin(request.headers.get("Origin"), app.config["ISSUER"]):
+            return render_error(400, "invalid_request", "The request came from another site.")
         return None
 
     @app.after_request

@@ -14,7 +14,8 @@ bp = Blueprint("authn", __name__)
 
 def safe_next(target: str | None) -> str:
     """Only our own paths: never an absolute or scheme-relative URL (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)):
         return "/"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:

@@ -5,6 +5,7 @@ Errors about the client or redirect URI are shown as a page, never redirected (R
 """
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import urlencode
 
@@ -68,9 +69,9 @@ def authorize():
 
     repeated = sorted(k for k in params if k not in FORM_FIELDS and len(params.getlist(k)) > 1)
     if repeated:
-        return fail(InvalidRequestError("Parameters must not be repeated: " + ", ".join(repeated)[:200]))
+        return fail(InvalidRequestError("Parameters must not be repeated (RFC 6749 section 3.1)."))
     if params.get("response_type") != "code":
-        return fail(UnsupportedResponseTypeError("Only response_type=code is supported.", "code"))
+        return fail(UnsupportedResponseTypeError("", description="Only response_type=code is supported."))
     if params.get("response_mode") not in (None, "query"):
         return fail(InvalidRequestError("Only response_mode=query is supported."))
     if "request" in params:
@@ -86,7 +87,7 @@ def authorize():
         return fail(InvalidRequestError("prompt=none cannot be combined with other values."))
     max_age = params.get("max_age")
     if max_age is not None:
-        if not max_age.isdigit() or len(max_age) > 9:
+        if not re.fullmatch(r"[0-9]{1,9}", max_age):
             return fail(InvalidRequestError("'max_age' must be a non-negative integer."))
         max_age = int(max_age)
     for name, limit in (("nonce", 255), ("scope", 512), ("login_hint", 64), ("code_challenge", 128)):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
@@ -47,8 +48,17 @@ def _lookup(value, hint):
     return None
 
 
+def _check_params(request) -> None:
+    """``token`` is required; an unknown ``token_type_hint`` is ignored (RFC 7009 §2.1, RFC 7662 §2.1)."""
+    if not request.form.get("token"):
+        raise InvalidRequestError("Missing 'token'.")
+
+
 class RevocationEndpoint(_Revocation):
     CLIENT_AUTH_METHODS = CLIENT_AUTH + ["none"]
+
+    def check_params(self, request, client):
+        _check_params(request)
 
     def query_token(self, token_string, token_type_hint):
         return _lookup(token_string, token_type_hint)
@@ -64,6 +74,9 @@ class RevocationEndpoint(_Revocation):
 
 class IntrospectionEndpoint(_Introspection):
     CLIENT_AUTH_METHODS = CLIENT_AUTH
+
+    def check_params(self, request, client):
+        _check_params(request)
 
     def query_token(self, token_string, token_type_hint):
         return _lookup(token_string, token_type_hint)

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
+from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 
 from . import clients, tokens
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
@@ -24,9 +28,33 @@ def _query_client(client_id):
     return cache[client_id]
 
 
+class _IssuerRequest(FlaskOAuth2Request):
+    """The request as Authlib sees it, with its URL built from the configured issuer, not Host."""
+
+    def __init__(self, req):
+        OAuth2Request.__init__(self, method=req.method, uri=current_app.config["ISSUER"] + req.full_path,
+                               headers=req.headers)
+        self._request = req
+        self.payload = FlaskOAuth2Payload(req)
+
+
+class _Server(AuthorizationServer):
+    def create_oauth2_request(self, req):
+        return _IssuerRequest(request)
+
+
+def _client_secret_basic(query_client, req):
+    """Authlib's client_secret_basic, answering a malformed header with invalid_client (RFC 6749 §5.2)."""
+    try:
+        return authenticate_client_secret_basic(query_client, req)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidClientError(status_code=401, description="Malformed HTTP Basic credentials.") from exc
+
+
 def build_authorization_server(app: Flask) -> AuthorizationServer:
-    server = AuthorizationServer(app, query_client=_query_client, save_token=tokens.save_token)
+    server = _Server(app, query_client=_query_client, save_token=tokens.save_token)
     server.register_token_generator("default", tokens.generate_token)
+    server.register_client_auth_method("client_secret_basic", _client_secret_basic)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
 
     server.register_grant(AuthorizationCodeGrant, [StrictPKCE(required=True), OpenIDCode(require_nonce=False)])

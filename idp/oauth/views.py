@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..accounts.models import Person
 from ..accounts.service import claims_for
@@ -43,6 +43,16 @@ def authorize():
     return authorize_endpoint.authorize()
 
 
+def _repeated_parameter() -> Response | None:
+    """RFC 6749 §3.2: request parameters MUST NOT be included more than once."""
+    if any(len(request.form.getlist(k)) > 1 for k in request.form):
+        resp = jsonify({"error": "invalid_request", "error_description": "Parameters must not be repeated."})
+        resp.status_code = 400
+        resp.headers.update(NO_STORE)
+        return resp
+    return None
+
+
 def _committed(resp: Response) -> Response:
     if resp.status_code == 200:
         db.session.commit()
@@ -54,30 +64,37 @@ def _committed(resp: Response) -> Response:
 
 @bp.post("/token")
 def token():
-    return _committed(_server().create_token_response())
+    return _repeated_parameter() or _committed(_server().create_token_response())
 
 
 @bp.post("/revoke")
 def revoke():
-    return _committed(_server().create_endpoint_response("revocation"))
+    return _repeated_parameter() or _committed(_server().create_endpoint_response("revocation"))
 
 
 @bp.post("/introspect")
 def introspect():
-    return _committed(_server().create_endpoint_response("introspection"))
+    return _repeated_parameter() or _committed(_server().create_endpoint_response("introspection"))
 
 
-def _bearer_challenge(error: str, status: int) -> Response:
-    """RFC 6750 §3: no error code when no credentials were sent; otherwise the error and its status."""
+_BEARER_ERRORS = {  # RFC 6750 §3.1
+    "invalid_request": (400, "Send the access token in the Authorization header only."),
+    "invalid_token": (401, "The access token is invalid, expired or revoked."),
+    "insufficient_scope": (403, "The access token lacks the openid scope."),
+}
+
+
+def _bearer_challenge(error: str) -> Response:
+    """RFC 6750 §3: no error attribute when no credentials were sent; otherwise the error and its status."""
     realm = f'Bearer realm="{current_app.config["ISSUER"]}"'
     if error in ("missing_authorization", "unsupported_token_type"):
-        resp, status, header = jsonify({"error": "invalid_request",
-                                        "error_description": "A bearer access token is required."}), 401, realm
+        resp = jsonify({"error": "invalid_request", "error_description": "A bearer access token is required."})
+        resp.status_code, header = 401, realm
     else:
-        error = error if error in ("invalid_token", "insufficient_scope") else "invalid_token"
-        status = 403 if error == "insufficient_scope" else 401
-        resp, header = jsonify({"error": error}), f'{realm}, error="{error}"'
-    resp.status_code = status
+        error = error if error in _BEARER_ERRORS else "invalid_token"
+        status, description = _BEARER_ERRORS[error]
+        resp = jsonify({"error": error, "error_description": description})
+        resp.status_code, header = status, f'{realm}, error="{error}"'
     resp.headers["WWW-Authenticate"] = header
     resp.headers.update(NO_STORE)
     return resp
@@ -87,13 +104,16 @@ def _bearer_challenge(error: str, status: int) -> Response:
 def userinfo():
     """OIDC Core §5.3: claims for the scopes of a valid bearer token with ``openid``."""
     rp = current_app.extensions["idp.resource_protector"]
+    if "access_token" in request.values:
+        # RFC 6750 §2: we accept the header method only; a token elsewhere (or in two places) is refused.
+        return _bearer_challenge("invalid_request")
     try:
         row = rp.acquire_token(["openid"]).row
     except OAuth2Error as error:
-        return _bearer_challenge(error.error, error.status_code)
+        return _bearer_challenge(error.error)
     person = db.session.get(Person, row.person_id) if row.person_id else None
     if person is None or not person.active:
-        return _bearer_challenge("invalid_token", 401)
+        return _bearer_challenge("invalid_token")
     resp = jsonify(claims_for(person, set(row.scope.split())))
     resp.headers.update(NO_STORE)
     return resp
