@@ -8,7 +8,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..audit.service import record
 from ..db import db, transaction
@@ -134,10 +134,14 @@ def _check_jwks(jwks) -> dict:
     return {"keys": [k.as_dict(private=False) for k in ks.keys]}
 
 
+# Built once: constructing a statement costs more than running it (token endpoint hot path).
+_CLIENT_BY_ID = select(Client).where(Client.client_id == bindparam("client_id"))
+
+
 def get_client(client_id: str | None) -> Client | None:
     if not client_id or not isinstance(client_id, str) or len(client_id) > 64:
         return None
-    c = db.session.execute(select(Client).where(Client.client_id == client_id)).scalars().first()
+    c = db.session.execute(_CLIENT_BY_ID, {"client_id": client_id}).scalars().first()
     return c if c is not None and c.status == "active" else None
 
 

@@ -6,7 +6,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -14,6 +14,9 @@ from ..accounts.models import Person
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from .models import SessionClient, SsoSession
+
+
+_BY_COOKIE = select(SsoSession).where(SsoSession.cookie_digest == bindparam("digest"))
 
 
 def _digest(cookie: str) -> str:
@@ -46,7 +49,7 @@ def find_session(cookie: str | None) -> SsoSession | None:
     """The live session for a cookie, slid forward; None if missing, ended or expired."""
     if not cookie or len(cookie) > 128:
         return None
-    s = db.session.execute(select(SsoSession).where(SsoSession.cookie_digest == _digest(cookie))).scalars().first()
+    s = db.session.execute(_BY_COOKIE, {"digest": _digest(cookie)}).scalars().first()
     if s is None or s.ended_at is not None or not s.person.active:
         return None
     now = utcnow()
