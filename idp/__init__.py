@@ -152,7 +152,7 @@ def _register_hooks(app: Flask) -> None:
     def _security_headers(resp):
         h = resp.headers
         h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("Referrer-Policy", "no-referrer")
+        h.setdefault("Referrer-Policy", "same-origin")  # and a same-origin POST still carries its Origin
         if resp.mimetype == "text/html":
             # Pages are never framed (clickjacking) and never cached (they carry personal data).
             h["X-Frame-Options"] = "DENY"

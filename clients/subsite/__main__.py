@@ -15,7 +15,27 @@ import os
 from . import DEFAULTS, create_app
 
 
+VALUE_OPTIONS = ("--name", "--port", "--issuer", "--client-id", "--client-secret")
+
+
+def _join_values(argv: list[str]) -> list[str]:
+    """Turn ``--opt VALUE`` into ``--opt=VALUE`` so a value starting with '-' (a random client
+    secret may) is not mistaken for an option by argparse."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in VALUE_OPTIONS and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    argv = _join_values(list(sys.argv[1:] if argv is None else argv))
     env = os.environ.get
     p = argparse.ArgumentParser(prog="python -m clients.subsite", description=__doc__.splitlines()[0])
     p.add_argument("--name", default=env("SUBSITE_NAME") or DEFAULTS["SUBSITE_NAME"])
