@@ -59,6 +59,18 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     return app
 
 
+def start_logout_worker(app: Flask):
+    """The per-process back-channel logout delivery worker (started by ``idp serve`` / WSGI)."""
+    from .sessions.delivery import DeliveryWorker
+
+    if not app.config["LOGOUT_WORKER"] or "idp.logout_worker" in app.extensions:
+        return None
+    worker = DeliveryWorker(app)
+    worker.start()
+    app.extensions["idp.logout_worker"] = worker
+    return worker
+
+
 def init_keys(app: Flask) -> None:
     """Load signing and data-protection keys, and build the authorization server on them."""
     from .accounts.protection import Protector
@@ -90,9 +102,12 @@ def _engine_options(url: str) -> dict:
 def _register_blueprints(app: Flask) -> None:
     from .authn.views import bp as authn_bp
     from .oauth import views as oauth_views
+    from .sessions import views as session_views
 
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(authn_bp)
+    app.register_blueprint(session_views.bp)
+    csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
     for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,
                  oauth_views.authorize):
@@ -124,7 +139,7 @@ def _same_origin(origin: str | None, issuer: str) -> bool:
     Clients calling the back-channel endpoints send no Origin (not browsers) and pass; /authorize
     accepts cross-site POSTs from relying parties (OIDC Core §3.1.2.1), so it is exempt.
     """
-    if origin is None or request.path in ("/authorize", "/token", "/revoke", "/introspect", "/userinfo"):
+    if origin is None or request.path in ("/authorize", "/logout", "/token", "/revoke", "/introspect", "/userinfo"):
         return True
     from urllib.parse import urlsplit
 

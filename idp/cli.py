@@ -105,6 +105,7 @@ def clients_group():
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--post-logout-redirect-uri", "post_logout", multiple=True)
 @click.option("--backchannel-logout-uri")
+@click.option("--frontchannel-logout-uri")
 @click.option("--auth-method", default="client_secret_basic", show_default=True,
               type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]))
 @click.option("--grant-type", "grant_types", multiple=True)
@@ -114,8 +115,8 @@ def clients_group():
 @click.option("--id-token-alg", default="RS256", show_default=True, type=click.Choice(["RS256", "ES256"]))
 @with_appcontext
 @_domain
-def clients_create(name, redirect_uris, post_logout, backchannel_logout_uri, auth_method, grant_types, scopes,
-                   first_party, jwks_file, id_token_alg):
+def clients_create(name, redirect_uris, post_logout, backchannel_logout_uri, frontchannel_logout_uri, auth_method,
+                   grant_types, scopes, first_party, jwks_file, id_token_alg):
     _ensure_keys()
     from .oauth.clients import create_client
 
@@ -127,7 +128,8 @@ def clients_create(name, redirect_uris, post_logout, backchannel_logout_uri, aut
             raise click.ClickException("the JWKS file is not valid JSON") from exc
     client, secret = create_client(
         name=name, redirect_uris=list(redirect_uris), post_logout_redirect_uris=list(post_logout),
-        backchannel_logout_uri=backchannel_logout_uri, auth_method=auth_method,
+        backchannel_logout_uri=backchannel_logout_uri, frontchannel_logout_uri=frontchannel_logout_uri,
+        auth_method=auth_method,
         grant_types=list(grant_types) or None, scopes=list(scopes) or None, first_party=first_party,
         jwks=jwks, id_token_alg=id_token_alg)
     emit({"client_id": client.client_id, "client_secret": secret})
@@ -197,8 +199,98 @@ def audit_verify():
         sys.exit(1)
 
 
+@users_group.command("disable")
+@click.argument("username")
+@with_appcontext
+@_domain
+def users_disable(username):
+    """Disable an account: its sessions end everywhere (back-channel logout to every subsite)."""
+    _ensure_keys()
+    from .accounts.service import disable_person
+
+    emit(disable_person(username))
+
+
+@click.group("sessions")
+def sessions_group():
+    """SSO sessions."""
+
+
+@sessions_group.command("list")
+@click.option("--username", required=True)
+@with_appcontext
+@_domain
+def sessions_list(username):
+    from .accounts.service import find_by_login
+    from .sessions.logout import clients_of, live_sessions_of
+
+    person = find_by_login(username)
+    if person is None:
+        raise click.ClickException(f"no account {username!r}")
+    emit([{"sid": s.sid, "started": s.created_at, "last_active": s.last_seen_at, "ip": s.ip, "acr": s.acr,
+           "clients": [c.client_id for c in clients_of(s)]} for s in live_sessions_of(person.id)])
+
+
+@sessions_group.command("end")
+@click.argument("sid")
+@with_appcontext
+def sessions_end(sid):
+    """End one session (an operator's logout): same fan-out as any logout."""
+    _ensure_keys()
+    from sqlalchemy import select
+
+    from .db import db
+    from .sessions.logout import end_sessions
+    from .sessions.models import SsoSession
+
+    s = db.session.execute(select(SsoSession).where(SsoSession.sid == sid)).scalars().first()
+    if s is None:
+        raise click.ClickException(f"no session {sid!r}")
+    if s.ended_at is not None:
+        raise click.ClickException(f"session {sid!r} already ended ({s.end_reason})")
+    end_sessions([s], reason="operator", actor="cli")
+    emit({"ended": sid})
+
+
+@click.group("logout")
+def logout_group():
+    """Back-channel logout deliveries."""
+
+
+@logout_group.command("deliveries")
+@click.option("--status", type=click.Choice(["pending", "delivered", "failed"]))
+@with_appcontext
+def logout_deliveries(status):
+    from .sessions.delivery import describe, list_deliveries
+
+    emit([describe(d) for d in list_deliveries(status)])
+
+
+@logout_group.command("deliver")
+@with_appcontext
+def logout_deliver():
+    """Attempt every due delivery now (the server's workers also do this every second)."""
+    _ensure_keys()
+    from .sessions.delivery import deliver_due
+
+    total = 0
+    while n := deliver_due():
+        total += n
+    emit({"attempted": total})
+
+
+@logout_group.command("retry")
+@click.argument("delivery_id", required=False, type=int)
+@with_appcontext
+def logout_retry(delivery_id):
+    """Queue failed deliveries (one, or all) again."""
+    from .sessions.delivery import retry_failed
+
+    emit({"requeued": retry_failed(delivery_id)})
+
+
 def register_cli(app) -> None:
-    for cmd in (init_command, users_group, clients_group, keys_group, audit_group):
+    for cmd in (init_command, users_group, clients_group, keys_group, audit_group, sessions_group, logout_group):
         app.cli.add_command(cmd)
 
 

@@ -59,6 +59,20 @@ DEFAULTS: dict[str, object] = {
     "KEYS_RELOAD_INTERVAL": 2,
     # Leeway (seconds) for clock skew when checking client assertions.
     "CLOCK_LEEWAY": 60,
+    # Run the back-channel logout delivery worker in each server process (off in unit tests).
+    "LOGOUT_WORKER": 1,
+    # Seconds the worker sleeps between passes when nothing wakes it.
+    "LOGOUT_POLL_INTERVAL": 1,
+    # Attempts per back-channel logout delivery before it is marked failed (and audited).
+    "LOGOUT_MAX_ATTEMPTS": 8,
+    # First retry delay in seconds; doubles per attempt (capped at 300 s).
+    "LOGOUT_RETRY_BASE": 2,
+    # Seconds to wait for a subsite's back-channel logout endpoint.
+    "LOGOUT_TIMEOUT": 5,
+    # Seconds a worker holds a claimed delivery; if it dies, another worker retries after this.
+    "LOGOUT_LEASE": 30,
+    # End sessions past their idle/absolute expiry and notify their subsites (1) or not (0).
+    "LOGOUT_ON_EXPIRY": 1,
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}

@@ -14,9 +14,11 @@ class _Server(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from . import create_app
+        from . import create_app, start_logout_worker
 
-        return create_app()
+        app = create_app()
+        start_logout_worker(app)
+        return app
 
 
 def run(host: str, port: int, workers: int, threads: int) -> None:

@@ -94,6 +94,21 @@ def check_password(login: str, password: str) -> Person | None:
     return person
 
 
+def disable_person(username: str, actor: str = "cli") -> dict:
+    """Disable an account and end its sessions everywhere."""
+    from ..sessions.logout import end_sessions, live_sessions_of
+
+    person = db.session.execute(select(Person).where(Person.username == username)).scalars().first()
+    if person is None:
+        raise DomainError(f"no account {username!r}", code="not_found", status=404)
+    sessions = live_sessions_of(person.id)
+    with transaction():
+        person.status = "disabled"
+        record("account.disabled", actor=actor, target=f"person:{person.sub}")
+    end_sessions(sessions, reason="account_disabled", actor=actor)
+    return {"sub": person.sub, "status": "disabled", "sessions_ended": len(sessions)}
+
+
 def get_by_sub(sub: str) -> Person | None:
     return db.session.execute(select(Person).where(Person.sub == sub)).scalars().first()
 

@@ -72,7 +72,8 @@ def check_uri(uri: str, what: str) -> str:
 
 
 def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_uris: list[str] = (),
-                  backchannel_logout_uri: str | None = None, auth_method: str = "client_secret_basic",
+                  backchannel_logout_uri: str | None = None, frontchannel_logout_uri: str | None = None,
+                  auth_method: str = "client_secret_basic",
                   grant_types: list[str] | None = None, scopes: list[str] | None = None, first_party: bool = False,
                   jwks: dict | None = None, id_token_alg: str = "RS256", actor: str = "cli") -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (shown once, stored only as a keyed hash)."""
@@ -101,13 +102,16 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
     post_logout = [check_uri(u, "post-logout redirect URI") for u in dict.fromkeys(post_logout_redirect_uris)]
     if backchannel_logout_uri:
         check_uri(backchannel_logout_uri, "back-channel logout URI")
+    if frontchannel_logout_uri:
+        check_uri(frontchannel_logout_uri, "front-channel logout URI")
 
     secret = _random_token(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
     client = Client(
         client_id=_random_token(18), name=name,
         secret_digest=digest_secret(secret) if secret else None,
         redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout,
-        backchannel_logout_uri=backchannel_logout_uri, token_endpoint_auth_method=auth_method,
+        backchannel_logout_uri=backchannel_logout_uri, frontchannel_logout_uri=frontchannel_logout_uri,
+        token_endpoint_auth_method=auth_method,
         grant_types=grant_types, scopes=scopes, first_party=first_party, jwks=jwks,
         id_token_signed_response_alg=id_token_alg,
     )

@@ -21,6 +21,7 @@ class Client(db.Model):
     redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(512))
+    frontchannel_logout_uri: Mapped[str | None] = mapped_column(String(512))
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
     grant_types: Mapped[list] = mapped_column(JSON, default=list)
     scopes: Mapped[list] = mapped_column(JSON, default=list)

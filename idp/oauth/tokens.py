@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from joserfc import jwt
+from ..keystore.jwt import sign_jwt
 from sqlalchemy import bindparam, insert, select, update
 
 from ..db import db, epoch, utcnow
@@ -38,15 +38,6 @@ class Principal:
     # Authlib calls get_user_id() in places (e.g. introspection helpers).
     def get_user_id(self):
         return self.person.id
-
-
-def _keystore():
-    return current_app.extensions["idp.keystore"]
-
-
-def sign_jwt(header: dict, claims: dict, alg: str) -> str:
-    key = _keystore().signing_key(alg)
-    return jwt.encode({**header, "alg": alg, "kid": key.kid}, claims, key.jwk, algorithms=[alg])
 
 
 def generate_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):

@@ -43,3 +43,28 @@ class SessionClient(db.Model):
     session_id: Mapped[int] = mapped_column(ForeignKey("sso_session.id", ondelete="CASCADE"), index=True)
     client_id: Mapped[str] = mapped_column(String(64))
     first_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LogoutDelivery(db.Model):
+    """One back-channel logout token owed to one client (OIDC Back-Channel Logout 1.0 §2.5).
+
+    Stored in the transaction that ends the session, before any attempt, so a crash loses none;
+    ``jti`` is fixed at creation so a retry after an unrecorded success is recognisably the same
+    token (the relying party's replay check makes delivery effectively once).
+    """
+
+    __tablename__ = "logout_delivery"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    uri: Mapped[str] = mapped_column(String(512))
+    sid: Mapped[str] = mapped_column(String(64))
+    sub: Mapped[str] = mapped_column(String(64))
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
