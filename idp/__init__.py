@@ -171,7 +171,7 @@ def _register_hooks(app: Flask) -> None:
         if resp.mimetype == "text/html":
             # Pages are never framed (clickjacking) and never cached (they carry personal data).
             h["X-Frame-Options"] = "DENY"
-            h["Content-Security-Policy"] = ("default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                                            "frame-ancestors 'none'; form-action 'self' *")
+            h.setdefault("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                                    "frame-ancestors 'none'; form-action 'self' *")
             h["Cache-Control"] = "no-store"
         return resp
