@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import timedelta
 
 import requests
@@ -101,9 +101,11 @@ def deliver_due(limit: int = 50) -> int:
         jobs.append((d, logout_token(d, alg)))
     timeout = float(app.config["LOGOUT_TIMEOUT"])
     with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
-        results = list(pool.map(lambda job: _post(job[0].uri, job[1], timeout), jobs))
-    for (d, _), error in zip(jobs, results):
-        _record(d, error)
+        futures = {pool.submit(_post, d.uri, token, timeout): d for d, token in jobs}
+        # Record each outcome as soon as it is known: a slow subsite must not hold back the
+        # record of the others (a crash then re-sends only what was not acknowledged).
+        for fut in as_completed(futures):
+            _record(futures[fut], fut.result())
     return len(jobs)
 
 

@@ -8,8 +8,9 @@ from urllib.parse import parse_qs
 
 
 class Receiver:
-    def __init__(self, statuses=None, delay: float = 0.0):
+    def __init__(self, statuses=None, delay: float = 0.0, delays=None):
         self.statuses = list(statuses or [])  # answers for successive requests; 200 once exhausted
+        self.delays = list(delays or [])  # seconds to stall successive requests; then ``delay``
         self.delay = delay
         self.received: list[str] = []
         self._lock = threading.Lock()
@@ -21,8 +22,9 @@ class Receiver:
                 with outer._lock:
                     outer.received.append(parse_qs(body).get("logout_token", [""])[0])
                     status = outer.statuses.pop(0) if outer.statuses else 200
-                if outer.delay:
-                    time.sleep(outer.delay)
+                    delay = outer.delays.pop(0) if outer.delays else outer.delay
+                if delay:
+                    time.sleep(delay)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
