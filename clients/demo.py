@@ -26,6 +26,9 @@ SUBSITES = [
 DEMO_USER = {"username": "zhangsan", "password": "Benxi-demo-2026", "name": "张三",
              "id_number": "11010519491231002X", "phone": "13800138000", "email": "zhangsan@example.cn"}
 BIN = Path(sys.executable).parent
+# Bumped when the registration of the subsites changes: older state is re-provisioned.
+# 2: logout URIs (back-channel, front-channel, post-logout redirect).
+STATE_VERSION = 2
 
 
 def idp(*args: str) -> dict:
@@ -34,12 +37,22 @@ def idp(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else {}
 
 
+def save(state: dict) -> None:
+    INSTANCE.mkdir(exist_ok=True)
+    STATE.write_text(json.dumps(state, ensure_ascii=False, indent=2))
+    os.chmod(STATE, 0o600)
+
+
 def provision() -> dict:
     print("• setting up the database and keys (idp init)…", flush=True)
     idp("init")
     state = json.loads(STATE.read_text()) if STATE.exists() else {}
     if state.get("issuer") != ISSUER:
         state = {"issuer": ISSUER}
+    if state.get("version") != STATE_VERSION:
+        for key, _, _ in SUBSITES:
+            state.pop(key, None)  # registered without what this version needs: register again
+        state["version"] = STATE_VERSION
     if "user" not in state:
         print("• creating the demo citizen…", flush=True)
         u = DEMO_USER
@@ -55,10 +68,11 @@ def provision() -> dict:
             print(f"• registering the subsite {name}…", flush=True)
             state[key] = idp("clients", "create", "--name", name, "--first-party",
                              "--redirect-uri", f"http://127.0.0.1:{port}/callback",
-                             "--post-logout-redirect-uri", f"http://127.0.0.1:{port}/")
-    INSTANCE.mkdir(exist_ok=True)
-    STATE.write_text(json.dumps(state, ensure_ascii=False, indent=2))
-    os.chmod(STATE, 0o600)
+                             "--post-logout-redirect-uri", f"http://127.0.0.1:{port}/",
+                             "--backchannel-logout-uri", f"http://127.0.0.1:{port}/backchannel-logout",
+                             "--frontchannel-logout-uri", f"http://127.0.0.1:{port}/frontchannel-logout")
+            save(state)  # its secret is shown only now: keep it even if a later step fails
+    save(state)
     return state
 
 

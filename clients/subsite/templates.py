@@ -13,6 +13,7 @@ BASE = """<!DOCTYPE html>
  th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertical-align: top; word-break: break-all; }
  th { background: #f5f5f5; width: 30%; }
  .error { color: #b71c1c; }
+ .notice { background: #fff8e1; border: 1px solid #ffe082; padding: .5rem .8rem; }
  a.button { display: inline-block; padding: .5rem 1rem; background: #b71c1c; color: #fff; text-decoration: none; border-radius: 4px; }
 </style>
 </head>
@@ -37,6 +38,11 @@ INDEX = """{% if user %}
 </table>
 <p><a class="button" href="{{ url_for('logout') }}">退出 / Sign out</a></p>
 {% else %}
+{% if notice == "logout" %}
+<p class="notice" id="signed-out"><strong>已退出 / Signed out</strong>：您已退出统一身份认证。/ You have been signed out of the city account.</p>
+{% elif notice == "expired" %}
+<p class="notice" id="session-expired"><strong>登录已过期 / Signed out</strong>：请重新登录。/ Your sign-in has expired; please sign in again.</p>
+{% endif %}
 <p>您尚未登录。/ You are not signed in.</p>
 <p><a class="button" href="{{ url_for('login') }}">统一身份认证登录 / Sign in with the city account</a></p>
 {% endif %}
@@ -47,4 +53,10 @@ ERROR = """<h2 class="error">登录失败 / Sign-in failed</h2>
 {% if error %}<p>错误代码 / Error code: <code id="error-code">{{ error }}</code></p>{% endif %}
 {% if description %}<p>说明 / Description: {{ description }}</p>{% endif %}
 <p><a href="{{ url_for('index') }}">返回首页 / Back to the home page</a></p>
+"""
+
+# Front-Channel Logout 1.0 §2: rendered in the provider's hidden iframe; nothing to see.
+FRONTCHANNEL = """<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>已退出 / Signed out · {{ site_name }}</title></head>
+<body><p>已退出 / Signed out</p></body></html>
 """

@@ -1,0 +1,63 @@
+"""``clients/demo.py`` provisioning (``make run``), with the ``idp`` command line replaced by a recorder:
+subsites are registered with their logout URIs, and demo state from before logout is re-provisioned."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clients import demo
+
+
+@pytest.fixture
+def calls(tmp_path, monkeypatch):
+    recorded: list[tuple[str, ...]] = []
+
+    def fake_idp(*args: str) -> dict:
+        recorded.append(args)
+        if args[:2] == ("clients", "create"):
+            return {"client_id": f"id-{len(recorded)}", "client_secret": f"-secret-{len(recorded)}"}
+        return {}
+
+    monkeypatch.setattr(demo, "idp", fake_idp)
+    monkeypatch.setattr(demo, "INSTANCE", tmp_path)
+    monkeypatch.setattr(demo, "STATE", tmp_path / "demo.json")
+    return recorded
+
+
+def registrations(calls):
+    return [c for c in calls if c[:2] == ("clients", "create")]
+
+
+def option(args: tuple[str, ...], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_subsites_are_registered_with_their_logout_uris(calls):
+    state = demo.provision()
+    regs = registrations(calls)
+    assert len(regs) == len(demo.SUBSITES)
+    for args, (key, _, port) in zip(regs, demo.SUBSITES):
+        base = f"http://127.0.0.1:{port}"
+        assert option(args, "--redirect-uri") == f"{base}/callback"
+        assert option(args, "--post-logout-redirect-uri") == f"{base}/"
+        assert option(args, "--backchannel-logout-uri") == f"{base}/backchannel-logout"
+        assert option(args, "--frontchannel-logout-uri") == f"{base}/frontchannel-logout"
+        assert state[key]["client_id"]
+    assert state["version"] == demo.STATE_VERSION
+    assert json.loads(demo.STATE.read_text()) == state
+
+    calls.clear()
+    demo.provision()  # remembered: nothing registered again
+    assert registrations(calls) == []
+
+
+def test_state_from_before_logout_is_reprovisioned(calls):
+    old = {"issuer": demo.ISSUER, "user": demo.DEMO_USER["username"],
+           **{key: {"client_id": "old", "client_secret": "old"} for key, _, _ in demo.SUBSITES}}
+    demo.STATE.write_text(json.dumps(old))
+    state = demo.provision()
+    assert len(registrations(calls)) == len(demo.SUBSITES)
+    assert not any(c[:2] == ("users", "create") for c in calls)  # the citizen is kept
+    assert all(state[key]["client_id"] != "old" for key, _, _ in demo.SUBSITES)
+    assert state["version"] == demo.STATE_VERSION
