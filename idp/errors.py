@@ -29,6 +29,17 @@ class DomainError(Exception):
         self.detail = detail
 
 
+def require_csrf_token(value: str | None, message: str) -> None:
+    """Forms checked by hand (views that also accept cross-site protocol POSTs) use this one rule."""
+    from flask_wtf.csrf import validate_csrf
+    from wtforms.validators import ValidationError
+
+    try:
+        validate_csrf(value)
+    except ValidationError as exc:
+        raise DomainError(message, code="invalid_request", detail=str(exc)) from None
+
+
 class NotFound(DomainError):
     code = "not_found"
     status = 404

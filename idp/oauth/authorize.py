@@ -15,10 +15,9 @@ from authlib.oauth2.rfc6749.errors import (AccessDeniedError, InvalidRequestErro
 from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError, RegistrationNotSupportedError,
                                       RequestNotSupportedError, RequestURINotSupportedError)
 from flask import Response, current_app, redirect, render_template, request, session
-from flask_wtf.csrf import CSRFError, validate_csrf
 
 from ..db import epoch, transaction
-from ..errors import DomainError
+from ..errors import DomainError, require_csrf_token
 from ..sessions.current import current_session
 from . import clients, consent
 from .tokens import Principal
@@ -118,11 +117,8 @@ def authorize():
         decision = request.form.get("decision") if request.method == "POST" else None
         if decision is None:
             return _consent_page(client, scopes, principal)
-        try:
-            validate_csrf(request.form.get("csrf_token"))
-        except (CSRFError, Exception):
-            raise DomainError("页面已过期，请重新登录应用 / The consent page expired; start again from the subsite.",
-                              code="invalid_request")
+        require_csrf_token(request.form.get("csrf_token"),
+                           "页面已过期，请重新登录应用 / The consent page expired; start again from the subsite.")
         if decision != "allow":
             consent.record_denial(principal.person, client)
             return fail(AccessDeniedError())

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..accounts.models import Person
 from ..accounts.service import claims_for
-from ..db import db, transaction
+from ..db import db
 from . import authorize as authorize_endpoint
 from .discovery import metadata_json
 

@@ -19,7 +19,7 @@ from flask import Flask, current_app
 from sqlalchemy import or_, select, update
 
 from ..audit.service import record
-from ..db import db, epoch, transaction, utcnow
+from ..db import db, transaction, utcnow
 from ..keystore.jwt import sign_jwt
 from .models import LogoutDelivery
 

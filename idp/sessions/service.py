@@ -72,10 +72,3 @@ def note_client(session_id: int, client_id: str) -> None:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     db.session.execute(insert(SessionClient).values(session_id=session_id, client_id=client_id, first_at=utcnow())
                        .on_conflict_do_nothing(index_elements=["session_id", "client_id"]))
-
-
-def end_session(s: SsoSession, reason: str, actor: str) -> None:
-    with transaction():
-        if s.ended_at is None:
-            s.ended_at, s.end_reason = utcnow(), reason
-            record("session.ended", actor=actor, target=f"session:{s.sid}", detail={"reason": reason})

@@ -4,9 +4,8 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request
-from flask_wtf.csrf import CSRFError, validate_csrf
 
-from ..errors import DomainError
+from ..errors import DomainError, require_csrf_token
 from .current import clear_session_cookie, current_session
 from .end_session import parse_logout_request
 from .logout import clients_of, end_sessions, live_sessions_of
@@ -41,10 +40,7 @@ def logout():
     session = current_session()
     confirmed = False
     if request.method == "POST" and request.form.get("decision") == "logout":
-        try:
-            validate_csrf(request.form.get("csrf_token"))
-        except (CSRFError, Exception):  # flask-wtf raises ValidationError subclasses
-            raise DomainError("页面已过期，请重试 / The page expired; please try again.", code="invalid_request")
+        require_csrf_token(request.form.get("csrf_token"), "页面已过期，请重试 / The page expired; please try again.")
         confirmed = True
     if session is None:
         return _finish([], req.redirect_uri, req.state, req.notes)  # nothing to end: already signed out
