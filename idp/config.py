@@ -73,6 +73,8 @@ DEFAULTS: dict[str, object] = {
     "LOGOUT_LEASE": 30,
     # End sessions past their idle/absolute expiry and notify their subsites (1) or not (0).
     "LOGOUT_ON_EXPIRY": 1,
+    # Seconds between sweeps for expired sessions (each worker process).
+    "EXPIRY_SWEEP_INTERVAL": 30,
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}

@@ -125,12 +125,15 @@ class DeliveryWorker(threading.Thread):
     def run(self) -> None:
         from .logout import end_expired_sessions
 
+        last_sweep = 0.0
         while not self.stopping.is_set():
             _wakeup.wait(self.app.config["LOGOUT_POLL_INTERVAL"])
             _wakeup.clear()
             try:
                 with self.app.app_context():
-                    if self.app.config["LOGOUT_ON_EXPIRY"]:
+                    if (self.app.config["LOGOUT_ON_EXPIRY"]
+                            and time.monotonic() - last_sweep >= self.app.config["EXPIRY_SWEEP_INTERVAL"]):
+                        last_sweep = time.monotonic()
                         end_expired_sessions()
                     while deliver_due():
                         pass

@@ -23,8 +23,8 @@ class SsoSession(db.Model):
     amr: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
-    idle_expires_at: Mapped[datetime]
-    absolute_expires_at: Mapped[datetime]
+    idle_expires_at: Mapped[datetime] = mapped_column(index=True)  # the expiry sweep looks sessions up by these
+    absolute_expires_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(32))
     ip: Mapped[str | None] = mapped_column(String(64))

@@ -43,9 +43,18 @@ def upgrade():
     with op.batch_alter_table('client', schema=None) as batch_op:
         batch_op.add_column(sa.Column('frontchannel_logout_uri', sa.String(length=512), nullable=True))
 
+    # The expiry sweep finds sessions past their idle or absolute expiry.
+    with op.batch_alter_table('sso_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sso_session_idle_expires_at'), ['idle_expires_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sso_session_absolute_expires_at'), ['absolute_expires_at'], unique=False)
+
 
 
 def downgrade():
+    with op.batch_alter_table('sso_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sso_session_absolute_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_sso_session_idle_expires_at'))
+
     # reviewed by hand
     with op.batch_alter_table('client', schema=None) as batch_op:
         batch_op.drop_column('frontchannel_logout_uri')
