@@ -8,11 +8,25 @@ three subsites (``python -m clients.subsite``), each on its own free port with i
 ``chrome`` (function scope): a fresh headless Chromium (empty profile) through /usr/bin/chromedriver,
 with the performance (DevTools network events) and browser (console) logs enabled.
 
+Every subsite is registered with its logout endpoints: ``--post-logout-redirect-uri`` (its home
+page), ``--backchannel-logout-uri`` (``/backchannel-logout``) and ``--frontchannel-logout-uri``
+(``/frontchannel-logout``); the ports are chosen before registering.
+
+When a test that uses ``chrome`` fails (its call raises), ``pytest_runtest_makereport`` saves a
+screenshot, the page source and the demo's logs into ``tests/browser/artifacts/`` (or
+``$BROWSER_ARTIFACTS``) while the browser is still open, and adds a "browser artifacts" section
+with their paths to the failure report. The folder's own ``.gitignore`` keeps them out of git.
+
+Under ``--dist loadgroup`` every test here goes to one worker (``xdist_group("browser-chromium")``;
+``pytest_collection_modifyitems`` below makes that work again on pytest >= 9.2), so one Chromium
+runs at a time and each module starts one demo.
+
 Without Chromium or its driver the tests are skipped; under ``CI=true`` they fail instead.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,7 +91,9 @@ class Subsite:
 
     def register_args(self) -> list[str]:
         args = ["clients", "create", "--name", self.name, "--redirect-uri", f"{self.url}/callback",
-                "--post-logout-redirect-uri", f"{self.url}/"]
+                "--post-logout-redirect-uri", f"{self.url}/",
+                "--backchannel-logout-uri", f"{self.url}/backchannel-logout",
+                "--frontchannel-logout-uri", f"{self.url}/frontchannel-logout"]
         return args + (["--first-party"] if self.first_party else [])
 
     def spawn(self, issuer: str, workdir: Path) -> None:
@@ -91,6 +107,13 @@ class Subsite:
              f"--client-secret={self.client['client_secret']}"],
             cwd=ROOT, env=clean_env({"PYTHONUNBUFFERED": "1"}), stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT)
+
+    def full_log(self) -> str:
+        """Everything the subsite process wrote so far (``log()`` is only its tail)."""
+        try:
+            return self.log_path.read_text(errors="replace") if self.log_path else ""
+        except OSError:
+            return ""
 
     def log(self) -> str:
         if self._log is not None:
@@ -140,6 +163,16 @@ class Demo:
         parts += [f"--- subsite {s.key} log ---\n{s.log()}" for s in self.sites.values()]
         return "\n".join(parts)
 
+    def full_logs(self) -> str:
+        """Everything the hub and the subsites logged so far (``logs()`` keeps only their tails)."""
+        try:
+            hub = self.hub.log_path.read_text(errors="replace")
+        except OSError:
+            hub = "(no log)"
+        parts = [f"--- hub log ({self.hub.log_path}) ---\n{hub}"]
+        parts += [f"--- subsite {s.key} log ({s.log_path}) ---\n{s.full_log()}" for s in self.sites.values()]
+        return "\n".join(parts)
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, chromium_paths) -> Demo:
@@ -182,12 +215,109 @@ def demo(tmp_path_factory, chromium_paths) -> Demo:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# -- grouping under pytest-xdist -------------------------------------------------------------------
+
+BROWSER_DIR = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make ``--dist loadgroup`` honour ``xdist_group`` for the tests of this folder on pytest >= 9.2.
+
+    The same work-around as in ``tests/e2e/conftest.py`` (which applies it only to tests/e2e and
+    tests/clients): pytest 9.2 keeps node ids in ``item._id``, while pytest-xdist <= 3.8 appends its
+    ``@group`` suffix to ``item._nodeid``, so without this the browser tests are spread over the
+    workers and each worker starts its own demo (pytest-dev/pytest-xdist#1386). Does nothing when
+    xdist already did it, or the internals differ. Remove once xdist is fixed.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:
+        return
+    for item in items:
+        try:
+            Path(item.path).resolve().relative_to(BROWSER_DIR)
+        except ValueError:
+            continue
+        if not hasattr(item, "_id"):
+            continue
+        names = {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                 for m in item.iter_markers("xdist_group")}
+        if names and "@" not in item.nodeid.rpartition("]")[2]:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(sorted(names))}")
+
+
+# -- screenshots of failures ------------------------------------------------------------------------
+
+ARTIFACTS_DIR = BROWSER_DIR / "artifacts"
+
+
+def artifacts_dir() -> Path:
+    """Where failure artifacts go: ``$BROWSER_ARTIFACTS`` if set, else tests/browser/artifacts (made on demand)."""
+    folder = Path(os.environ.get("BROWSER_ARTIFACTS") or ARTIFACTS_DIR).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_artifacts(driver, name: str, logs: str | None = None, folder: Path | None = None) -> list[str]:
+    """Screenshot (``.png``), page source (``.html``) and, if given, ``logs`` (``.log``) of ``driver``
+    under ``folder`` (``artifacts_dir()``), named after ``name`` and the time; returns one line
+    per file ("screenshot: PATH", ...), or what went wrong saving it."""
+    folder = folder or artifacts_dir()
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:150] or "test"
+    stem = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    lines = []
+    try:
+        lines.append(f"url: {driver.current_url}")
+    except Exception as exc:  # the browser may be gone: save what can be saved
+        lines.append(f"url: unknown ({type(exc).__name__}: {exc})")
+    png, html = folder / f"{stem}.png", folder / f"{stem}.html"
+    try:
+        if not driver.get_screenshot_as_file(str(png)):
+            raise RuntimeError("chromedriver returned no screenshot")
+        lines.append(f"screenshot: {png}")
+    except Exception as exc:
+        lines.append(f"screenshot: not saved ({type(exc).__name__}: {exc})")
+    try:
+        html.write_text(driver.page_source, encoding="utf-8")
+        lines.append(f"page source: {html}")
+    except Exception as exc:
+        lines.append(f"page source: not saved ({type(exc).__name__}: {exc})")
+    if logs is not None:
+        log = folder / f"{stem}.log"
+        log.write_text(logs, encoding="utf-8")
+        lines.append(f"hub and subsite logs: {log}")
+    return lines
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item (``item.rep_setup``, ``rep_call``, ``rep_teardown``) and,
+    when the test body of a browser test failed, save its artifacts now (the browser is still open:
+    fixtures are torn down after this report) and name them in the report."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    driver = getattr(item, "funcargs", {}).get("chrome")
+    if report.when == "call" and report.failed and driver is not None:
+        demo = item.funcargs.get("demo")
+        try:
+            lines = save_artifacts(driver, item.nodeid, logs=demo.full_logs() if demo is not None else None)
+        except Exception as exc:  # never hide the test's own failure behind ours
+            lines = [f"artifacts not saved: {type(exc).__name__}: {exc}"]
+        report.sections.append(("browser artifacts", "\n".join(lines)))
+    return report
+
+
 # -- the browser ---------------------------------------------------------------------------------
 
 
 @pytest.fixture
 def chrome(chromium_paths, tmp_path, monkeypatch):
-    """A fresh headless Chromium: its own profile, nothing fetched from the network by Selenium."""
+    """A fresh headless Chromium: its own profile, nothing fetched from the network by Selenium.
+
+    A failed test's screenshot is taken by ``pytest_runtest_makereport`` above, before this quits."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

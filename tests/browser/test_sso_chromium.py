@@ -12,113 +12,24 @@ document requests), so "the login page never appeared" is checked on every hop, 
 """
 from __future__ import annotations
 
-import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.browser.helpers import (
+    click_sign_in,
+    documents,
+    fill_login_form,
+    on_page,
+    signed_in_as,
+    trail,
+    wait,
+    where,
+)
+
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("browser-chromium")]
-
-WAIT = 15  # seconds for any one page to appear
-
-
-# -- helpers --------------------------------------------------------------------------------------
-
-
-def wait(driver, condition, what: str, demo=None):
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition)
-    except TimeoutException:
-        page = driver.page_source[:1500]
-        logs = "\n" + demo.logs() if demo is not None else ""
-        raise AssertionError(f"timed out waiting for {what}; now at {driver.current_url}\n{page}{logs}") from None
-
-
-def on_page(url: str, css: str):
-    """Condition: the browser is at ``url`` (query ignored) and shows an element matching ``css``."""
-    from selenium.webdriver.common.by import By
-
-    def check(driver):
-        current = driver.current_url.split("?", 1)[0]
-        if current != url:
-            return False
-        found = driver.find_elements(By.CSS_SELECTOR, css)
-        return found[0] if found else False
-
-    return check
-
-
-def documents(driver) -> list[dict]:
-    """Document loads since the last call, from the performance log: one entry per hop.
-
-    Each is {"url", "status"}: a hop that was redirected has the redirect's status (3xx); the
-    final hop has the status of the page that was rendered (``rendered`` True)."""
-    hops: list[dict] = []
-    by_id: dict[str, dict] = {}
-    for entry in driver.get_log("performance"):
-        msg = json.loads(entry["message"])["message"]
-        method, params = msg.get("method"), msg.get("params", {})
-        if method == "Network.requestWillBeSent" and params.get("type") == "Document":
-            previous = by_id.get(params["requestId"])
-            if previous is not None and "redirectResponse" in params:
-                previous["status"] = params["redirectResponse"]["status"]
-            hop = {"url": params["request"]["url"], "status": None, "rendered": False, "headers": {}}
-            by_id[params["requestId"]] = hop
-            hops.append(hop)
-        elif method == "Network.responseReceived" and params.get("type") == "Document":
-            hop = by_id.get(params["requestId"])
-            if hop is not None:
-                hop["status"] = params["response"]["status"]
-                hop["rendered"] = True
-                hop["headers"] = {k.lower(): v for k, v in params["response"].get("headers", {}).items()}
-    return hops
-
-
-def where(url: str) -> str:
-    p = urlsplit(url)
-    return f"{p.scheme}://{p.netloc}{p.path}"
-
-
-def trail(hops) -> str:
-    return "\n  ".join(f"{h['status']} {h['url']}{' (rendered)' if h['rendered'] else ''}" for h in hops)
-
-
-def click_sign_in(driver, site):
-    """On the subsite's home page, signed out: click its sign-in link."""
-    from selenium.webdriver.common.by import By
-
-    link = wait(driver, on_page(site.url + "/", "a.button[href='/login']"), f"the sign-in link of {site.name}")
-    assert "You are not signed in" in driver.find_element(By.TAG_NAME, "body").text
-    link.click()
-
-
-def fill_login_form(driver, demo):
-    from selenium.webdriver.common.by import By
-
-    username = wait(driver, on_page(demo.issuer + "/login", "form input[name='username']"),
-                    "the hub's login page", demo)
-    username.clear()
-    username.send_keys(demo.user["username"])
-    driver.find_element(By.CSS_SELECTOR, "form input[name='password']").send_keys(demo.user["password"])
-    driver.find_element(By.CSS_SELECTOR, "form button[type='submit']").click()
-
-
-def signed_in_as(driver, site, demo) -> dict:
-    """Wait for the subsite's home page, signed in; returns its claims table."""
-    from selenium.webdriver.common.by import By
-
-    name = wait(driver, on_page(site.url + "/", "#display-name"), f"{site.name} signed in", demo)
-    assert "Signed in as" in driver.find_element(By.TAG_NAME, "main").text
-    assert name.text == demo.user["name"]
-    claims = {}
-    for row in driver.find_elements(By.CSS_SELECTOR, "#claims tbody tr"):
-        claims[row.find_element(By.TAG_NAME, "th").text] = row.find_element(By.TAG_NAME, "td").text
-    return claims
 
 
 # -- 1. single sign-on ----------------------------------------------------------------------------
