@@ -215,42 +215,7 @@ def demo(tmp_path_factory, chromium_paths) -> Demo:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-# -- grouping under pytest-xdist -------------------------------------------------------------------
-
 BROWSER_DIR = Path(__file__).resolve().parent
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config, items):
-    """Make ``--dist loadgroup`` honour ``xdist_group`` for the tests of this folder on pytest >= 9.2.
-
-    The same work-around as in ``tests/e2e/conftest.py`` (which applies it only to tests/e2e and
-    tests/clients): pytest 9.2 keeps node ids in ``item._id``, while pytest-xdist <= 3.8 appends its
-    ``@group`` suffix to ``item._nodeid``, so without this the browser tests are spread over the
-    workers and each worker starts its own demo (pytest-dev/pytest-xdist#1386). Does nothing when
-    xdist already did it, or the internals differ. Remove once xdist is fixed.
-    """
-    if not getattr(config.option, "loadgroup", False):
-        return
-    try:
-        from _pytest.nodeid import coerce_node_id
-    except ImportError:
-        return
-    for item in items:
-        try:
-            Path(item.path).resolve().relative_to(BROWSER_DIR)
-        except ValueError:
-            continue
-        if not hasattr(item, "_id"):
-            continue
-        names = {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
-                 for m in item.iter_markers("xdist_group")}
-        if names and "@" not in item.nodeid.rpartition("]")[2]:
-            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(sorted(names))}")
-
-
-# -- screenshots of failures ------------------------------------------------------------------------
-
 ARTIFACTS_DIR = BROWSER_DIR / "artifacts"
 
 

@@ -10,7 +10,6 @@ Under pytest-xdist (``--dist loadgroup``) all tests on one backend go to one wor
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import requests
@@ -49,36 +48,3 @@ def browser(live_hub):
     """A fresh browser (empty cookie jar) for the hub's test citizen."""
     with HubBrowser(live_hub.user["username"], live_hub.user["password"]) as b:
         yield b
-
-
-_GROUPED_DIRS = ("e2e", "clients")
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config, items):
-    """Make ``--dist loadgroup`` group the live tests again on pytest >= 9.2.
-
-    pytest 9.2 keeps node ids in ``item._id`` (a ``NodeId``), while pytest-xdist <= 3.8 still
-    appends its ``@group`` suffix to ``item._nodeid``, so grouping silently stops and every worker
-    starts its own hubs (pytest-dev/pytest-xdist#1386, fix proposed in #1388). This applies the
-    suffix the new way, only to tests under tests/e2e and tests/clients, and does nothing when xdist
-    already did it or the internals differ. Remove once xdist is fixed.
-    """
-    if not getattr(config.option, "loadgroup", False):
-        return
-    try:
-        from _pytest.nodeid import coerce_node_id
-    except ImportError:
-        return
-    tests_dir = Path(__file__).resolve().parent.parent
-    for item in items:
-        try:
-            rel = Path(item.path).resolve().relative_to(tests_dir)
-        except ValueError:
-            continue
-        if rel.parts[0] not in _GROUPED_DIRS or not hasattr(item, "_id"):
-            continue
-        names = {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
-                 for m in item.iter_markers("xdist_group")}
-        if names and "@" not in item.nodeid.rpartition("]")[2]:
-            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(sorted(names))}")

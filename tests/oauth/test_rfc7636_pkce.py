@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import PASSWORD, exchange, make_rp, pkce_pair
+from tests.conftest import exchange, make_rp, pkce_pair
 
 
 def _error(resp):
