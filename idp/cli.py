@@ -65,11 +65,13 @@ def init_command():
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
-def serve_command(host, port, workers, threads):
+@click.option("--worker-connections", default=1000, show_default=True, type=click.IntRange(1, 100000),
+              help="open connections per worker; lower spreads keep-alive clients over the workers")
+def serve_command(host, port, workers, threads, worker_connections):
     """Run the production server (gunicorn)."""
     from .serve import run
 
-    run(host, port, workers, threads)
+    run(host, port, workers, threads, worker_connections)
 
 
 @click.group("users")

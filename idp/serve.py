@@ -21,13 +21,17 @@ class _Server(BaseApplication):
         return app
 
 
-def run(host: str, port: int, workers: int, threads: int) -> None:
+def run(host: str, port: int, workers: int, threads: int, worker_connections: int = 1000) -> None:
     _Server({
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread" if threads > 1 else "sync",
         "keepalive": 5,
+        # Per-worker cap on open connections: a low cap spreads keep-alive connections over the
+        # workers (gthread lets the first worker to wake take a whole burst), at the price of
+        # queueing connections beyond workers x cap.
+        "worker_connections": worker_connections,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,
