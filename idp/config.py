@@ -73,6 +73,14 @@ DEFAULTS: dict[str, object] = {
     "LOGOUT_LEASE": 30,
     # End sessions past their idle/absolute expiry and notify their subsites (1) or not (0).
     "LOGOUT_ON_EXPIRY": 1,
+    # Failed password attempts for one login name within the window before it is locked.
+    "LOGIN_MAX_FAILURES": 5,
+    # Failed password attempts from one address within the window before it is locked.
+    "LOGIN_IP_MAX_FAILURES": 50,
+    # The window (seconds) in which failures are counted.
+    "LOGIN_WINDOW_SECONDS": 900,
+    # How long (seconds) a locked login name or address must wait.
+    "LOGIN_LOCK_SECONDS": 900,
     # Seconds between sweeps for expired sessions (each worker process).
     "EXPIRY_SWEEP_INTERVAL": 30,
 }

@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, make_response, redirect, render_template, request, session
 
+from ..errors import DomainError
 from ..sessions.current import current_session, set_session_cookie
 from .forms import LoginForm
 from .service import login_with_password
@@ -34,7 +35,11 @@ def login():
         return render_template("login.html", form=form)
     error = None
     if form.validate_on_submit():
-        result = login_with_password(form.username.data, form.password.data, current_session())
+        try:
+            result = login_with_password(form.username.data, form.password.data, current_session())
+        except DomainError as exc:  # locked: show the form again with the reason
+            form.next.data = safe_next(form.next.data)
+            return render_template("login.html", form=form, error=exc.message), exc.status
         if result is not None:
             sso, cookie = result
             session["fresh_sid"] = sso.sid  # lets a prompt=login/max_age request see this login
