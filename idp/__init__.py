@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFProtect
@@ -141,8 +142,6 @@ def _same_origin(origin: str | None, issuer: str) -> bool:
     """
     if origin is None or request.path in ("/authorize", "/logout", "/token", "/revoke", "/introspect", "/userinfo"):
         return True
-    from urllib.parse import urlsplit
-
     want = urlsplit(issuer)
     return origin == f"{want.scheme}://{want.netloc}"
 

@@ -123,7 +123,7 @@ def level_for_acr(cfg: dict, acr: str) -> int | None:
     return values.index(acr) + 1 if acr in values else None
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
     if host in ("localhost",):
         return True
     try:
@@ -158,7 +158,7 @@ def validate(cfg: dict) -> None:
     problems = []
     if cfg["SECRET_KEY"] == DEV_SECRET_KEY or len(str(cfg["SECRET_KEY"])) < 32:
         problems.append("IDP_SECRET_KEY is the development default or shorter than 32 characters")
-    if parts.scheme != "https" and not _is_loopback(parts.hostname):
+    if parts.scheme != "https" and not is_loopback(parts.hostname):
         problems.append("IDP_ISSUER uses http:// on a non-loopback host")
     if not cfg["KEYS_PASSPHRASE"]:
         problems.append("IDP_KEYS_PASSPHRASE is not set, so private keys would be stored unencrypted")

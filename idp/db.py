@@ -34,6 +34,15 @@ def epoch(dt: datetime) -> int:
     return int(dt.replace(tzinfo=timezone.utc).timestamp())
 
 
+def insert_unless_present(model, values: dict, key: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: concurrent writers of the same row must not collide."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=key))
+
+
 @contextlib.contextmanager
 def transaction():
     """One use case, one commit; rolls back on any exception."""

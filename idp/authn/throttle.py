@@ -10,12 +10,10 @@ from datetime import timedelta
 
 from flask import current_app, request
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..accounts.protection import protector
 from ..audit.service import record
-from ..db import db, transaction, utcnow
+from ..db import db, insert_unless_present, transaction, utcnow
 from ..errors import DomainError
 from .models import LoginThrottle
 
@@ -43,10 +41,8 @@ def record_failure(keys: dict[str, int]) -> None:
     cfg = current_app.config
     now = utcnow()
     window_start = now - timedelta(seconds=cfg["LOGIN_WINDOW_SECONDS"])
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for key, limit in keys.items():
-        db.session.execute(insert(LoginThrottle).values(key=key, failures=0, window_start=now)
-                           .on_conflict_do_nothing(index_elements=["key"]))
+        insert_unless_present(LoginThrottle, {"key": key, "failures": 0, "window_start": now}, ["key"])
         # A window that has passed starts again; then count atomically (concurrent nodes add up).
         db.session.execute(update(LoginThrottle).where(LoginThrottle.key == key, LoginThrottle.window_start < window_start)
                            .values(failures=0, window_start=now))

@@ -1,7 +1,7 @@
 """The login page (form contract: inputs ``username`` and ``password``, with a CSRF token)."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, make_response, redirect, render_template, request, session
 
@@ -11,6 +11,14 @@ from .forms import LoginForm
 from .service import login_with_password
 
 bp = Blueprint("authn", __name__)
+
+
+def login_redirect(next_url: str, login_hint: str | None = None):
+    """Send the browser to the login page, to come back to ``next_url`` (one of our paths)."""
+    query = {"next": next_url}
+    if login_hint:
+        query["login_hint"] = login_hint
+    return redirect("/login?" + urlencode(query), code=303)
 
 
 def safe_next(target: str | None) -> str:

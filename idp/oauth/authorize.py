@@ -14,9 +14,10 @@ from authlib.oauth2.rfc6749.errors import (AccessDeniedError, InvalidRequestErro
                                            UnsupportedResponseTypeError)
 from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError, RegistrationNotSupportedError,
                                       RequestNotSupportedError, RequestURINotSupportedError)
-from flask import Response, current_app, redirect, render_template, request, session
+from flask import Response, current_app, render_template, request, session
 
 from ..db import epoch, transaction
+from ..authn.views import login_redirect
 from ..errors import DomainError, require_csrf_token
 from ..sessions.current import current_session
 from . import clients, consent
@@ -102,10 +103,7 @@ def authorize():
     if principal is None:
         if "none" in prompts:
             return fail(LoginRequiredError())
-        query = {"next": _self_url()}
-        if params.get("login_hint"):
-            query["login_hint"] = params["login_hint"]
-        return redirect("/login?" + urlencode(query), code=303)
+        return login_redirect(_self_url(), params.get("login_hint"))
 
     scopes = consent.effective_scopes(grant.request.scope, params.get("prompt"))
     needs_consent = ("consent" in prompts or "offline_access" in scopes

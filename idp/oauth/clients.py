@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from urllib.parse import urlsplit
 
@@ -11,6 +10,7 @@ from flask import current_app
 from sqlalchemy import bindparam, select
 
 from ..audit.service import record
+from ..config import is_loopback
 from ..db import db, transaction
 from ..errors import DomainError
 from .models import Client
@@ -45,15 +45,6 @@ def verify_secret(client: Client, secret: str | None) -> bool:
     return hmac.compare_digest(client.secret_digest, digest_secret(secret))
 
 
-def _is_loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
-
-
 def check_uri(uri: str, what: str) -> str:
     """Absolute https URI without fragment; http only on loopback (RFC 9700 §2.1, §4.1.1)."""
     try:
@@ -64,7 +55,7 @@ def check_uri(uri: str, what: str) -> str:
         raise DomainError(f"{what} {uri!r} must be an absolute http(s) URI")
     if parts.fragment or "#" in uri:
         raise DomainError(f"{what} {uri!r} must not contain a fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise DomainError(f"{what} {uri!r} must use https (http is allowed on loopback only)")
     if len(uri) > 512:
         raise DomainError(f"{what} is longer than 512 characters")

@@ -35,6 +35,19 @@ def _security_event(action: str, client_id: str, detail: dict) -> None:
     db.session.commit()
 
 
+def _principal(person_id: int, session_id: int | None, **how) -> tokens.Principal | None:
+    """The principal a stored code or refresh token speaks for; None if the account is not active."""
+    from ..accounts.models import Person
+
+    person = db.session.get(Person, person_id)
+    if person is None or not person.active:
+        return None
+    sid = None
+    if session_id:
+        sid = db.session.execute(select(SsoSession.sid).where(SsoSession.id == session_id)).scalar()
+    return tokens.Principal(person=person, session_id=session_id, sid=sid, **how)
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
@@ -88,19 +101,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             raise InvalidGrantError("The authorization code has already been used.")
 
     def authenticate_user(self, authorization_code):
-        from ..accounts.models import Person
-
-        person = db.session.get(Person, authorization_code.person_id)
-        if person is None or not person.active:
-            return None
-        sid = None
-        if authorization_code.session_id:
-            sid = db.session.execute(select(SsoSession.sid).where(SsoSession.id == authorization_code.session_id)).scalar()
-        return tokens.Principal(
-            person=person, session_id=authorization_code.session_id, sid=sid,
-            auth_time=authorization_code.auth_time, acr=authorization_code.acr, amr=authorization_code.amr,
-            code_id=authorization_code.id, offline="offline_access" in authorization_code.scope.split(),
-        )
+        c = authorization_code
+        return _principal(c.person_id, c.session_id, auth_time=c.auth_time, acr=c.acr, amr=c.amr, code_id=c.id,
+                          offline="offline_access" in c.scope.split())
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -125,17 +128,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return _TokenView(row)
 
     def authenticate_user(self, refresh_token):
-        row = refresh_token.row
-        from ..accounts.models import Person
-
-        person = db.session.get(Person, row.person_id)
-        if person is None or not person.active:
-            return None
-        sid = None
-        if row.session_id:
-            sid = db.session.execute(select(SsoSession.sid).where(SsoSession.id == row.session_id)).scalar()
-        return tokens.Principal(person=person, session_id=row.session_id, sid=sid, auth_time=row.auth_time,
-                                acr=row.acr, amr=row.amr, family=row.family, offline=row.offline)
+        r = refresh_token.row
+        return _principal(r.person_id, r.session_id, auth_time=r.auth_time, acr=r.acr, amr=r.amr, family=r.family,
+                          offline=r.offline)
 
     def revoke_old_credential(self, refresh_token):
         if not tokens.mark_rotated(refresh_token.row):

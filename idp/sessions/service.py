@@ -7,12 +7,10 @@ from datetime import timedelta
 
 from flask import current_app, request
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..accounts.models import Person
 from ..audit.service import record
-from ..db import db, transaction, utcnow
+from ..db import db, insert_unless_present, transaction, utcnow
 from .models import SessionClient, SsoSession
 
 
@@ -68,7 +66,5 @@ def note_client(session_id: int, client_id: str) -> None:
 
     INSERT ... ON CONFLICT DO NOTHING: two tabs authorizing the same client at once must not collide.
     """
-    dialect = db.session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    db.session.execute(insert(SessionClient).values(session_id=session_id, client_id=client_id, first_at=utcnow())
-                       .on_conflict_do_nothing(index_elements=["session_id", "client_id"]))
+    insert_unless_present(SessionClient, {"session_id": session_id, "client_id": client_id, "first_at": utcnow()},
+                          ["session_id", "client_id"])

@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request
 
+from ..authn.views import login_redirect
 from ..errors import DomainError, require_csrf_token
 from .current import clear_session_cookie, current_session
 from .end_session import parse_logout_request
@@ -56,7 +57,7 @@ def logout():
 def my_sessions():
     s = current_session()
     if s is None:
-        return redirect("/login?" + urlencode({"next": "/account/sessions"}), code=303)
+        return login_redirect("/account/sessions")
     sessions = live_sessions_of(s.person_id)
     rows = [{"s": x, "clients": [c.name for c in clients_of(x)], "current": x.id == s.id} for x in sessions]
     return render_template("sessions.html", person=s.person, rows=rows)
@@ -67,7 +68,7 @@ def end_my_sessions():
     """End one session (by sid) or all of them ("sign out everywhere"); same fan-out as any logout."""
     s = current_session()
     if s is None:
-        return redirect("/login?" + urlencode({"next": "/account/sessions"}), code=303)
+        return login_redirect("/account/sessions")
     which = request.form.get("sid", "")
     mine = live_sessions_of(s.person_id)
     targets = mine if which == "all" else [x for x in mine if x.sid == which]
