@@ -42,6 +42,10 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     db.init_app(app)
     csrf.init_app(app)
 
+    from . import i18n
+
+    i18n.init_app(app)
+
     from . import errors
 
     errors.init_app(app)

@@ -44,5 +44,16 @@ def protector() -> Protector:
 
 
 def mask_id_number(value: str) -> str:
-    """Show the region and the check character only: 210502**********1X style."""
-    return value[:6] + "*" * (len(value) - 8) + value[-2:] if len(value) > 8 else "*" * len(value)
+    """2105**********123X: the first and last four characters only."""
+    return value[:4] + "*" * (len(value) - 8) + value[-4:] if len(value) > 8 else "*" * len(value)
+
+
+def mask_phone(value: str) -> str:
+    """138****5678: the operator prefix and the last four digits."""
+    return value[:3] + "*" * (len(value) - 7) + value[-4:] if len(value) > 7 else "*" * len(value)
+
+
+def mask_email(value: str) -> str:
+    """z***@example.cn: the first character of the local part and the domain."""
+    local, _, domain = value.partition("@")
+    return (local[:1] + "***@" + domain) if domain else "***"

@@ -137,7 +137,8 @@ def _authenticated_principal(prompts: set[str], max_age: int | None) -> Principa
         return None
     if max_age is not None and not fresh and time.time() - epoch(s.auth_time) > max_age:
         return None
-    return Principal(person=s.person, session_id=s.id, sid=s.sid, auth_time=s.auth_time, acr=s.acr, amr=list(s.amr or []))
+    return Principal(person=s.person, session_id=s.id, sid=s.sid, auth_time=s.auth_time, acr=s.acr, amr=list(s.amr or []),
+                     representation_id=s.acting_representation_id)
 
 
 def _consent_page(client, scopes, principal) -> Response:

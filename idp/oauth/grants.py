@@ -22,7 +22,7 @@ from ..audit.service import record
 from ..db import db, epoch, utcnow
 from ..sessions.models import SsoSession
 from ..sessions.service import note_client
-from . import tokens
+from . import claims as release, tokens
 from .consent import effective_scopes
 from .models import AuthorizationCode, UsedAssertion
 
@@ -71,7 +71,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             scope=" ".join(effective_scopes(request.scope or "", data.get("prompt"))),
             nonce=data.get("nonce"), code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"), auth_time=user.auth_time,
-            acr=user.acr, amr=user.amr, created_at=now, expires_at=now + timedelta(seconds=cfg["CODE_TTL"]),
+            acr=user.acr, amr=user.amr, claims_request=user.claims_request, representation_id=user.representation_id,
+            created_at=now, expires_at=now + timedelta(seconds=cfg["CODE_TTL"]),
         )
         db.session.add(row)
         if user.session_id:
@@ -103,7 +104,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def authenticate_user(self, authorization_code):
         c = authorization_code
         return _principal(c.person_id, c.session_id, auth_time=c.auth_time, acr=c.acr, amr=c.amr, code_id=c.id,
-                          offline="offline_access" in c.scope.split())
+                          offline="offline_access" in c.scope.split(), representation_id=c.representation_id,
+                          claims_request=c.claims_request)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -130,7 +132,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_user(self, refresh_token):
         r = refresh_token.row
         return _principal(r.person_id, r.session_id, auth_time=r.auth_time, acr=r.acr, amr=r.amr, family=r.family,
-                          offline=r.offline)
+                          offline=r.offline, representation_id=r.representation_id, claims_request=r.claims_request)
 
     def revoke_old_credential(self, refresh_token):
         if not tokens.mark_rotated(refresh_token.row):
@@ -200,8 +202,10 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         code = request.authorization_code
         alg = client.id_token_signed_response_alg or "RS256"
         now = int(time.time())
-        claims = {"iss": cfg["ISSUER"], "sub": user.person.sub, "aud": client.client_id,
-                  "iat": now, "exp": now + cfg["ID_TOKEN_TTL"]}
+        claims = {"iss": cfg["ISSUER"], "aud": client.client_id, "iat": now, "exp": now + cfg["ID_TOKEN_TTL"]}
+        claims.update(release.id_token_claims(user.person, client=client, scopes=set((token.get("scope") or "").split()),
+                                              acr=user.acr, representation_id=user.representation_id,
+                                              claims_request=user.claims_request))
         if code is not None and code.nonce:
             claims["nonce"] = code.nonce
         if user.auth_time:

@@ -28,6 +28,8 @@ class Client(db.Model):
     jwks: Mapped[dict | None] = mapped_column(JSON)
     first_party: Mapped[bool] = mapped_column(default=False)
     subject_type: Mapped[str] = mapped_column(String(16), default="public")
+    # Pairwise subjects (OIDC Core §8.1) are computed per sector: this, or the redirect URIs' host.
+    sector_identifier: Mapped[str | None] = mapped_column(String(255))
     id_token_signed_response_alg: Mapped[str] = mapped_column(String(16), default="RS256")
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -85,6 +87,9 @@ class AuthorizationCode(db.Model):
     auth_time: Mapped[datetime]
     acr: Mapped[str | None] = mapped_column(String(128))
     amr: Mapped[list] = mapped_column(JSON, default=list)
+    # OIDC Core §5.5 ``claims`` request (as parsed), and the business acted for, carried to the tokens.
+    claims_request: Mapped[dict | None] = mapped_column(JSON)
+    representation_id: Mapped[int | None] = mapped_column(ForeignKey("representation.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
@@ -128,6 +133,8 @@ class Token(db.Model):
     auth_time: Mapped[datetime | None]
     acr: Mapped[str | None] = mapped_column(String(128))
     amr: Mapped[list] = mapped_column(JSON, default=list)
+    claims_request: Mapped[dict | None] = mapped_column(JSON)
+    representation_id: Mapped[int | None] = mapped_column(ForeignKey("representation.id", ondelete="SET NULL"))
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -34,6 +34,8 @@ class Principal:
     code_id: int | None = None
     family: str | None = None
     offline: bool = False
+    representation_id: int | None = None  # the business acted for (``org`` claim)
+    claims_request: dict | None = None  # OIDC Core §5.5, as parsed at /authorize
 
     # Authlib calls get_user_id() in places (e.g. introspection helpers).
     def get_user_id(self):
@@ -97,11 +99,12 @@ def save_token(token: dict, request) -> None:
         "access_expires_at": now + timedelta(seconds=token["expires_in"]), "issued_at": now,
         "family": user.family if user and user.family else secrets.token_hex(16), "offline": offline, "amr": [],
         "person_id": None, "session_id": None, "code_id": None, "auth_time": None, "acr": None,
-        "refresh_digest": None, "refresh_expires_at": None,
+        "refresh_digest": None, "refresh_expires_at": None, "claims_request": None, "representation_id": None,
     }
     if user is not None:
         row.update(person_id=user.person.id, session_id=user.session_id, code_id=user.code_id,
-                   auth_time=user.auth_time, acr=user.acr, amr=user.amr or [])
+                   auth_time=user.auth_time, acr=user.acr, amr=user.amr or [], claims_request=user.claims_request,
+                   representation_id=user.representation_id)
     if refresh:
         ttl = cfg["OFFLINE_REFRESH_TOKEN_TTL"] if offline else cfg["REFRESH_TOKEN_TTL"]
         row.update(refresh_digest=digest(refresh), refresh_expires_at=now + timedelta(seconds=ttl))

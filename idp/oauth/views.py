@@ -5,9 +5,9 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..accounts.models import Person
-from ..accounts.service import claims_for
 from ..db import db
-from . import authorize as authorize_endpoint
+from . import authorize as authorize_endpoint, clients
+from . import claims as release
 from .discovery import metadata_json
 
 bp = Blueprint("oauth", __name__)
@@ -114,6 +114,11 @@ def userinfo():
     person = db.session.get(Person, row.person_id) if row.person_id else None
     if person is None or not person.active:
         return _bearer_challenge("invalid_token")
-    resp = jsonify(claims_for(person, set(row.scope.split())))
+    client = clients.get_client(row.client_id)
+    if client is None:
+        return _bearer_challenge("invalid_token")
+    resp = jsonify(release.userinfo_claims(person, client=client, scopes=set(row.scope.split()), acr=row.acr,
+                                           representation_id=row.representation_id,
+                                           claims_request=row.claims_request))
     resp.headers.update(NO_STORE)
     return resp

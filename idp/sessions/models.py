@@ -28,6 +28,8 @@ class SsoSession(db.Model):
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(32))
     ip: Mapped[str | None] = mapped_column(String(64))
+    # The business this person is acting for in this session (None: for themself).
+    acting_representation_id: Mapped[int | None] = mapped_column(ForeignKey("representation.id", ondelete="SET NULL"))
     user_agent: Mapped[str | None] = mapped_column(String(256))
 
     person: Mapped[Person] = relationship(lazy="joined")
