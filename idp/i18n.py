@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Flask, request, session
-from flask_babel import Babel, get_locale
+from flask import Flask, has_request_context, request, session
+from flask_babel import Babel, get_locale, refresh
 
 LANGUAGES = {"zh": "简体中文", "en": "English"}
 DEFAULT = "zh"
@@ -47,6 +47,8 @@ def match_ui_locales(value: str | None) -> str | None:
 
 
 def select_locale() -> str:
+    if not has_request_context():
+        return "en"  # commands and background work: the source language (operators, logs)
     return (_match(request.args.get("lang")) or _match(request.cookies.get(COOKIE))
             or session.get("ui_locale") or DEFAULT)
 
@@ -99,6 +101,13 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = compiled_catalogs()
     babel.init_app(app, locale_selector=select_locale)
+
+    @app.before_request
+    @app.teardown_request
+    def _forget_locale(*_exc):
+        # Flask-Babel caches the locale in ``g``; a request inside an enclosing app context (tests,
+        # commands) must choose its own and not leave its choice to the code that runs after it.
+        refresh()
 
     @app.before_request
     def _remember_ui_locales():
