@@ -292,7 +292,10 @@ def logout_retry(delivery_id):
 
 
 def register_cli(app) -> None:
-    for cmd in (init_command, users_group, clients_group, keys_group, audit_group, sessions_group, logout_group):
+    from .accounts import cli as accounts_cli
+
+    for cmd in (init_command, users_group, clients_group, keys_group, audit_group, sessions_group, logout_group,
+                *accounts_cli.COMMANDS):
         app.cli.add_command(cmd)
 
 
