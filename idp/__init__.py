@@ -107,11 +107,13 @@ def _engine_options(url: str) -> dict:
 def _register_blueprints(app: Flask) -> None:
     from .authn.views import bp as authn_bp
     from .oauth import views as oauth_views
+    from .portal import businesses as portal_businesses
     from .sessions import views as session_views
 
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(authn_bp)
     app.register_blueprint(session_views.bp)
+    app.register_blueprint(portal_businesses.bp)
     csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
     for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,
@@ -155,8 +157,9 @@ def _register_hooks(app: Flask) -> None:
 
     @app.before_request
     def _limits():
-        # Per-request caches live in g; drop any left by an enclosing app context (tests).
-        for key in ("_idp_sso", "_idp_clients"):
+        # Per-request caches live in g (ours, and Flask-WTF's CSRF token of this browser's session);
+        # drop any left by an enclosing app context (tests with several browsers).
+        for key in ("_idp_sso", "_idp_clients", app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")):
             g.pop(key, None)
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             return render_error(414, "uri_too_long", "The query string is too long.")

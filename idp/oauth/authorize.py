@@ -20,12 +20,12 @@ from ..db import epoch, transaction
 from ..authn.views import login_redirect
 from ..errors import DomainError, require_csrf_token
 from ..sessions.current import current_session
-from . import clients, consent
+from . import acting, clients, consent
 from .tokens import Principal
 
 PROMPTS = {"none", "login", "consent", "select_account"}
 # Parameters whose repetition is an error (RFC 6749 §3.1); the consent form adds its own fields.
-FORM_FIELDS = {"csrf_token", "decision"}
+FORM_FIELDS = {"csrf_token", "decision", "act_as"}
 
 
 def _server():
@@ -106,6 +106,8 @@ def authorize():
         return login_redirect(_self_url(), params.get("login_hint"))
 
     scopes = consent.effective_scopes(grant.request.scope, params.get("prompt"))
+    if (page := acting.choose(client, principal, scopes, prompts, action=_self_url(), fail=fail)) is not None:
+        return page
     needs_consent = ("consent" in prompts or "offline_access" in scopes
                      or (not client.first_party and not consent.covers(principal.person, client, scopes)))
 

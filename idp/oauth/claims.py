@@ -6,6 +6,8 @@ registration, the token's assurance level, the business acted for).
 """
 from __future__ import annotations
 
+from ..accounts.officials import official_claim
+from ..accounts.representation import org_claim
 from ..accounts.service import claims_for
 
 
@@ -19,10 +21,21 @@ def userinfo_claims(person, *, client, scopes: set[str], acr: str | None = None,
     """Claims for the UserInfo endpoint (OIDC Core §5.3.2)."""
     claims = claims_for(person, scopes)
     claims["sub"] = subject_for(person, client)
+    claims.update(_acting_claims(person, scopes, representation_id))
     return claims
 
 
 def id_token_claims(person, *, client, scopes: set[str], acr: str | None = None,
                     representation_id: int | None = None, claims_request: dict | None = None) -> dict:
     """Claims about the person carried in the ID token besides the protocol ones (``sub`` included)."""
-    return {"sub": subject_for(person, client)}
+    return {"sub": subject_for(person, client), **_acting_claims(person, scopes, representation_id)}
+
+
+def _acting_claims(person, scopes: set[str], representation_id: int | None) -> dict:
+    """``org`` (the business acted for, re-checked now) and ``official`` (staff memberships)."""
+    claims = {}
+    if "org" in scopes and (org := org_claim(representation_id, person)):
+        claims["org"] = org
+    if "official" in scopes and (official := official_claim(person)):
+        claims["official"] = official
+    return claims

@@ -17,8 +17,9 @@ from .models import Client
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-SCOPES = ("openid", "profile", "email", "phone", "offline_access")
-DEFAULT_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
+SCOPES = ("openid", "profile", "email", "phone", "offline_access", "org", "official")
+# ``official`` (staff memberships) only for subsites registered with it.
+DEFAULT_SCOPES = ("openid", "profile", "email", "phone", "offline_access", "org")
 ID_TOKEN_ALGS = ("RS256", "ES256")
 
 

@@ -1,6 +1,7 @@
 """Remembered consent per person and client."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..audit.service import record
@@ -14,6 +15,8 @@ SCOPE_LABELS = {
     "email": "电子邮箱 / Your email address",
     "phone": "手机号码 / Your mobile phone number",
     "offline_access": "在您退出后继续访问 / Access while you are signed out",
+    "org": _l("The business you act for: its name, credit code and your role"),
+    "official": _l("The departments you work for as an official, and your roles"),
 }
 
 

@@ -33,7 +33,7 @@ def metadata() -> dict:
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
                              "at_hash", "name", "preferred_username", "updated_at", "email", "email_verified",
-                             "phone_number", "phone_number_verified"],
+                             "phone_number", "phone_number_verified", "org", "official"],
         "acr_values_supported": str(cfg["ACR_VALUES"]).split(),
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

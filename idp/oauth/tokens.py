@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, insert, select, update
 from ..db import db, epoch, utcnow
 from .models import Token
 
-USER_SCOPES = frozenset({"openid", "profile", "email", "phone", "offline_access"})
+USER_SCOPES = frozenset({"openid", "profile", "email", "phone", "offline_access", "org", "official"})
 
 
 def digest(value: str) -> str:
