@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, flash, get_flashed_messages, redirect, render_template, request, session
+from flask import Blueprint, flash, get_flashed_messages, redirect, render_template, session
 from flask_babel import gettext as _
 
 from ..accounts import representation as reps
@@ -67,13 +67,9 @@ def _page(sso, *, status: int = 200, error: str | None = None, register=None, ag
     ), status
 
 
-def _signed_in():
-    return current_session()
-
-
 @bp.get(PAGE)
 def businesses_page():
-    sso = _signed_in()
+    sso = current_session()
     if sso is None:
         return login_redirect(PAGE)
     return _page(sso)
@@ -81,7 +77,7 @@ def businesses_page():
 
 @bp.post(PAGE)
 def register():
-    sso = _signed_in()
+    sso = current_session()
     if sso is None:
         return login_redirect(PAGE)
     form = RegisterBusinessForm()
@@ -101,7 +97,7 @@ def _start(day: date | None):
 
 @bp.post(PAGE + "/agents")
 def authorize_agent():
-    sso = _signed_in()
+    sso = current_session()
     if sso is None:
         return login_redirect(PAGE)
     form = AuthorizeAgentForm()
@@ -132,7 +128,7 @@ def _done(action: str) -> str:
 
 @bp.post(PAGE + "/representations/<int:rep_id>/<action>")
 def representation_action(rep_id: int, action: str):
-    sso = _signed_in()
+    sso = current_session()
     if sso is None:
         return login_redirect(PAGE)
     if action not in _ACTIONS:
@@ -151,7 +147,7 @@ def representation_action(rep_id: int, action: str):
 @bp.post("/account/act-as")
 def act_as():
     """Choose whom this session acts for; new authorizations at subsites carry the choice."""
-    sso = _signed_in()
+    sso = current_session()
     if sso is None:
         return login_redirect(PAGE)
     form = ActAsForm()
