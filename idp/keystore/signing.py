@@ -8,18 +8,16 @@ A node notices a rotation by re-reading ``keys.json`` when its modification time
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import ECKey, RSAKey
 
-from .files import read_json, write_json, write_private
+from .files import load_private_key_pem, locked, private_key_pem, read_json, write_json, write_private
 
 ALGS = ("RS256", "ES256")
 INDEX = "keys.json"
@@ -47,17 +45,9 @@ def _dir(keys_dir: Path) -> Path:
     return keys_dir / "signing"
 
 
-@contextlib.contextmanager
 def _locked(keys_dir: Path):
     """Serialise writers (two nodes running ``idp init`` or a rotation at once)."""
-    d = _dir(keys_dir)
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(d / ".lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield d
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return locked(_dir(keys_dir))
 
 
 def _generate(alg: str):
@@ -78,10 +68,7 @@ def _to_jwk(private_key, alg: str, kid: str | None = None):
 def _add_key(d: Path, index: dict, alg: str, passphrase: str | None, now: int) -> dict:
     private_key = _generate(alg)
     kid = _to_jwk(private_key, alg).kid
-    enc = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
-           else serialization.NoEncryption())
-    pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
-    write_private(d / f"{kid}.pem", pem)
+    write_private(d / f"{kid}.pem", private_key_pem(private_key, passphrase))
     entry = {"kid": kid, "alg": alg, "created_at": now, "retired_at": None}
     index["keys"].append(entry)
     return entry
@@ -189,8 +176,8 @@ class KeyStore:
             if b"ENCRYPTED" in pem and not self.passphrase:
                 raise KeyStoreError("signing keys are encrypted; set IDP_KEYS_PASSPHRASE")
             try:
-                pk = serialization.load_pem_private_key(pem, password=self.passphrase.encode() if b"ENCRYPTED" in pem else None)
-            except (ValueError, TypeError) as exc:
+                pk = load_private_key_pem(pem, self.passphrase)
+            except ValueError as exc:
                 raise KeyStoreError(f"cannot open signing key {entry['kid']}: wrong IDP_KEYS_PASSPHRASE?") from exc
             keys[entry["kid"]] = SigningKey(entry["kid"], entry["alg"], entry["created_at"], entry["retired_at"], _to_jwk(pk, entry["alg"], entry["kid"]))
         listed = {e["kid"] for e in index}
