@@ -107,6 +107,7 @@ def _engine_options(url: str) -> dict:
 def _register_blueprints(app: Flask) -> None:
     from .authn.views import bp as authn_bp
     from .oauth import views as oauth_views
+    from .pki.views import bp as pki_bp
     from .portal import businesses as portal_businesses
     from .sessions import views as session_views
 
@@ -114,6 +115,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(authn_bp)
     app.register_blueprint(session_views.bp)
     app.register_blueprint(portal_businesses.bp)
+    app.register_blueprint(pki_bp)
     csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
     for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,

@@ -42,7 +42,7 @@ def _domain(fn):
 @click.command("init")
 @with_appcontext
 def init_command():
-    """Create or upgrade the database and create missing keys. Idempotent."""
+    """Create or upgrade the database and create missing keys and CAs. Idempotent."""
     from .keystore.service import ensure_keys
     from .migrations_lock import upgrade_database
 
@@ -57,7 +57,18 @@ def init_command():
     with transaction():
         for k in created:
             record("key.created", actor="cli", target=f"key:{k['kid']}", detail={"alg": k["alg"]})
-    emit({"database": "up to date", "keys_created": [k["kid"] for k in created]})
+    ca_created = _ensure_ca()
+    emit({"database": "up to date", "keys_created": [k["kid"] for k in created], "ca_created": ca_created})
+
+
+def _ensure_ca() -> list[str]:
+    from .pki.ca import CaError
+    from .pki.service import ensure_ca
+
+    try:
+        return [entry["id"] for entry in ensure_ca()]
+    except CaError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command("serve")
@@ -293,9 +304,10 @@ def logout_retry(delivery_id):
 
 def register_cli(app) -> None:
     from .accounts import cli as accounts_cli
+    from .pki.cli import pki_group
 
     for cmd in (init_command, users_group, clients_group, keys_group, audit_group, sessions_group, logout_group,
-                *accounts_cli.COMMANDS):
+                *accounts_cli.COMMANDS, pki_group):
         app.cli.add_command(cmd)
 
 

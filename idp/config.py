@@ -83,6 +83,19 @@ DEFAULTS: dict[str, object] = {
     "LOGIN_LOCK_SECONDS": 900,
     # Seconds between sweeps for expired sessions (each worker process).
     "EXPIRY_SWEEP_INTERVAL": 30,
+    # Key type of the hub's CAs and of keys generated for officials: "ec-p256" or "rsa-3072".
+    "PKI_KEY_TYPE": "ec-p256",
+    # Lifetime of an official's certificate, days.
+    "PKI_CERT_DAYS": 365,
+    # Lifetime of a CRL (nextUpdate - thisUpdate), days; a new one is published when half is left.
+    "PKI_CRL_DAYS": 7,
+    # Organization (O) in the CA names and in officials' certificate subjects.
+    "PKI_ORGANIZATION": "本溪市人民政府",
+    # PEM bundle of external (government) CA certificates also trusted for officials' certificates.
+    "PKI_EXTERNAL_CA_FILE": None,
+    # Subject attribute of an external certificate holding the holder's resident ID number
+    # (e.g. "serialNumber" or a dotted OID), to map it to an official; unset: registered fingerprints only.
+    "PKI_EXTERNAL_SUBJECT_ATTRIBUTE": None,
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
@@ -153,6 +166,11 @@ def validate(cfg: dict) -> None:
         raise ConfigError("IDP_ACCESS_TOKEN_ALG must be ES256 or RS256")
     if len(str(cfg["ACR_VALUES"]).split()) != 3:
         raise ConfigError("IDP_ACR_VALUES must list exactly three values (levels 1, 2, 3)")
+    if cfg["PKI_KEY_TYPE"] not in ("ec-p256", "rsa-3072"):
+        raise ConfigError("IDP_PKI_KEY_TYPE must be ec-p256 or rsa-3072")
+    for key in ("PKI_CERT_DAYS", "PKI_CRL_DAYS"):
+        if not 1 <= cfg[key] <= 3650:
+            raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")
     trusted_proxy_networks(cfg)
     production = cfg["ENV"] == "production"
     problems = []

@@ -1,0 +1,213 @@
+"""The CA's use cases: create it, issue an official's certificate (key generated, or from a request),
+revoke, list. Each state change is audited in its own transaction; personal data stays out of the
+audit details (certificates are named by serial)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from flask import current_app
+from sqlalchemy import select
+
+from ..accounts.models import Department, Official, Person
+from ..audit.service import record
+from ..db import db, transaction, utcnow
+from ..errors import Conflict, DomainError, NotFound
+from . import ca, crl, profile
+from .models import Certificate
+
+# RFC 5280 §5.3.1 reasons an operator may give for an official's certificate. certificateHold and
+# removeFromCRL are left out (revocation here is final), as are the CA-only cACompromise/aACompromise.
+REVOCATION_REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded",
+                      "cessationOfOperation", "privilegeWithdrawn")
+
+
+def _cfg():
+    return current_app.config
+
+
+def _keys_dir() -> Path:
+    return Path(_cfg()["KEYS_DIR"])
+
+
+def authorities() -> ca.Authorities:
+    return ca.load_authorities(_keys_dir())
+
+
+def ensure_ca(actor: str = "cli") -> list[dict]:
+    """Create the root and issuing CA if missing (``idp init``), check the passphrase opens their keys,
+    and publish their first CRLs. Returns the CAs created."""
+    cfg = _cfg()
+    created = ca.create_missing(_keys_dir(), cfg["KEYS_PASSPHRASE"], key_type=cfg["PKI_KEY_TYPE"],
+                                base_url=cfg["ISSUER"], organization=cfg["PKI_ORGANIZATION"])
+    if created:
+        with transaction():
+            for entry in created:
+                record("ca.created", actor=actor, target=f"ca:{entry['id']}",
+                       detail={"role": entry["role"], "key_type": entry["key_type"]})
+    auths = authorities()
+    for authority in auths.by_id.values():
+        authority.private_key(cfg["KEYS_PASSPHRASE"])  # fails now, clearly, if the passphrase is wrong
+        crl.refresh_if_due(authority.id)
+    return created
+
+
+def _person(username: str) -> Person:
+    person = db.session.execute(select(Person).where(Person.username == username)).scalar_one_or_none()
+    if person is None:
+        raise NotFound(f"no account {username!r}")
+    if not person.active:
+        raise DomainError(f"the account {username!r} is disabled")
+    return person
+
+
+def _membership(person: Person, department_code: str | None) -> tuple[Official, Department]:
+    """The official's active staff membership (in ``department_code`` when given)."""
+    q = (select(Official, Department).join(Department, Official.department_id == Department.id)
+         .where(Official.person_id == person.id, Official.status == "active", Department.status == "active"))
+    if department_code:
+        q = q.where(Department.code == department_code)
+    rows = db.session.execute(q.order_by(Official.id)).all()
+    if not rows:
+        where = f" in department {department_code!r}" if department_code else ""
+        raise DomainError(f"{person.username!r} is not an official{where} (no active staff membership); "
+                          "only officials can be issued a certificate")
+    if len(rows) > 1:
+        raise DomainError(f"{person.username!r} serves in several departments; choose one with --department CODE")
+    return rows[0].Official, rows[0].Department
+
+
+def _summary(row: Certificate) -> dict:
+    return {"serial": row.serial, "subject": row.subject,
+            "not_after": row.not_after.isoformat(timespec="seconds") + "Z", "fingerprint": row.fingerprint}
+
+
+def _issue(username: str, department: str | None, public_key, origin: str, actor: str):
+    """Certify ``public_key`` for an official; returns (row, certificate, chain)."""
+    cfg = _cfg()
+    person = _person(username)
+    official, dept = _membership(person, department)
+    if not (person.name or "").strip():
+        raise DomainError(f"{username!r} has no name on record; a certificate names its holder")
+    profile.check_public_key(public_key)
+    key_digest = profile.spki_sha256(public_key)
+    for other in db.session.execute(select(Certificate).where(Certificate.public_key_sha256 == key_digest)).scalars():
+        if other.revocation_reason == "keyCompromise":
+            raise DomainError("this key was reported compromised; generate a new key")
+        if other.person_id != person.id:
+            raise DomainError("this key is already certified for someone else; generate a new key")
+    auths = authorities()
+    issuing = auths.issuing
+    ca_key = issuing.private_key(cfg["KEYS_PASSPHRASE"])
+    subject = profile.official_subject(person_name=person.name.strip(), department_name=dept.name,
+                                       organization=cfg["PKI_ORGANIZATION"])
+    cert = profile.build_certificate(issuing=issuing, ca_key=ca_key, public_key=public_key, subject=subject,
+                                     days=cfg["PKI_CERT_DAYS"], base_url=cfg["ISSUER"])
+    now = utcnow()
+    with transaction():
+        previous = db.session.execute(select(Certificate.serial).where(
+            Certificate.person_id == person.id, Certificate.status == "active", Certificate.origin != "external",
+            Certificate.not_after > now)).scalars().all()
+        row = Certificate(
+            serial=format(cert.serial_number, "x"), issuer_ca=issuing.id, person_id=person.id,
+            official_id=official.id, department_id=dept.id, subject=cert.subject.rfc4514_string(),
+            fingerprint=profile.fingerprint(cert), public_key_sha256=key_digest, origin=origin,
+            not_before=cert.not_valid_before_utc.replace(tzinfo=None),
+            not_after=cert.not_valid_after_utc.replace(tzinfo=None), status="active",
+            pem=profile.pem_chain(cert, []).decode())
+        db.session.add(row)
+        db.session.flush()
+        detail = {"origin": origin, "ca": issuing.id, "department": dept.code}
+        if previous:
+            detail["previous"] = previous
+        record("pki.certificate_renewed" if previous else "pki.certificate_issued", actor=actor,
+               target=f"certificate:{row.serial}", detail=detail)
+    return row, cert, [a.certificate for a in auths.chain()]
+
+
+def issue_pkcs12(username: str, password: str, *, department: str | None = None,
+                 actor: str = "cli") -> tuple[dict, bytes]:
+    """Generate a key for the official and certify it: a PKCS#12 file (key, certificate, chain)."""
+    profile.check_pkcs12_password(password)
+    key = ca.generate_key(_cfg()["PKI_KEY_TYPE"])
+    row, cert, chain = _issue(username, department, key.public_key(), "generated", actor)
+    return _summary(row), profile.to_pkcs12(key=key, cert=cert, chain=chain, password=password, name=username)
+
+
+def issue_from_csr(username: str, csr_data: bytes, *, department: str | None = None,
+                   actor: str = "cli") -> tuple[dict, bytes]:
+    """Certify the key in the official's PKCS#10 request (the official keeps the key): PEM, the
+    certificate first, then the issuing CA. The request's subject and extensions are not used."""
+    csr = profile.load_csr(csr_data)
+    try:
+        public_key = csr.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise DomainError("the request's key type is not supported") from exc
+    row, cert, chain = _issue(username, department, public_key, "csr", actor)
+    return _summary(row), profile.pem_chain(cert, chain[:-1])
+
+
+def normalize_serial(serial: str) -> str:
+    """Accept hex as printed by us or by openssl (any case, optional ``0x`` and colons)."""
+    s = (serial or "").strip().lower().replace(":", "")
+    s = s[2:] if s.startswith("0x") else s
+    try:
+        value = int(s, 16)
+    except ValueError:
+        raise DomainError(f"{serial!r} is not a hexadecimal serial number") from None
+    if value <= 0 or value.bit_length() > 160:
+        raise DomainError(f"{serial!r} is not a certificate serial number (positive, at most 20 octets)")
+    return format(value, "x")
+
+
+def revoke_certificate(serial: str, reason: str = "unspecified", *, actor: str = "cli") -> dict:
+    """Revoke a certificate and publish its CA's CRL in the same transaction (RFC 5280 §5.3.1 reasons)."""
+    if reason not in REVOCATION_REASONS:
+        raise DomainError(f"unknown revocation reason {reason!r}; one of: {', '.join(REVOCATION_REASONS)}")
+    serial = normalize_serial(serial)
+    rows = db.session.execute(select(Certificate).where(Certificate.serial == serial)).scalars().all()
+    if not rows:
+        raise NotFound(f"no certificate with serial {serial}")
+    if len(rows) > 1:
+        raise Conflict(f"several certificates have serial {serial}")
+    row = rows[0]
+    authority = authorities().by_id.get(row.issuer_ca) if row.origin != "external" else None
+    ca_key = authority.private_key(_cfg()["KEYS_PASSPHRASE"]) if authority else None
+    with transaction():
+        crl.lock()
+        db.session.refresh(row)
+        if row.status == "revoked":
+            raise Conflict(f"certificate {serial} is already revoked ({row.revocation_reason})")
+        row.status, row.revoked_at, row.revocation_reason = "revoked", utcnow().replace(microsecond=0), reason
+        db.session.flush()
+        published = crl.publish(authority, ca_key) if authority else None
+        detail = {"reason": reason}
+        if published:
+            detail["crl_number"] = published.number
+        record("pki.certificate_revoked", actor=actor, target=f"certificate:{serial}", detail=detail)
+    return {"serial": serial, "status": "revoked", "reason": reason,
+            "revoked_at": row.revoked_at.isoformat(timespec="seconds") + "Z",
+            "crl_number": published.number if published else None}
+
+
+def list_certificates(username: str | None = None) -> list[dict]:
+    q = (select(Certificate, Person.username, Department.code)
+         .join(Person, Certificate.person_id == Person.id)
+         .outerjoin(Department, Certificate.department_id == Department.id))
+    if username:
+        q = q.where(Person.username == username)
+    now = utcnow()
+    out = []
+    for row, uname, dept in db.session.execute(q.order_by(Certificate.id)).all():
+        status = row.status if row.status == "revoked" else ("expired" if row.not_after <= now else "active")
+        out.append({**_summary(row), "username": uname, "department": dept, "origin": row.origin,
+                    "ca": row.issuer_ca, "not_before": row.not_before.isoformat(timespec="seconds") + "Z",
+                    "status": status, "revocation_reason": row.revocation_reason,
+                    "revoked_at": row.revoked_at.isoformat(timespec="seconds") + "Z" if row.revoked_at else None})
+    return out
+
+
+def chain_pem() -> str:
+    """The hub's CA certificates, issuing CA first, then the root (``idp pki ca-cert``)."""
+    return "".join(a.pem for a in authorities().chain())
+
