@@ -87,6 +87,22 @@ def pki_issue(username, out, password, csr, department):
     _emit(summary)
 
 
+@pki_group.command("register")
+@click.option("--username", required=True, help="the official's username")
+@click.option("--cert", "cert", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="a certificate from a CA in IDP_PKI_EXTERNAL_CA_FILE (PEM or DER)")
+@click.option("--department", help="department code, when the official serves in several")
+@with_appcontext
+@_refusals
+def pki_register(username, cert, department):
+    """Map an external CA's certificate to an official by its fingerprint."""
+    from .service import register_external
+
+    with open(cert, "rb") as fh:
+        data = fh.read(1024 * 1024)
+    _emit(register_external(username, data, department=department))
+
+
 @pki_group.command("revoke")
 @click.argument("serial")
 @click.option("--reason", default="unspecified", show_default=True,

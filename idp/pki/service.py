@@ -147,6 +147,41 @@ def issue_from_csr(username: str, csr_data: bytes, *, department: str | None = N
     return _summary(row), profile.pem_chain(cert, chain[:-1])
 
 
+def register_external(username: str, cert_data: bytes, *, department: str | None = None,
+                      actor: str = "cli") -> dict:
+    """Map a certificate from a trusted external CA (IDP_PKI_EXTERNAL_CA_FILE) to an official by its
+    fingerprint. Its chain must validate now; the hub's own certificates are never registered."""
+    from .validation import load_certificate, validate_certificate
+
+    try:
+        cert = load_certificate(cert_data)
+    except ValueError as exc:
+        raise DomainError("the file is not a PEM or DER certificate") from exc
+    person = _person(username)
+    official, dept = _membership(person, department)
+    check = validate_certificate(cert)
+    if check.record is not None:
+        raise Conflict("this certificate is already known to the hub")
+    if check.reason not in (None, "unmapped"):
+        raise DomainError(f"the certificate cannot be registered: {check.reason} ({check.detail})")
+    if len(check.chain) > 1 and check.chain[1] in [a.certificate for a in authorities().by_id.values()]:
+        raise DomainError("the hub's own certificates are recorded when issued, not registered")
+    profile.check_public_key(cert.public_key())
+    with transaction():
+        row = Certificate(
+            serial=format(cert.serial_number, "x"), issuer_ca="external", person_id=person.id,
+            official_id=official.id, department_id=dept.id, subject=cert.subject.rfc4514_string(),
+            fingerprint=profile.fingerprint(cert), public_key_sha256=profile.spki_sha256(cert.public_key()),
+            origin="external", not_before=cert.not_valid_before_utc.replace(tzinfo=None),
+            not_after=cert.not_valid_after_utc.replace(tzinfo=None), status="active",
+            pem=profile.pem_chain(cert, []).decode())
+        db.session.add(row)
+        db.session.flush()
+        record("pki.certificate_registered", actor=actor, target=f"certificate:{row.serial}",
+               detail={"origin": "external", "department": dept.code})
+    return _summary(row)
+
+
 def normalize_serial(serial: str) -> str:
     """Accept hex as printed by us or by openssl (any case, optional ``0x`` and colons)."""
     s = (serial or "").strip().lower().replace(":", "")

@@ -19,6 +19,7 @@ any chain they received and use ``CertificateCheck``: ``valid``, ``reason``, ``m
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from . import external
 from .ca import CaError, load_authorities
 from .models import Certificate
 from .profile import fingerprint
+
+log = logging.getLogger(__name__)
 
 MESSAGES = {
     "invalid": _l("This is not a valid certificate."),
@@ -91,7 +94,12 @@ def _trust() -> tuple[list[x509.Certificate], list[x509.Certificate]]:
         ours_issuing = [a.certificate for a in auths.by_id.values() if a.role != "root"]
     except CaError:
         ours_roots, ours_issuing = [], []
-    return ours_roots + external.anchors(), ours_issuing
+    try:
+        theirs = external.anchors()
+    except external.ExternalCaError as exc:  # a broken bundle must not stop the hub's own officials
+        log.error("external CAs not trusted: %s", exc)
+        theirs = []
+    return ours_roots + theirs, ours_issuing
 
 
 def _issued_by(cert: x509.Certificate, candidate: x509.Certificate) -> bool:
@@ -133,6 +141,14 @@ def _verifier(anchors: list[x509.Certificate], at: dt.datetime):
             .build_client_verifier())
 
 
+def _timing(cert: x509.Certificate, now: dt.datetime) -> str | None:
+    if now < cert.not_valid_before_utc:
+        return "not_yet_valid"
+    if now > cert.not_valid_after_utc:
+        return "expired"
+    return None
+
+
 def _clamp(now: dt.datetime, cert: x509.Certificate) -> dt.datetime:
     """A moment inside the leaf's validity, so that path errors and validity errors are told apart."""
     return min(max(now, cert.not_valid_before_utc), cert.not_valid_after_utc)
@@ -150,21 +166,23 @@ def validate_certificate(leaf: x509.Certificate | bytes | str, chain: list = (),
     now = at or dt.datetime.now(dt.timezone.utc)
     anchors, ours = _trust()
     known = anchors + ours
-    if not any(_issued_by(cert, c) for c in known + supplied):
+    issuer_known = any(_issued_by(cert, c) for c in known)
+    if not issuer_known and not any(_issued_by(cert, c) for c in supplied):
         return _refuse("unknown_ca", "no trusted or supplied CA issued it", cert)
     if problem := _purpose_problem(cert):
         return _refuse("wrong_purpose", problem, cert)
+    timing = _timing(cert, now)
+    if timing and issuer_known:  # signed by a CA we trust (checked above): its validity is what matters
+        return _refuse(timing, f"outside the validity period ({timing})", cert)
     try:
         verified = _verifier(anchors, _clamp(now, cert)).verify(cert, [*ours, *supplied])
     except VerificationError as exc:
-        if any(_issued_by(cert, c) for c in known):
+        if issuer_known:
             return _refuse("invalid", f"path validation failed: {exc}", cert)
         return _refuse("unknown_ca", f"the supplied chain leads to no trusted CA: {exc}", cert)
     path = list(verified.chain)
-    if now < cert.not_valid_before_utc:
-        return _refuse("not_yet_valid", "before notBefore", cert, chain=path)
-    if now > cert.not_valid_after_utc:
-        return _refuse("expired", "after notAfter", cert, chain=path)
+    if timing:
+        return _refuse(timing, f"outside the validity period ({timing})", cert, chain=path)
     return _map(cert, path)
 
 
