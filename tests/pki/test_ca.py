@@ -94,22 +94,32 @@ def test_private_keys_encrypted_with_the_passphrase(tmp_path):
     """Keys at rest are encrypted with IDP_KEYS_PASSPHRASE; a wrong passphrase is one clear error."""
     from idp.keystore.service import ensure_keys
     from idp.migrations_lock import upgrade_database
+    from idp.pki.ca import CaError
     from idp.pki.service import ensure_ca
+    from tests.pki.conftest import make_official
 
     app = create_app(_config(tmp_path, KEYS_PASSPHRASE="correct passphrase"), load_keys=False)
     with app.app_context():
         ensure_keys(app.config)
         upgrade_database()
         assert [e["role"] for e in ensure_ca()] == ["root", "issuing"]
+        from idp import init_keys
+
+        init_keys(app)
+        make_official()
+        ok = app.test_cli_runner().invoke(args=["pki", "issue", "--username", "wangwu", "--out",
+                                                str(tmp_path / "ok.p12"), "--password", "long enough"])
+        assert ok.exit_code == 0, ok.output
     for key_file in (tmp_path / "keys" / "ca").glob("*.key.pem"):
         assert key_file.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     wrong = create_app(_config(tmp_path, KEYS_PASSPHRASE="wrong passphrase"), load_keys=False)
     with wrong.app_context():
-        r = wrong.test_cli_runner().invoke(args=["pki", "issue", "--username", "nobody", "--out",
+        with pytest.raises(CaError, match="IDP_KEYS_PASSPHRASE"):
+            ensure_ca()
+        r = wrong.test_cli_runner().invoke(args=["pki", "issue", "--username", "wangwu", "--out",
                                                  str(tmp_path / "x.p12"), "--password", "long enough"])
-        assert r.exit_code != 0 and "Traceback" not in r.output
-        r = wrong.test_cli_runner().invoke(args=["init"])
-        assert r.exit_code != 0 and "passphrase" in r.output.lower() and "Traceback" not in r.output
+        assert r.exit_code != 0 and "IDP_KEYS_PASSPHRASE" in r.output and "Traceback" not in r.output
+        assert not (tmp_path / "x.p12").exists()
 
 
 def test_rsa_3072_option(tmp_path):
