@@ -2,9 +2,10 @@
 
 RFC 5280 §6 path validation is ``cryptography.x509.verification`` (``ClientVerifier`` over a
 ``Store`` of the hub's root and any external CAs); around it, checks that name the reason a person
-can act on, in this order:
+can act on. The first that applies is the answer:
 
-``invalid``        not a certificate, or its chain breaks (bad signature, CA constraints, …)
+``invalid``        not a certificate (later also: the path does not validate — bad signature, CA
+                   constraints, unknown critical extension, an expired CA, …)
 ``unknown_ca``     no CA we trust issued it
 ``wrong_purpose``  no extendedKeyUsage clientAuth (RFC 5280 §4.2.1.12), keyUsage without
                    digitalSignature (§4.2.1.3), or a CA certificate

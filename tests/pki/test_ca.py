@@ -103,9 +103,6 @@ def test_private_keys_encrypted_with_the_passphrase(tmp_path):
         ensure_keys(app.config)
         upgrade_database()
         assert [e["role"] for e in ensure_ca()] == ["root", "issuing"]
-        from idp import init_keys
-
-        init_keys(app)
         make_official()
         ok = app.test_cli_runner().invoke(args=["pki", "issue", "--username", "wangwu", "--out",
                                                 str(tmp_path / "ok.p12"), "--password", "long enough"])

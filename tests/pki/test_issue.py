@@ -11,17 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.pki.conftest import make_official, openssl
-
-P12_PASSWORD = "p12-password-1"
-
-
-def issue_p12(runner, tmp_path, username="wangwu", name="cert.p12", *extra):
-    out = tmp_path / name
-    r = runner.invoke(args=["pki", "issue", "--username", username, "--out", str(out), "--password", P12_PASSWORD,
-                            *extra])
-    return r, out
-
+from tests.pki.conftest import P12_PASSWORD, issue_p12, make_official, openssl
 
 def make_csr(key=None, cn="anything"):
     key = key or ec.generate_private_key(ec.SECP256R1())
@@ -52,6 +42,18 @@ def test_pkcs12_opens_with_openssl_and_verifies_against_the_chain(runner, offici
     assert cert.public_key() == key.public_key()
     assert format(cert.serial_number, "x") == out["serial"]
     assert [c.subject for c in chain] == [c.subject for c in x509.load_pem_x509_certificates(chain_file.read_bytes())]
+
+
+def test_pkcs12_protection(runner, official, tmp_path, production_pkcs12):
+    """RFC 7292 with RFC 8018 PBES2: AES-256-CBC for key and certificates, PBKDF2-HMAC-SHA256 with
+    600,000 iterations, an HMAC-SHA-256 integrity MAC (not the legacy RC2/3DES/SHA-1 defaults)."""
+    r, p12 = issue_p12(runner, tmp_path)
+    assert r.exit_code == 0, r.output
+    info = openssl("pkcs12", "-in", str(p12), "-passin", f"pass:{P12_PASSWORD}", "-info", "-noout")
+    text = (info.stdout + info.stderr).decode()
+    assert info.returncode == 0, text
+    assert "MAC: sha256" in text and "PBES2" in text and "AES-256-CBC" in text
+    assert "Iteration 600000" in text and "RC2" not in text and "3DES" not in text
 
 
 def test_certificate_profile(runner, official, tmp_path):

@@ -8,23 +8,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from idp import create_app
 from tests.conftest import _config
-from tests.pki.conftest import openssl
-from tests.pki.test_issue import P12_PASSWORD, issue_p12
-
-
-@pytest.fixture
-def issued(runner, official, tmp_path):
-    """An official's certificate: (serial, certificate, PEM file of the leaf)."""
-    r, p12 = issue_p12(runner, tmp_path)
-    assert r.exit_code == 0, r.output
-    _, cert, _ = pkcs12.load_key_and_certificates(p12.read_bytes(), P12_PASSWORD.encode())
-    leaf = tmp_path / "leaf.pem"
-    leaf.write_bytes(cert.public_bytes(Encoding.PEM))
-    return json.loads(r.stdout)["serial"], cert, leaf
+from tests.pki.conftest import issue_p12, openssl
 
 
 def fetch_crl(client, url: str, tmp_path, name="crl.der"):

@@ -3,58 +3,18 @@ specific reason per refusal, and the mapping of a certificate to its official.""
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.pki.conftest import make_official
-from tests.pki.test_issue import P12_PASSWORD, issue_p12
-
-NOW = dt.datetime.now(dt.timezone.utc)
-CLIENT_AUTH = [ExtendedKeyUsageOID.CLIENT_AUTH]
-SIGNING = dict(digital_signature=True, content_commitment=True, key_encipherment=False, data_encipherment=False,
-               key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
-
-
-def craft(issuer_cert, issuer_key, *, not_before=NOW - dt.timedelta(days=1), not_after=NOW + dt.timedelta(days=30),
-          eku=CLIENT_AUTH, key_usage=SIGNING, ca=False, extra=(), subject=None, key=None):
-    """A certificate shaped like the hub's (or deliberately not), signed by ``issuer_key``."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    subject = subject or x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-                                    x509.NameAttribute(NameOID.COMMON_NAME, "测试")])
-    b = (x509.CertificateBuilder().subject_name(subject)
-         .issuer_name(issuer_cert.subject if issuer_cert else subject)
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(not_before).not_valid_after(not_after)
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-             (issuer_cert.public_key() if issuer_cert else key.public_key())), critical=False))
-    if key_usage is not None:
-        b = b.add_extension(x509.KeyUsage(**key_usage), critical=True)
-    if eku is not None:
-        b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-    for ext, critical in extra:
-        b = b.add_extension(ext, critical=critical)
-    return b.sign(issuer_key if issuer_cert else key, hashes.SHA256()), key
-
+from tests.pki.conftest import CA_USAGE, NOW, SIGNING, craft
 
 @pytest.fixture
 def issuing(ca):
     return ca.issuing.certificate, ca.issuing.private_key(None)
-
-
-@pytest.fixture
-def issued(runner, official, tmp_path):
-    r, p12 = issue_p12(runner, tmp_path)
-    assert r.exit_code == 0, r.output
-    _, cert, _ = pkcs12.load_key_and_certificates(p12.read_bytes(), P12_PASSWORD.encode())
-    return json.loads(r.stdout)["serial"], cert
 
 
 def validate(*a, **kw):
@@ -64,7 +24,7 @@ def validate(*a, **kw):
 
 
 def test_issued_certificate_is_valid_and_mapped_to_its_official(issued, official, ca):
-    serial, cert = issued
+    serial, cert, _ = issued
     check = validate(cert)
     assert check.valid and check.reason is None and check.message is None
     assert check.official.id == official.id and check.person.username == "wangwu"
@@ -74,7 +34,7 @@ def test_issued_certificate_is_valid_and_mapped_to_its_official(issued, official
 
 
 def test_pem_and_der_input_and_a_supplied_chain(issued, ca):
-    _, cert = issued
+    _, cert, _ = issued
     assert validate(cert.public_bytes(serialization.Encoding.PEM)).valid
     assert validate(cert.public_bytes(serialization.Encoding.DER)).valid
     assert validate(cert, [ca.issuing.certificate, ca.root.certificate]).valid
@@ -111,9 +71,7 @@ def test_unknown_ca(official):
     from idp.pki.service import authorities
 
     other_key = ec.generate_private_key(ec.SECP256R1())
-    other_root, _ = craft(None, None, ca=True, key=other_key, eku=None,
-                          key_usage={**SIGNING, "digital_signature": False, "content_commitment": False,
-                                     "key_cert_sign": True, "crl_sign": True})
+    other_root, _ = craft(None, None, ca=True, key=other_key, eku=None, key_usage=CA_USAGE)
     cert, _ = craft(other_root, other_key)
     assert validate(cert).reason == "unknown_ca"
     assert validate(cert, [other_root]).reason == "unknown_ca"  # a supplied chain does not make it trusted
@@ -136,7 +94,7 @@ def test_garbage_is_invalid(ca):
 
 
 def test_revoked_with_reason(runner, issued):
-    serial, cert = issued
+    serial, cert, _ = issued
     runner.invoke(args=["pki", "revoke", serial, "--reason", "affiliationChanged"])
     check = validate(cert)
     assert check.reason == "revoked" and check.revocation_reason == "affiliationChanged"
@@ -150,7 +108,7 @@ def test_unmapped(runner, issued, issuing, official):
     stray, _ = craft(*issuing)
     check = validate(stray)
     assert check.reason == "unmapped" and "records" in check.detail
-    _, cert = issued
+    _, cert, _ = issued
     official.status = "ended"
     db.session.commit()
     assert validate(cert).reason == "unmapped"
