@@ -167,6 +167,8 @@ def register_external(username: str, cert_data: bytes, *, department: str | None
     if len(check.chain) > 1 and check.chain[1] in [a.certificate for a in authorities().by_id.values()]:
         raise DomainError("the hub's own certificates are recorded when issued, not registered")
     profile.check_public_key(cert.public_key())
+    if len(cert.subject.rfc4514_string()) > 1024 or not 0 < cert.serial_number < 2 ** 160:
+        raise DomainError("the certificate's subject or serial number is outside what the hub records")
     with transaction():
         row = Certificate(
             serial=format(cert.serial_number, "x"), issuer_ca="external", person_id=person.id,

@@ -189,3 +189,38 @@ def test_crl_is_republished_before_next_update(client, issued, tmp_path):
 def test_unknown_crl_is_404(client, ca):
     assert client.get("/pki/crl/officials-0123456789abcdef.crl").status_code == 404
     assert client.get("/pki/crl/nonsense.crl").status_code == 404
+
+
+@pytest.mark.postgres
+def test_revocation_and_crl_on_postgresql(tmp_path, postgres_url):
+    """The same path on PostgreSQL (advisory lock, CRL stored as bytea): revoke, then the CRL over
+    HTTP lists the certificate and openssl parses it."""
+    from idp.keystore.service import ensure_keys
+    from idp.migrations_lock import upgrade_database
+    from idp.pki.service import ensure_ca
+    from tests.pki.conftest import make_official
+
+    from idp.db import db
+    from idp.pki.service import authorities
+
+    app = create_app(_config(tmp_path, db_url=postgres_url), load_keys=False)
+    with app.app_context():
+        try:
+            ensure_keys(app.config)
+            upgrade_database()
+            ensure_ca()
+            from idp import init_keys
+
+            init_keys(app)
+            make_official()
+            runner = app.test_cli_runner()
+            r, p12 = issue_p12(runner, tmp_path)
+            assert r.exit_code == 0, r.output
+            serial = json.loads(r.stdout)["serial"]
+            assert runner.invoke(args=["pki", "revoke", serial, "--reason", "superseded"]).exit_code == 0
+            crl, crl_file = fetch_crl(app.test_client(), f"/pki/crl/{authorities().issuing.id}.crl", tmp_path)
+            assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+            assert openssl("crl", "-inform", "DER", "-in", str(crl_file), "-noout").returncode == 0
+        finally:
+            db.session.remove()
+            db.engine.dispose()
