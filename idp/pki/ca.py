@@ -168,7 +168,10 @@ def create_missing(keys_dir: Path, passphrase: str | None, *, key_type: str, bas
             created.append(root_entry)
         if _current(index, "issuing") is None:
             root_cert = x509.load_pem_x509_certificate((d / f"{root_entry['id']}.crt.pem").read_bytes())
-            root_key = load_private_key_pem((d / f"{root_entry['id']}.key.pem").read_bytes(), passphrase)
+            try:
+                root_key = load_private_key_pem((d / f"{root_entry['id']}.key.pem").read_bytes(), passphrase)
+            except ValueError as exc:
+                raise CaError(f"CA {root_entry['id']}: {exc}") from exc
             key = generate_key(key_type)
             cert = _ca_certificate(_name(organization, f"{organization} Officials CA {year}"), key, root_cert,
                                    root_key, path_length=0, days=ISSUING_DAYS, base_url=base_url,
