@@ -100,10 +100,17 @@ def list_officials(department: str | None = None) -> list[tuple[Official, Person
     return [tuple(r) for r in db.session.execute(q.order_by(Department.code, Person.username)).all()]
 
 
+def active_memberships(person_id: int, department: str | None = None) -> list[tuple[Official, Department]]:
+    """The person's active memberships in active departments (the one rule for "is an official"),
+    optionally only in the department with code ``department``."""
+    q = (select(Official, Department).join(Department, Department.id == Official.department_id)
+         .where(Official.person_id == person_id, Official.status == "active", Department.status == "active"))
+    if department:
+        q = q.where(Department.code == department.strip())
+    return [tuple(r) for r in db.session.execute(q.order_by(Department.code)).all()]
+
+
 def official_claim(person: Person) -> list[dict]:
     """The ``official`` claim: the person's active memberships in active departments."""
-    rows = db.session.execute(
-        select(Official.role, Department.code, Department.name).join(Department, Department.id == Official.department_id)
-        .where(Official.person_id == person.id, Official.status == "active", Department.status == "active")
-        .order_by(Department.code)).all()
-    return [{"department": code, "department_name": name, "role": role} for role, code, name in rows]
+    return [{"department": d.code, "department_name": d.name, "role": o.role}
+            for o, d in active_memberships(person.id)]

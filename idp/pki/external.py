@@ -22,7 +22,8 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 from flask import current_app
 from sqlalchemy import select
 
-from ..accounts.models import Department, Official, Person
+from ..accounts.models import Official, Person
+from ..accounts.officials import active_memberships
 from ..db import db
 
 _ATTRIBUTES = {"serialnumber": NameOID.SERIAL_NUMBER, "cn": NameOID.COMMON_NAME, "uid": NameOID.USER_ID,
@@ -84,10 +85,7 @@ def official_by_subject(cert: x509.Certificate) -> tuple[Official | None, str]:
         Person.id_number_index == protector().blind_index(id_number, "id_number"))).scalar_one_or_none()
     if person is None:
         return None, "no account has this certificate's ID number"
-    rows = db.session.execute(
-        select(Official).join(Department, Official.department_id == Department.id)
-        .where(Official.person_id == person.id, Official.status == "active", Department.status == "active")
-    ).scalars().all()
+    rows = active_memberships(person.id)
     if len(rows) != 1:
         return None, "the holder has no single active staff membership; register the certificate instead"
-    return rows[0], ""
+    return rows[0][0], ""

@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..accounts.models import Department, Official, Person
+from ..accounts.officials import active_memberships
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from ..errors import Conflict, DomainError, NotFound
@@ -63,18 +64,14 @@ def _person(username: str) -> Person:
 
 def _membership(person: Person, department_code: str | None) -> tuple[Official, Department]:
     """The official's active staff membership (in ``department_code`` when given)."""
-    q = (select(Official, Department).join(Department, Official.department_id == Department.id)
-         .where(Official.person_id == person.id, Official.status == "active", Department.status == "active"))
-    if department_code:
-        q = q.where(Department.code == department_code)
-    rows = db.session.execute(q.order_by(Official.id)).all()
+    rows = active_memberships(person.id, department_code)
     if not rows:
         where = f" in department {department_code!r}" if department_code else ""
         raise DomainError(f"{person.username!r} is not an official{where} (no active staff membership); "
                           "only officials can be issued a certificate")
     if len(rows) > 1:
         raise DomainError(f"{person.username!r} serves in several departments; choose one with --department CODE")
-    return rows[0].Official, rows[0].Department
+    return rows[0]
 
 
 def _summary(row: Certificate) -> dict:

@@ -32,7 +32,8 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from ..accounts.models import Department, Official, Person
+from ..accounts.models import Official, Person
+from ..accounts.officials import active_memberships
 from ..db import db
 from . import external
 from .ca import CaError, load_authorities
@@ -201,9 +202,8 @@ def _map(cert: x509.Certificate, path: list[x509.Certificate]) -> CertificateChe
         official, why = external.official_by_subject(cert)
     if official is None:
         return _refuse("unmapped", why, cert, chain=path, record=row)
-    department = db.session.get(Department, official.department_id)
     person = db.session.get(Person, official.person_id)
-    if official.status != "active" or department is None or department.status != "active":
+    if official.id not in {o.id for o, _ in active_memberships(official.person_id)}:
         return _refuse("unmapped", "the staff membership has ended", cert, chain=path, record=row)
     if person is None or not person.active:
         return _refuse("unmapped", "the account is disabled", cert, chain=path, record=row)

@@ -24,27 +24,22 @@ CA_USAGE = {**SIGNING, "digital_signature": False, "content_commitment": False, 
 
 
 def make_official(username="wangwu", name="王五", department=("scjgj", "本溪市市场监督管理局")):
-    """A person with an active staff membership, created directly (the officials CLI is elsewhere;
-    no password: officials here sign in with certificates, and argon2 would only slow the tests)."""
+    """A person made an official by the officials service (`idp officials add`); the account itself
+    is created directly, without a password (officials here sign in with certificates, and argon2
+    would only slow the tests)."""
     from sqlalchemy import select
 
-    from idp.accounts.models import Department, Official, Person
+    from idp.accounts.models import Department, Person
+    from idp.accounts.officials import add_official, create_department
     from idp.accounts.service import new_subject
     from idp.db import db
 
-    person = Person(sub=new_subject(), username=username, name=name)
-    db.session.add(person)
-    db.session.flush()
-    code, dept_name = department
-    dept = db.session.execute(select(Department).where(Department.code == code)).scalar_one_or_none()
-    if dept is None:
-        dept = Department(code=code, name=dept_name)
-        db.session.add(dept)
-        db.session.flush()
-    official = Official(person_id=person.id, department_id=dept.id, role="staff")
-    db.session.add(official)
+    db.session.add(Person(sub=new_subject(), username=username, name=name))
     db.session.commit()
-    return official
+    code, dept_name = department
+    if db.session.execute(select(Department).where(Department.code == code)).scalar_one_or_none() is None:
+        create_department(code=code, name=dept_name)
+    return add_official(username=username, department=code)
 
 
 @pytest.fixture(autouse=True)

@@ -157,13 +157,13 @@ def test_only_officials_are_issued(runner, ca, user, tmp_path):
 
 def test_ended_membership_or_disabled_account_is_refused(runner, official, tmp_path):
     from idp.accounts.models import Person
+    from idp.accounts.officials import add_official, remove_official
     from idp.db import db
 
-    official.status = "ended"
-    db.session.commit()
+    remove_official(username="wangwu", department="scjgj")
     r, _ = issue_p12(runner, tmp_path)
     assert r.exit_code != 0 and "not an official" in r.output
-    official.status = "active"
+    add_official(username="wangwu", department="scjgj")
     person = db.session.get(Person, official.person_id)
     person.status = "disabled"
     db.session.commit()
@@ -172,14 +172,10 @@ def test_ended_membership_or_disabled_account_is_refused(runner, official, tmp_p
 
 
 def test_several_memberships_need_a_department(runner, official, tmp_path):
-    from idp.accounts.models import Department, Official
-    from idp.db import db
+    from idp.accounts.officials import add_official, create_department
 
-    other = Department(code="rsj", name="本溪市人力资源和社会保障局")
-    db.session.add(other)
-    db.session.flush()
-    db.session.add(Official(person_id=official.person_id, department_id=other.id))
-    db.session.commit()
+    create_department(code="rsj", name="本溪市人力资源和社会保障局")
+    add_official(username="wangwu", department="rsj")
     r, _ = issue_p12(runner, tmp_path)
     assert r.exit_code != 0 and "--department" in r.output
     r, p12 = issue_p12(runner, tmp_path, "wangwu", "rsj.p12", "--department", "rsj")

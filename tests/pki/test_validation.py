@@ -108,11 +108,13 @@ def test_unmapped(runner, issued, issuing, official):
     stray, _ = craft(*issuing)
     check = validate(stray)
     assert check.reason == "unmapped" and "records" in check.detail
+    from idp.accounts.officials import add_official, remove_official
+
     _, cert, _ = issued
-    official.status = "ended"
-    db.session.commit()
+    remove_official(username="wangwu", department="scjgj")
     assert validate(cert).reason == "unmapped"
-    official.status = "active"
+    add_official(username="wangwu", department="scjgj")
+    assert validate(cert).valid
     db.session.get(Person, official.person_id).status = "disabled"
     db.session.commit()
     assert validate(cert).reason == "unmapped"
