@@ -93,6 +93,7 @@ def init_keys(app: Flask) -> None:
     app.extensions["idp.keystore"] = store
     app.extensions["idp.protector"] = Protector(data_key)
     app.extensions["idp.client_secret_key"] = datakey.derive(data_key, "client-secret")
+    app.extensions["idp.recovery_code_key"] = datakey.derive(data_key, "recovery-code")
     app.extensions["idp.authorization_server"] = build_authorization_server(app)
     app.extensions["idp.resource_protector"] = build_resource_protector()
 
@@ -107,10 +108,12 @@ def _engine_options(url: str) -> dict:
 def _register_blueprints(app: Flask) -> None:
     from .authn.views import bp as authn_bp
     from .oauth import views as oauth_views
+    from .portal.security import bp as security_bp
     from .sessions import views as session_views
 
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(authn_bp)
+    app.register_blueprint(security_bp)
     app.register_blueprint(session_views.bp)
     csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
@@ -155,8 +158,9 @@ def _register_hooks(app: Flask) -> None:
 
     @app.before_request
     def _limits():
-        # Per-request caches live in g; drop any left by an enclosing app context (tests).
-        for key in ("_idp_sso", "_idp_clients"):
+        # Per-request caches live in g (ours, and Flask-Babel's locale); drop any left by an
+        # enclosing app context (tests).
+        for key in ("_idp_sso", "_idp_clients", "_flask_babel"):
             g.pop(key, None)
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             return render_error(414, "uri_too_long", "The query string is too long.")

@@ -213,6 +213,19 @@ def users_disable(username):
     emit(disable_person(username))
 
 
+@users_group.command("verify")
+@click.option("--username", required=True)
+@click.option("--method", required=True, help="how the real name was checked: counter (in person, ID card)")
+@with_appcontext
+@_domain
+def users_verify(username, method):
+    """Record a real-name verification (identity level 2; sign-ins reach level 2 once TOTP is enrolled)."""
+    _ensure_keys()
+    from .authn.identity import verify_identity
+
+    emit(verify_identity(username, method))
+
+
 @click.group("sessions")
 def sessions_group():
     """SSO sessions."""

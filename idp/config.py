@@ -83,6 +83,10 @@ DEFAULTS: dict[str, object] = {
     "LOGIN_LOCK_SECONDS": 900,
     # Seconds between sweeps for expired sessions (each worker process).
     "EXPIRY_SWEEP_INTERVAL": 30,
+    # Issuer shown by authenticator apps for the hub's TOTP entries (otpauth:// URI, RFC 6238 apps).
+    "TOTP_ISSUER": "本溪市统一身份认证",
+    # Seconds a login that passed the password step may wait for its second factor.
+    "MFA_PENDING_TTL": 300,
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
