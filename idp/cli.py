@@ -236,6 +236,7 @@ def sessions_group():
 @with_appcontext
 @_domain
 def sessions_list(username):
+    _ensure_keys()  # a phone or ID number is looked up by its blind index (the data key)
     from .accounts.service import find_by_login
     from .sessions.logout import clients_of, live_sessions_of
 

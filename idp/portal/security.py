@@ -55,7 +55,7 @@ def overview():
 def start_enrollment():
     def action(person, form):
         totp.begin_enrollment(person, form.password.data)
-        return redirect(PAGE + "#totp", code=303)
+        return redirect(PAGE, code=303)
     return _run(PasswordConfirmForm, "start_form", action)
 
 
