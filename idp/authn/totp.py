@@ -20,6 +20,7 @@ import segno
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..accounts.passwords import verify_password
 from ..accounts.protection import protector
@@ -197,13 +198,16 @@ def begin_enrollment(person, password: str) -> None:
         raise Conflict(_msg("already"), code="totp_enabled")
     _require_password(person, password)
     secret = pyotp.random_base32()  # 32 base32 characters = 160 bits
-    with transaction():
-        db.session.execute(delete(TotpCredential).where(TotpCredential.person_id == person.id,
-                                                        TotpCredential.confirmed_at.is_(None)))
-        db.session.add(TotpCredential(person_id=person.id, secret_enc=protector().encrypt(secret, "totp"),
-                                      created_at=utcnow()))
-        record("mfa.enrollment_started", actor=f"person:{person.sub}", target=f"person:{person.sub}",
-               detail={"method": "totp"})
+    try:
+        with transaction():
+            db.session.execute(delete(TotpCredential).where(TotpCredential.person_id == person.id,
+                                                            TotpCredential.confirmed_at.is_(None)))
+            db.session.add(TotpCredential(person_id=person.id, secret_enc=protector().encrypt(secret, "totp"),
+                                          created_at=utcnow()))
+            record("mfa.enrollment_started", actor=f"person:{person.sub}", target=f"person:{person.sub}",
+                   detail={"method": "totp"})
+    except IntegrityError:  # another tab started (or finished) a setup at the same moment
+        raise Conflict(_msg("no_pending"), code="conflict") from None
 
 
 def confirm_enrollment(person, code: str) -> list[str]:
