@@ -43,7 +43,8 @@ def issue(person) -> list[str]:
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.person_id == person.id))
     codes = ["".join(secrets.choice(ALPHABET) for _ in range(LENGTH)) for _ in range(COUNT)]
     now = utcnow()
-    db.session.add_all(RecoveryCode(person_id=person.id, code_digest=_digest(person.id, c), created_at=now) for c in codes)
+    db.session.add_all(RecoveryCode(person_id=person.id, code_digest=_digest(person.id, c), created_at=now)
+                       for c in codes)
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 

@@ -96,7 +96,8 @@ def pending_enrollment(person) -> Enrollment | None:
     uri = pyotp.TOTP(secret, digits=DIGITS, interval=STEP).provisioning_uri(
         name=person.username, issuer_name=current_app.config["TOTP_ISSUER"])
     # Inline SVG: no data: URI for the page's Content-Security-Policy to allow.
-    svg = segno.make(uri, error="m").svg_inline(scale=5, dark="#000", light="#fff", title="otpauth QR code")
+    svg = segno.make(uri, error="m").svg_inline(scale=5, dark="#000", light="#fff",
+                                                title=_("QR code of your authenticator key"))
     return Enrollment(key=secret, uri=uri, qr_svg=svg)
 
 

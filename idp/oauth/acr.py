@@ -75,7 +75,8 @@ def enforce(requirement: Requirement, principal, client, prompts: set[str], fail
         return fail(InteractionRequiredError())
     person = principal.person
     missing = missing_for(person, has_totp(person), requirement.level)
-    back = fail(UnmetAuthenticationRequirementsError("The person did not reach the requested assurance level.")).location
+    unmet = UnmetAuthenticationRequirementsError("The person did not reach the requested assurance level.")
+    back = fail(unmet).location
     form = None if missing else SecondFactorForm(formdata=None, next=here)
     html = render_template("step_up.html", client=client, person=person, level=requirement.level, form=form,
                            missing=missing, back=back)

@@ -88,7 +88,8 @@ def test_disable_needs_the_password_and_a_code(app, client, browser, user, clock
     page = client.get("/account/security?lang=en").get_data(as_text=True)
     fields = _form(page, "disable-form")
 
-    r = client.post("/account/security/totp/disable", data={**fields, "password": "wrong password!", "otp": pyotp.TOTP(key).generate_otp(clock.step)})
+    r = client.post("/account/security/totp/disable", data={**fields, "password": "wrong password!",
+                                                            "otp": pyotp.TOTP(key).generate_otp(clock.step)})
     assert r.status_code == 400 and "The password is not right." in r.get_data(as_text=True)
     r = client.post("/account/security/totp/disable", data={**fields, "password": PASSWORD, "otp": "123456"})
     assert r.status_code == 400 and "That code is not right" in r.get_data(as_text=True)

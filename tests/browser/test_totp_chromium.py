@@ -58,8 +58,8 @@ def test_enroll_totp_on_the_page_then_sign_in_with_the_second_step(demo, chrome)
     # 3. Sign out of the hub (the confirmation page, as a person would).
     driver.get(hub + "/logout")
     wait(driver, on_page(hub + "/logout", "button[name='decision'][value='logout']"), "the logout page", demo).click()
-    wait(driver, lambda d: "/logout" in d.current_url and not d.find_elements(By.CSS_SELECTOR, "button[name='decision']"),
-         "the signed-out page", demo)
+    wait(driver, lambda d: "/logout" in d.current_url
+         and not d.find_elements(By.CSS_SELECTOR, "button[name='decision']"), "the signed-out page", demo)
 
     # 4. Sign in on the subsite: the password, then the code of the next time step (the one now was
     #    spent confirming the app, and a used code is refused).
