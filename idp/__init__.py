@@ -93,6 +93,7 @@ def init_keys(app: Flask) -> None:
     app.extensions["idp.keystore"] = store
     app.extensions["idp.protector"] = Protector(data_key)
     app.extensions["idp.client_secret_key"] = datakey.derive(data_key, "client-secret")
+    app.extensions["idp.recovery_code_key"] = datakey.derive(data_key, "recovery-code")
     app.extensions["idp.authorization_server"] = build_authorization_server(app)
     app.extensions["idp.resource_protector"] = build_resource_protector()
 
@@ -109,10 +110,12 @@ def _register_blueprints(app: Flask) -> None:
     from .oauth import views as oauth_views
     from .pki.views import bp as pki_bp
     from .portal import businesses as portal_businesses
+    from .portal.security import bp as security_bp
     from .sessions import views as session_views
 
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(authn_bp)
+    app.register_blueprint(security_bp)
     app.register_blueprint(session_views.bp)
     app.register_blueprint(portal_businesses.bp)
     app.register_blueprint(pki_bp)
@@ -159,9 +162,9 @@ def _register_hooks(app: Flask) -> None:
 
     @app.before_request
     def _limits():
-        # Per-request caches live in g (ours, and Flask-WTF's CSRF token of this browser's session);
-        # drop any left by an enclosing app context (tests with several browsers).
-        for key in ("_idp_sso", "_idp_clients", app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")):
+        # Per-request caches live in g (ours, Flask-WTF's CSRF token of this browser's session, and
+        # Flask-Babel's locale); drop any left by an enclosing app context (tests with several browsers).
+        for key in ("_idp_sso", "_idp_clients", app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), "_flask_babel"):
             g.pop(key, None)
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             return render_error(414, "uri_too_long", "The query string is too long.")

@@ -224,6 +224,19 @@ def users_disable(username):
     emit(disable_person(username))
 
 
+@users_group.command("verify")
+@click.option("--username", required=True)
+@click.option("--method", required=True, help="how the real name was checked: counter (in person, ID card)")
+@with_appcontext
+@_domain
+def users_verify(username, method):
+    """Record a real-name verification (identity level 2; sign-ins reach level 2 once TOTP is enrolled)."""
+    _ensure_keys()
+    from .authn.identity import verify_identity
+
+    emit(verify_identity(username, method))
+
+
 @click.group("sessions")
 def sessions_group():
     """SSO sessions."""
@@ -234,6 +247,7 @@ def sessions_group():
 @with_appcontext
 @_domain
 def sessions_list(username):
+    _ensure_keys()  # a phone or ID number is looked up by its blind index (the data key)
     from .accounts.service import find_by_login
     from .sessions.logout import clients_of, live_sessions_of
 

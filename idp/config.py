@@ -96,6 +96,10 @@ DEFAULTS: dict[str, object] = {
     # Subject attribute of an external certificate holding the holder's resident ID number
     # (e.g. "serialNumber" or a dotted OID), to map it to an official; unset: registered fingerprints only.
     "PKI_EXTERNAL_SUBJECT_ATTRIBUTE": None,
+    # Issuer shown by authenticator apps for the hub's TOTP entries (otpauth:// URI, RFC 6238 apps).
+    "TOTP_ISSUER": "本溪市统一身份认证",
+    # Seconds a login that passed the password step may wait for its second factor.
+    "MFA_PENDING_TTL": 300,
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}

@@ -1,20 +1,30 @@
-"""Password login as one use case: check, audit, start the session."""
+"""Login as use cases: the password, then (when enrolled) the second factor, and the step-up of a
+live session. Each checks, audits, and starts or raises the SSO session; assurance comes from one rule
+(``assurance.assess``)."""
 from __future__ import annotations
 
-from flask import current_app
+from dataclasses import dataclass
 
+from ..accounts.models import Person
 from ..accounts.service import check_password
 from ..audit.service import record
-from ..config import acr_for_level
 from ..db import transaction
 from ..sessions.models import SsoSession
-from ..sessions.service import start_session
-from . import throttle
+from ..sessions.service import raise_session, start_session
+from . import throttle, totp
+from .assurance import AMR, assess
+
+
+@dataclass
+class SecondFactorRequired:
+    """The password was right; the person has TOTP, so no session until a code is given."""
+
+    person: Person
 
 
 def login_with_password(login: str, password: str, previous: SsoSession | None):
-    """Returns (session, cookie) or None; raises 429 while the name or address is locked.
-    Failures are audited without the name typed."""
+    """Returns (session, cookie), ``SecondFactorRequired``, or None for a wrong name or password;
+    raises 429 while the name or address is locked. Failures are audited without the name typed."""
     keys = throttle.keys_for(login)
     throttle.check(keys)
     person = check_password(login, password)
@@ -24,7 +34,36 @@ def login_with_password(login: str, password: str, previous: SsoSession | None):
             record("login.failed", actor="anonymous", outcome="failure", detail={"method": "pwd"})
         return None
     throttle.clear_name(keys)
+    if totp.has_totp(person):
+        with transaction():  # also commits a password rehash
+            record("login.password_verified", actor=f"person:{person.sub}", target=f"person:{person.sub}",
+                   detail={"method": "pwd", "next": "otp"})
+        return SecondFactorRequired(person)
     with transaction():
         record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}", detail={"method": "pwd"})
-    acr = acr_for_level(current_app.config, 1)
-    return start_session(person, acr=acr, amr=["pwd"], replaces=previous)
+    a = assess(person, ["pwd"])
+    return start_session(person, acr=a.acr, amr=a.amr, replaces=previous)
+
+
+def login_with_second_factor(person: Person, code: str, previous: SsoSession | None):
+    """The second step of a login whose password passed: (session, cookie), or None for a wrong code;
+    raises 429 while the person's codes or the address are locked."""
+    method = totp.check_second_factor(person, code, purpose="login")
+    if method is None:
+        return None
+    with transaction():
+        record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}",
+               detail={"method": "pwd+" + method})
+    a = assess(person, ["pwd", AMR[method]])
+    return start_session(person, acr=a.acr, amr=a.amr, replaces=previous)
+
+
+def step_up(session: SsoSession, code: str) -> str | None:
+    """Add the second factor to a live session (same ``sid``); returns its new cookie value, or None
+    for a wrong code; raises 429 while locked."""
+    person = session.person
+    method = totp.check_second_factor(person, code, purpose="step_up")
+    if method is None:
+        return None
+    a = assess(person, [*(session.amr or []), AMR[method]])
+    return raise_session(session, acr=a.acr, amr=a.amr)

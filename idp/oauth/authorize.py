@@ -20,7 +20,7 @@ from ..db import epoch, transaction
 from ..authn.views import login_redirect
 from ..errors import DomainError, require_csrf_token
 from ..sessions.current import current_session
-from . import acting, clients, consent
+from . import acr, acting, clients, consent
 from .tokens import Principal
 
 PROMPTS = {"none", "login", "consent", "select_account"}
@@ -93,6 +93,10 @@ def authorize():
     for name, limit in (("nonce", 255), ("scope", 512), ("login_hint", 64), ("code_challenge", 128)):
         if len(params.get(name) or "") > limit:
             return fail(InvalidRequestError(f"'{name}' is too long."))
+    try:
+        requirement = acr.requirement_of(params, client)  # claims (OIDC Core §5.5), acr_values, policy
+    except OAuth2Error as error:
+        return fail(error)
 
     principal = _authenticated_principal(prompts, max_age)
     try:
@@ -104,6 +108,9 @@ def authorize():
         if "none" in prompts:
             return fail(LoginRequiredError())
         return login_redirect(_self_url(), params.get("login_hint"))
+    if (step_up := acr.enforce(requirement, principal, client, prompts, fail, _self_url())) is not None:
+        return step_up
+    principal.claims_request = requirement.claims_request
 
     scopes = consent.effective_scopes(grant.request.scope, params.get("prompt"))
     if (page := acting.choose(client, principal, scopes, prompts, action=_self_url(), fail=fail)) is not None:

@@ -35,7 +35,7 @@ def metadata() -> dict:
                              "at_hash", "name", "preferred_username", "updated_at", "email", "email_verified",
                              "phone_number", "phone_number_verified", "org", "official"],
         "acr_values_supported": str(cfg["ACR_VALUES"]).split(),
-        "claims_parameter_supported": False,
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,

@@ -43,6 +43,22 @@ def start_session(person: Person, *, acr: str, amr: list[str], replaces: SsoSess
     return s, cookie
 
 
+def raise_session(s: SsoSession, *, acr: str, amr: list[str]) -> str:
+    """Step-up: the same session, re-authenticated now at a higher assurance; returns the new cookie value.
+
+    ``sid`` stays (subsites' ID tokens and logout tokens still match it); the cookie value changes, so
+    a copy of the old one taken before the step-up does not carry the higher assurance.
+    """
+    cookie = secrets.token_urlsafe(32)
+    now = utcnow()
+    with transaction():
+        s.cookie_digest, s.acr, s.amr, s.auth_time = _digest(cookie), acr, amr, now
+        s.last_seen_at = now
+        s.idle_expires_at = min(now + timedelta(seconds=current_app.config["SESSION_IDLE_TTL"]), s.absolute_expires_at)
+        record("session.stepped_up", actor=f"person:{s.person.sub}", target=f"session:{s.sid}", detail={"acr": acr, "amr": amr})
+    return cookie
+
+
 def find_session(cookie: str | None) -> SsoSession | None:
     """The live session for a cookie, slid forward; None if missing, ended or expired."""
     if not cookie or len(cookie) > 128:
