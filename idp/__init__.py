@@ -49,6 +49,10 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     from . import errors
 
     errors.init_app(app)
+
+    from . import messaging
+
+    messaging.init_app(app)
     _register_blueprints(app)
     _register_hooks(app)
     if load_keys:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Flask, request, session
+from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, get_locale
 
 LANGUAGES = {"zh": "简体中文", "en": "English"}
@@ -47,6 +47,8 @@ def match_ui_locales(value: str | None) -> str | None:
 
 
 def select_locale() -> str:
+    if not has_request_context():
+        return "en"  # the command line and background work: messages as written (English)
     return (_match(request.args.get("lang")) or _match(request.cookies.get(COOKIE))
             or session.get("ui_locale") or DEFAULT)
 
@@ -99,6 +101,12 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = compiled_catalogs()
     babel.init_app(app, locale_selector=select_locale)
+
+    @app.before_request
+    def _select_afresh():
+        # Flask-Babel caches the locale on ``g``; an enclosing app context (tests, a CLI command
+        # making requests) would otherwise carry one request's language into the next.
+        g.pop("_flask_babel", None)
 
     @app.before_request
     def _remember_ui_locales():
