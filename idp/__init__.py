@@ -111,11 +111,15 @@ def _engine_options(url: str) -> dict:
 def _register_blueprints(app: Flask) -> None:
     from .authn.views import bp as authn_bp
     from .oauth import views as oauth_views
+    from .portal import profile, recovery, registration
     from .sessions import views as session_views
 
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(authn_bp)
     app.register_blueprint(session_views.bp)
+    app.register_blueprint(registration.bp)
+    app.register_blueprint(recovery.bp)
+    app.register_blueprint(profile.bp)
     csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
     for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,
@@ -160,7 +164,7 @@ def _register_hooks(app: Flask) -> None:
     @app.before_request
     def _limits():
         # Per-request caches live in g; drop any left by an enclosing app context (tests).
-        for key in ("_idp_sso", "_idp_clients"):
+        for key in ("_idp_sso", "_idp_clients", "csrf_token"):  # csrf_token: Flask-WTF's, per browser session
             g.pop(key, None)
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             return render_error(414, "uri_too_long", "The query string is too long.")

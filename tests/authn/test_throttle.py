@@ -9,16 +9,30 @@ from tests.conftest import PASSWORD
 
 
 def _attempt(browser, username, password):
+    # From the third failure on, each attempt must wait 2^n seconds first (progressive delay):
+    # let that time pass, as a patient person would, before every attempt.
+    _advance(20)
     return browser.login(username=username, password=password)
+
+
+def _advance(seconds):
+    """Move every throttle row ``seconds`` into the past, as if that much time had passed."""
+    for row in LoginThrottle.query:
+        row.window_start -= timedelta(seconds=seconds)
+        if row.locked_until is not None:
+            row.locked_until -= timedelta(seconds=seconds)
+    db.session.commit()
 
 
 def test_five_failures_lock_the_name_even_for_the_right_password(app, browser, user):
     from idp.audit.models import AuditEvent
 
+    browser.client.set_cookie("idp_lang", "en")  # messages are translated; read the English one
     for _ in range(5):
         assert _attempt(browser, "alice", "wrong password!").status_code == 200
     locked = _attempt(browser, "alice", PASSWORD)
     assert locked.status_code == 429 and "Too many failed attempts" in locked.get_data(as_text=True)
+    assert "Beijing time (in 15 minutes)" in locked.get_data(as_text=True)
     assert b'name="username"' in locked.data  # the form again, with the reason
     assert AuditEvent.query.filter_by(action="login.throttled").count() == 1
     # the lock expires: the right password works again and clears the counter
