@@ -49,6 +49,9 @@ class PasswordChangeForm(FlaskForm):
     password_confirm = _confirm(_l("New password again"))
 
 
+# CSRF: CSRFProtect (idp/__init__.py) refuses a POST without a valid token before any view runs.
+
+
 class ButtonForm(FlaskForm):
     """A form that is only a button (and its CSRF token)."""
 
@@ -61,10 +64,3 @@ def show_error(form: FlaskForm, exc: DomainError, default_field: str | None = No
     else:
         form.form_errors.append(exc.message)
 
-
-def expired_page_error(form: FlaskForm) -> str | None:
-    if form.csrf_token.errors:
-        from flask_babel import gettext as _
-
-        return _("The page expired; please try again.")
-    return None

@@ -9,7 +9,7 @@ from ..authn.views import login_redirect
 from ..config import level_for_acr
 from ..errors import DomainError
 from ..sessions.current import current_session
-from .forms import PasswordChangeForm, expired_page_error, show_error
+from .forms import PasswordChangeForm, show_error
 
 bp = Blueprint("profile", __name__)
 
@@ -50,7 +50,4 @@ def password():
                 status = exc.status
             else:
                 return redirect("/account?changed=password", code=303)
-        elif error := expired_page_error(form):
-            form.form_errors.append(error)
-            status = 400
     return render_template("portal/password.html", form=form, person=s.person), status

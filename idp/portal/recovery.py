@@ -7,7 +7,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from ..accounts import recovery
 from ..errors import DomainError
 from ..sessions.current import clear_session_cookie
-from .forms import ResetForm, ResetRequestForm, expired_page_error, show_error
+from .forms import ResetForm, ResetRequestForm, show_error
 
 bp = Blueprint("recovery", __name__)
 STATE = "reset"
@@ -27,9 +27,6 @@ def start():
             else:
                 session[STATE] = {"ticket": ticket}
                 return redirect("/reset/verify", code=303)
-        elif error := expired_page_error(form):
-            form.form_errors.append(error)
-            status = 400
     return render_template("portal/reset_start.html", form=form), status
 
 
@@ -52,9 +49,6 @@ def verify():
                 resp = make_response(redirect("/reset/done", code=303))
                 clear_session_cookie(resp)  # every session of the person ended, this browser's too
                 return resp
-        elif error := expired_page_error(form):
-            form.form_errors.append(error)
-            status = 400
     return render_template("portal/reset_verify.html", form=form), status
 
 

@@ -7,7 +7,7 @@ from ..accounts import registration
 from ..authn.views import safe_next
 from ..errors import DomainError
 from ..sessions.current import current_session, set_session_cookie
-from .forms import ButtonForm, CodeRequestForm, RegistrationForm, expired_page_error, show_error
+from .forms import ButtonForm, CodeRequestForm, RegistrationForm, show_error
 
 bp = Blueprint("registration", __name__)
 STATE = "register"  # key of the flow's state in the UI session: the ticket and the masked destination
@@ -22,8 +22,7 @@ def _remember(sent: registration.CodeRequest, next_url: str | None = None) -> No
 @bp.route("/register", methods=["GET", "POST"])
 def start():
     form = CodeRequestForm()
-    if request.method == "GET":
-        return render_template("portal/register_start.html", form=form, next=safe_next(request.args.get("next") or "/account"))
+    next_url = safe_next(request.values.get("next") or "/account")  # where to land once registered
     status = 200
     if form.validate_on_submit():
         try:
@@ -32,12 +31,9 @@ def start():
             show_error(form, exc)
             status = exc.status
         else:
-            _remember(sent, safe_next(request.form.get("next") or "/account"))
+            _remember(sent, next_url)
             return redirect("/register/verify", code=303)
-    elif error := expired_page_error(form):
-        form.form_errors.append(error)
-        status = 400
-    return render_template("portal/register_start.html", form=form, next=safe_next(request.form.get("next") or "/account")), status
+    return render_template("portal/register_start.html", form=form, next=next_url), status
 
 
 @bp.route("/register/verify", methods=["GET", "POST"])
@@ -62,9 +58,6 @@ def verify():
                 resp = make_response(redirect(safe_next(state.get("next") or "/account"), code=303))
                 set_session_cookie(resp, cookie)
                 return resp
-        elif error := expired_page_error(form):
-            form.form_errors.append(error)
-            status = 400
     return render_template("portal/register_verify.html", form=form, state=state, resend=ButtonForm()), status
 
 

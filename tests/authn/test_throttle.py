@@ -6,22 +6,14 @@ from datetime import timedelta
 from idp.authn.models import LoginThrottle
 from idp.db import db, utcnow
 from tests.conftest import PASSWORD
+from tests.authn.support import let_delays_pass
 
 
 def _attempt(browser, username, password):
     # From the third failure on, each attempt must wait 2^n seconds first (progressive delay):
     # let that time pass, as a patient person would, before every attempt.
-    _advance(20)
+    let_delays_pass(20)
     return browser.login(username=username, password=password)
-
-
-def _advance(seconds):
-    """Move every throttle row ``seconds`` into the past, as if that much time had passed."""
-    for row in LoginThrottle.query:
-        row.window_start -= timedelta(seconds=seconds)
-        if row.locked_until is not None:
-            row.locked_until -= timedelta(seconds=seconds)
-    db.session.commit()
 
 
 def test_five_failures_lock_the_name_even_for_the_right_password(app, browser, user):

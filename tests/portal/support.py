@@ -5,6 +5,7 @@ import re
 
 from idp import messaging
 from idp.messaging.outbox import read_outbox
+from tests.authn.support import let_delays_pass  # noqa: F401  (the portal tests wait out delays too)
 from tests.conftest import form_fields
 
 
@@ -37,3 +38,19 @@ def finish_registration(client, code: str, *, username="wangwu", password="plum 
                         name="王五", id_number="21050219850118123X"):
     return post_form(client, "/register/verify", code=code, username=username, password=password,
                      password_confirm=password, name=name, id_number=id_number)
+
+
+def request_reset(client, login: str):
+    return post_form(client, "/reset", login=login)
+
+
+def finish_reset(client, code: str, password: str = "new plum blossom 42"):
+    return post_form(client, "/reset/verify", code=code, password=password, password_confirm=password)
+
+
+def page_skeleton(html: str, *variable: str) -> str:
+    """A page without what differs by design between two requests (CSRF tokens, given values)."""
+    html = re.sub(r'name="csrf_token" type="hidden" value="[^"]*"', 'name="csrf_token"', html)
+    for value in variable:
+        html = html.replace(value, "…")
+    return html

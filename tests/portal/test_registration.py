@@ -14,6 +14,7 @@ from tests.conftest import PASSWORD
 from tests.portal.support import (
     code_sent_to,
     finish_registration,
+    let_delays_pass,
     messages_to,
     post_form,
     request_registration_code,
@@ -101,22 +102,16 @@ def test_wrong_codes_then_the_code_is_dead(app, client):
     request_registration_code(client, "13900139000")
     right = code_sent_to(app, "13900139000")
     wrong = f"{(int(right) + 1) % 10 ** 6:06d}"
-    _let_delays_pass()
+    let_delays_pass()
     for attempt in range(5):
-        _let_delays_pass()
+        let_delays_pass()
         page = finish_registration(client, wrong).get_data(as_text=True)
         assert "The code is wrong" in page, page
-    _let_delays_pass()
+    let_delays_pass()
     dead = finish_registration(client, right).get_data(as_text=True)
     assert "Too many wrong codes" in dead
     assert Person.query.count() == 0
     assert AuditEvent.query.filter_by(action="verification.failed").count() == 5
-
-
-def _let_delays_pass():
-    from tests.authn.test_throttle import _advance
-
-    _advance(40)
 
 
 def test_a_new_code_only_after_the_cooldown_and_it_replaces_the_old_one(app, client):
@@ -161,9 +156,9 @@ def test_too_many_code_requests_are_refused_with_the_unlock_time(app, client):
     """Per destination: CODE_MAX_REQUESTS (5) per hour, then a lock of an hour."""
     client.set_cookie("idp_lang", "en")
     for _ in range(5):
-        _let_delays_pass()  # from the third request on, each must wait 2^n seconds first
+        let_delays_pass()  # from the third request on, each must wait 2^n seconds first
         assert request_registration_code(client, "13900139000").status_code == 303
-    _let_delays_pass()
+    let_delays_pass()
     refused = request_registration_code(client, "13900139000")
     text = refused.get_data(as_text=True)
     assert refused.status_code == 429
