@@ -10,7 +10,7 @@ from .. import messaging
 
 def _sign(body: str, channel: str) -> str:
     # Chinese SMS gateways require the sender's signature in brackets at the start of every text.
-    return _("[Benxi City Identity]") + " " + body if channel == "phone" else body
+    return _("[Benxi City Identity] %(text)s", text=body) if channel == "phone" else body
 
 
 def _send(channel: str, to: str, subject: str, body: str) -> None:

@@ -9,7 +9,6 @@ person learn that it is taken.
 """
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,9 +24,9 @@ from ..db import db, transaction
 from ..sessions.models import SsoSession
 from ..sessions.service import start_session
 from . import notices
+from .identifiers import normalize_id_number
 from .models import Person
 from .protection import mask_email, mask_phone, protector
-from .identifiers import normalize_id_number
 from .service import EMAIL_RE, PHONE_RE, InvalidInput, check_citizen, create_citizen, normalize_phone
 
 
@@ -49,7 +48,7 @@ def parse_destination(value: str | None) -> tuple[str, str]:
             return "email", email
     else:
         phone = normalize_phone(raw)
-        if re.fullmatch(r"\d{11}", phone or "") and PHONE_RE.match(phone):
+        if PHONE_RE.match(phone or ""):
             return "phone", phone
     raise InvalidInput("destination", _("Enter a mobile phone number (11 digits starting with 1) or an email "
                                         "address."))
@@ -106,7 +105,7 @@ def complete(ticket: str | None, code: str, *, username: str, password: str, nam
     verification.verify(row, code)
     channel, destination = row.channel, verification.destination_of(row)
     p = protector()
-    if _owner(channel, row.destination_index) is not None:  # registered meanwhile (or the stand-in code)
+    if _owner(channel, row.destination_index) is not None:  # registered meanwhile (or a code never sent)
         with transaction():
             verification.consume(row)
         raise InvalidInput("code", _("This phone number or email address already belongs to an account. Sign in, "
