@@ -23,8 +23,12 @@ SUBSITES = [
     ("scjgj", "本溪市市场监督管理局", 5001),
     ("rsj", "本溪市人力资源和社会保障局", 5002),
 ]
-DEMO_USER = {"username": "zhangsan", "password": "Benxi-demo-2026", "name": "张三",
+# The password policy refuses the city's name ("benxi") in passwords; demo state made before that
+# remembers the old password (LEGACY_PASSWORD) and keeps it.
+DEMO_USER = {"username": "zhangsan", "password": "Taizihe-demo-2026", "name": "张三",
              "id_number": "11010519491231002X", "phone": "13800138000", "email": "zhangsan@example.cn"}
+LEGACY_PASSWORD = "Benxi-demo-2026"
+OUTBOX = INSTANCE / "outbox"  # where the hub writes the messages it would send (IDP_OUTBOX_DIR)
 BIN = Path(sys.executable).parent
 # Bumped when the registration of the subsites changes: older state is re-provisioned.
 # 2: logout URIs (back-channel, front-channel, post-logout redirect).
@@ -32,7 +36,7 @@ STATE_VERSION = 2
 
 
 def idp(*args: str) -> dict:
-    env = {**os.environ, "IDP_ISSUER": ISSUER}
+    env = {**os.environ, "IDP_ISSUER": ISSUER, "IDP_OUTBOX_DIR": str(OUTBOX)}
     out = subprocess.run([str(BIN / "idp"), *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else {}
 
@@ -62,7 +66,7 @@ def provision() -> dict:
         except subprocess.CalledProcessError as exc:
             if "taken" not in exc.stderr:
                 raise
-        state["user"] = u["username"]
+        state["user"], state["password"] = u["username"], u["password"]
     for key, name, port in SUBSITES:
         if key not in state:
             print(f"• registering the subsite {name}…", flush=True)
@@ -87,10 +91,22 @@ def wait_for(url: str, timeout: float = 30) -> None:
     raise SystemExit(f"{url} did not come up within {timeout:.0f} s")
 
 
+def print_new_messages(seen: set[Path]) -> set[Path]:
+    """Show what the hub "sent" (the development outbox) since the last call."""
+    current = set(OUTBOX.glob("*.json"))
+    for path in sorted(current - seen):
+        try:
+            m = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        print(f"[outbox] {m['channel']} to {m['to']}: {m['subject'] + ' — ' if m.get('subject') else ''}{m['body']}", flush=True)
+    return current
+
+
 def main() -> None:
     state = provision()
     procs = []
-    env = {**os.environ, "IDP_ISSUER": ISSUER}
+    env = {**os.environ, "IDP_ISSUER": ISSUER, "IDP_OUTBOX_DIR": str(OUTBOX)}
     try:
         procs.append(subprocess.Popen([str(BIN / "idp"), "serve", "--port", str(HUB_PORT)], cwd=ROOT, env=env))
         wait_for(f"{ISSUER}/readyz")
@@ -107,12 +123,16 @@ def main() -> None:
    hub (identity provider): {ISSUER}
    subsite 1: http://127.0.0.1:{SUBSITES[0][2]}/   {SUBSITES[0][1]}
    subsite 2: http://127.0.0.1:{SUBSITES[1][2]}/   {SUBSITES[1][1]}
- demo citizen: username {u['username']}  password {u['password']}
+ demo citizen: username {u['username']}  password {state.get('password', LEGACY_PASSWORD)}
  Sign in on subsite 1, then open subsite 2 and click sign in:
  you are signed in there without typing a password.
+ Register at {ISSUER}/register or reset a password at {ISSUER}/reset:
+ no SMS or email is sent; the codes are printed below (files in {OUTBOX}).
 ==============================================================
 """, flush=True)
+        seen = set(OUTBOX.glob("*.json"))
         while all(p.poll() is None for p in procs):
+            seen = print_new_messages(seen)
             time.sleep(0.5)
         raise SystemExit("a demo process stopped unexpectedly")
     except KeyboardInterrupt:

@@ -49,6 +49,10 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     from . import errors
 
     errors.init_app(app)
+
+    from . import messaging
+
+    messaging.init_app(app)
     _register_blueprints(app)
     _register_hooks(app)
     if load_keys:
@@ -111,6 +115,7 @@ def _register_blueprints(app: Flask) -> None:
     from .pki.views import bp as pki_bp
     from .portal import businesses as portal_businesses
     from .portal.security import bp as security_bp
+    from .portal import profile, recovery, registration
     from .sessions import views as session_views
 
     app.register_blueprint(oauth_views.bp)
@@ -119,6 +124,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(session_views.bp)
     app.register_blueprint(portal_businesses.bp)
     app.register_blueprint(pki_bp)
+    app.register_blueprint(registration.bp)
+    app.register_blueprint(recovery.bp)
+    app.register_blueprint(profile.bp)
     csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
     for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,

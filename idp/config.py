@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -100,6 +101,55 @@ DEFAULTS: dict[str, object] = {
     "TOTP_ISSUER": "本溪市统一身份认证",
     # Seconds a login that passed the password step may wait for its second factor.
     "MFA_PENDING_TTL": 300,
+    # Failures of one account (login name, code destination) after which every further attempt must
+    # wait 2^n seconds (n = failures so far) until the lock; 0 turns the progressive delay off.
+    "THROTTLE_DELAY_AFTER": 3,
+    # One-time codes requested for one destination (or reset identifier) within the window before a lock.
+    "CODE_MAX_REQUESTS": 5,
+    # One-time codes requested from one address within the window before a lock.
+    "CODE_IP_MAX_REQUESTS": 30,
+    # The window (seconds) in which code requests are counted.
+    "CODE_WINDOW_SECONDS": 3600,
+    # How long (seconds) a destination or address that requested too many codes must wait.
+    "CODE_LOCK_SECONDS": 3600,
+    # Wrong one-time codes for one destination within the login window before a lock (login lock time).
+    "VERIFY_MAX_FAILURES": 10,
+    # Wrong one-time codes from one address within the login window before a lock.
+    "VERIFY_IP_MAX_FAILURES": 50,
+    # Lifetime of a one-time verification code, seconds.
+    "VERIFICATION_CODE_TTL": 600,
+    # Seconds before a new code may be sent to the same destination (the earlier one stays valid).
+    "VERIFICATION_RESEND_SECONDS": 60,
+    # Wrong tries allowed per code; the code is dead after that many.
+    "VERIFICATION_MAX_ATTEMPTS": 5,
+    # How email is sent: "outbox" (files under OUTBOX_DIR, development) or "smtp".
+    "EMAIL_BACKEND": "outbox",
+    # How SMS is sent: "outbox", or the dotted path of an SmsProvider class ("package.module:Class").
+    "SMS_BACKEND": "outbox",
+    # JSON object handed to the SMS provider class (its account, endpoint, signature, ...).
+    "SMS_OPTIONS": "{}",
+    # Directory of the development outbox (one JSON file per message); default instance/outbox.
+    "OUTBOX_DIR": None,
+    # 1 lets IDP_ENV=production use the outbox (a staging system with no real messaging).
+    "ALLOW_OUTBOX_IN_PRODUCTION": 0,
+    # Send messages off the request (1), so a page answers as fast whether or not a message went out.
+    "MESSAGING_BACKGROUND": 1,
+    # SMTP relay host for the "smtp" email backend.
+    "SMTP_HOST": "",
+    # SMTP port: 587 for STARTTLS, 465 for SSL.
+    "SMTP_PORT": 587,
+    # SMTP login (empty: no AUTH).
+    "SMTP_USERNAME": "",
+    # SMTP password.
+    "SMTP_PASSWORD": "",
+    # Envelope and header sender, e.g. "本溪政务网 <noreply@benxi.gov.cn>".
+    "SMTP_FROM": "",
+    # "starttls", "ssl" (implicit TLS) or "none" (loopback relay only in production).
+    "SMTP_SECURITY": "starttls",
+    # Extra CA certificate file (PEM) trusted for the relay, besides the system's.
+    "SMTP_CA_FILE": "",
+    # Seconds to wait for the SMTP relay.
+    "SMTP_TIMEOUT": 10,
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
@@ -127,6 +177,7 @@ def load(overrides: dict | None = None, instance_path: str | None = None) -> dic
         base = Path(instance_path or "instance")
         cfg["DATABASE_URL"] = f"sqlite:///{(base / 'idp.sqlite3').resolve()}"
     cfg["KEYS_DIR"] = str(Path(str(cfg["KEYS_DIR"])).resolve())
+    cfg["OUTBOX_DIR"] = str(Path(str(cfg["OUTBOX_DIR"] or Path(instance_path or "instance") / "outbox")).resolve())
     validate(cfg)
     return cfg
 
@@ -160,6 +211,34 @@ def trusted_proxy_networks(cfg: dict) -> list:
     return nets
 
 
+def _messaging_problems(cfg: dict) -> list[str]:
+    """Malformed messaging settings raise; unsafe ones are returned (refused in production)."""
+    import json
+
+    if cfg["EMAIL_BACKEND"] not in ("outbox", "smtp"):
+        raise ConfigError("IDP_EMAIL_BACKEND must be 'outbox' or 'smtp'")
+    sms = str(cfg["SMS_BACKEND"])
+    if sms != "outbox" and not re.fullmatch(r"[A-Za-z_][\w.]*[.:][A-Za-z_]\w*", sms):
+        raise ConfigError("IDP_SMS_BACKEND must be 'outbox' or the dotted path of a provider class (package.module:Class)")
+    try:
+        if not isinstance(json.loads(str(cfg["SMS_OPTIONS"]) or "{}"), dict):
+            raise ValueError
+    except ValueError as exc:
+        raise ConfigError("IDP_SMS_OPTIONS must be a JSON object") from exc
+    if cfg["SMTP_SECURITY"] not in ("starttls", "ssl", "none"):
+        raise ConfigError("IDP_SMTP_SECURITY must be 'starttls', 'ssl' or 'none'")
+    if cfg["EMAIL_BACKEND"] == "smtp" and not (cfg["SMTP_HOST"] and cfg["SMTP_FROM"]):
+        raise ConfigError("IDP_EMAIL_BACKEND=smtp needs IDP_SMTP_HOST and IDP_SMTP_FROM")
+    problems = []
+    outbox = [name for name, key in (("email", "EMAIL_BACKEND"), ("SMS", "SMS_BACKEND")) if cfg[key] == "outbox"]
+    if outbox and not cfg["ALLOW_OUTBOX_IN_PRODUCTION"]:
+        problems.append(f"{' and '.join(outbox)} go to the development outbox, not to people "
+                        "(set IDP_EMAIL_BACKEND/IDP_SMS_BACKEND, or IDP_ALLOW_OUTBOX_IN_PRODUCTION=1 for staging)")
+    if cfg["EMAIL_BACKEND"] == "smtp" and cfg["SMTP_SECURITY"] == "none" and not is_loopback(str(cfg["SMTP_HOST"])):
+        problems.append("IDP_SMTP_SECURITY=none sends mail unencrypted to a relay that is not on this host")
+    return problems
+
+
 def validate(cfg: dict) -> None:
     if cfg["ENV"] not in ("development", "production"):
         raise ConfigError("IDP_ENV must be 'development' or 'production'")
@@ -177,7 +256,7 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")
     trusted_proxy_networks(cfg)
     production = cfg["ENV"] == "production"
-    problems = []
+    problems = _messaging_problems(cfg)
     if cfg["SECRET_KEY"] == DEV_SECRET_KEY or len(str(cfg["SECRET_KEY"])) < 32:
         problems.append("IDP_SECRET_KEY is the development default or shorter than 32 characters")
     if parts.scheme != "https" and not is_loopback(parts.hostname):

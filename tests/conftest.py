@@ -27,6 +27,7 @@ def _config(tmp, db_url=None, **extra):
         "SECRET_KEY": TEST_SECRET,
         "TESTING": True,
         "KEYS_RELOAD_INTERVAL": 0,
+        "OUTBOX_DIR": str(tmp / "outbox"),
     }
     cfg.update(extra)
     return cfg

@@ -6,7 +6,9 @@ import pytest
 from idp import config
 from idp.config import ConfigError
 
-GOOD = {"ENV": "production", "SECRET_KEY": "k" * 40, "ISSUER": "https://id.benxi.gov.cn", "KEYS_PASSPHRASE": "pp"}
+GOOD = {"ENV": "production", "SECRET_KEY": "k" * 40, "ISSUER": "https://id.benxi.gov.cn", "KEYS_PASSPHRASE": "pp",
+        "EMAIL_BACKEND": "smtp", "SMTP_HOST": "mail.benxi.gov.cn", "SMTP_FROM": "noreply@benxi.gov.cn",
+        "SMS_BACKEND": "benxi_sms.provider:Gateway"}
 
 
 def test_environment_is_read(monkeypatch):
@@ -28,6 +30,29 @@ def test_production_accepts_safe_settings():
 ])
 def test_production_refuses_unsafe_settings(bad, words):
     with pytest.raises(ConfigError, match=words):
+        config.load({**GOOD, **bad})
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"EMAIL_BACKEND": "outbox"}, "outbox"),
+    ({"SMS_BACKEND": "outbox"}, "outbox"),
+    ({"SMTP_SECURITY": "none"}, "unencrypted"),
+])
+def test_production_refuses_the_outbox_and_plain_smtp(bad, words):
+    with pytest.raises(ConfigError, match=words):
+        config.load({**GOOD, **bad})
+
+
+def test_production_may_use_the_outbox_when_explicitly_allowed():
+    config.load({**GOOD, "EMAIL_BACKEND": "outbox", "SMS_BACKEND": "outbox", "ALLOW_OUTBOX_IN_PRODUCTION": "1"})
+    config.load({**GOOD, "SMTP_SECURITY": "none", "SMTP_HOST": "127.0.0.1"})  # a relay on this host
+
+
+@pytest.mark.parametrize("bad", [{"EMAIL_BACKEND": "sendmail"}, {"SMS_BACKEND": "not a path"},
+                                 {"SMS_OPTIONS": "[1]"}, {"SMTP_SECURITY": "tls"},
+                                 {"SMTP_HOST": ""}, {"SMTP_PORT": "smtp"}])
+def test_malformed_messaging_settings_are_refused(bad):
+    with pytest.raises(ConfigError):
         config.load({**GOOD, **bad})
 
 

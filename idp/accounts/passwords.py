@@ -1,11 +1,32 @@
-"""Password hashing with argon2id (argon2-cffi); never hand-rolled."""
+"""Passwords: hashing with argon2id (argon2-cffi; never hand-rolled) and the policy for new passwords.
+
+Policy, NIST SP 800-63B §5.1.1.2 (memorized secrets): at least ``MIN_LENGTH`` characters, long
+passphrases welcome (up to ``MAX_LENGTH``, far beyond the 64 the standard asks to allow), any
+characters including spaces and Chinese, no composition rules; refused when it is a commonly used or
+leaked password (``idp/data/common-passwords.txt``), such a password with digits or symbols around it,
+repetitive or sequential characters, or context-specific words: the username, the resident ID number
+(or its date of birth or last six characters), the phone number, and the name of the service.
+Passwords are compared after Unicode NFKC normalization (§5.1.1.2), so full-width digits typed with a
+Chinese input method are the same digits.
+"""
 from __future__ import annotations
+
+import functools
+import unicodedata
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask_babel import gettext as _
 
 _hasher = PasswordHasher()  # RFC 9106 low-memory profile defaults: argon2id, t=3, m=64 MiB, p=4
 _dummy: str | None = None
+
+MIN_LENGTH = 10
+MAX_LENGTH = 256
+SERVICE_WORDS = ("benxi", "本溪")
+COMMON_PASSWORDS = Path(__file__).resolve().parent.parent / "data" / "common-passwords.txt"
+_EDGE = "0123456789!@#$%^&*()-_=+[]{};:'\",.<>/?\\|`~ "
 
 
 def _dummy_hash() -> str:
@@ -15,16 +36,18 @@ def _dummy_hash() -> str:
         _dummy = _hasher.hash("not-a-real-password")
     return _dummy
 
-MIN_LENGTH = 10
+
+def normalize(password: str) -> str:
+    return unicodedata.normalize("NFKC", password)
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher.hash(normalize(password))
 
 
 def verify_password(stored: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
+        return _hasher.verify(stored or _dummy_hash(), normalize(password)) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -33,10 +56,43 @@ def needs_rehash(stored: str) -> bool:
     return _hasher.check_needs_rehash(stored)
 
 
-def check_policy(password: str) -> str | None:
-    """Return what is wrong with a new password, or None."""
-    if len(password) < MIN_LENGTH:
-        return f"the password must have at least {MIN_LENGTH} characters"
-    if len(password) > 256:
-        return "the password must have at most 256 characters"
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    with COMMON_PASSWORDS.open(encoding="utf-8") as fh:
+        return frozenset(line.rstrip("\n") for line in fh if line.strip())
+
+
+def _monotonous(text: str) -> bool:
+    """One character repeated, or a run like 1234567890 / abcdefghij / 9876543210."""
+    steps = {ord(b) - ord(a) for a, b in zip(text, text[1:])}
+    return len(set(text)) <= 2 or steps in ({1}, {-1})
+
+
+def check_policy(password: str, *, username: str | None = None, id_number: str | None = None,
+                 phone: str | None = None) -> str | None:
+    """What is wrong with a new password (a message for the person), or None."""
+    pw = normalize(password or "")
+    if len(pw) < MIN_LENGTH:
+        return _("The password must have at least %(min)s characters; a few words make a good one.", min=MIN_LENGTH)
+    if len(pw) > MAX_LENGTH:
+        return _("The password must have at most %(max)s characters.", max=MAX_LENGTH)
+    lower = pw.lower()
+    common = common_passwords()
+    if lower in common:
+        return _("This password is one of the most common passwords, which attackers try first. Choose another.")
+    core = lower.strip(_EDGE)
+    if core != lower and len(core) >= 4 and core in common:
+        return _("This password is a common password with digits or symbols added. Choose another.")
+    if _monotonous(lower):
+        return _("This password is made of repeated or sequential characters. Choose another.")
+    if username and len(username) >= 3 and username.lower() in lower:
+        return _("The password must not contain your username.")
+    if id_number:
+        idn = id_number.lower()
+        if any(part in lower for part in (idn, idn[6:14], idn[-6:])):
+            return _("The password must not contain your ID number or part of it (such as your date of birth).")
+    if phone and (phone in lower or phone[-8:] in lower):
+        return _("The password must not contain your phone number.")
+    if any(word in lower for word in SERVICE_WORDS):
+        return _("The password must not contain the name of this service or city (benxi).")
     return None

@@ -48,12 +48,13 @@ class VerificationCode(db.Model):
     """A one-time code sent to a phone or email (registration, password reset, contact change).
 
     The destination is stored as a blind index (and encrypted for resending), the code as a keyed
-    digest; ``attempts`` bounds guessing of one code."""
+    digest; ``attempts`` bounds guessing of one code. ``person_id``: the account a reset code is for."""
 
     __tablename__ = "verification_code"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     purpose: Mapped[str] = mapped_column(String(16))  # register | reset | contact
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(8))  # phone | email
     destination_index: Mapped[str] = mapped_column(String(64), index=True)
     destination_enc: Mapped[str] = mapped_column(String(512))

@@ -44,6 +44,7 @@ def upgrade():
     op.create_table('verification_code',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('purpose', sa.String(length=16), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=True),
     sa.Column('channel', sa.String(length=8), nullable=False),
     sa.Column('destination_index', sa.String(length=64), nullable=False),
     sa.Column('destination_enc', sa.String(length=512), nullable=False),
@@ -52,6 +53,7 @@ def upgrade():
     sa.Column('expires_at', sa.DateTime(), nullable=False),
     sa.Column('consumed_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_verification_code_person_id_person'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_verification_code'))
     )
     with op.batch_alter_table('verification_code', schema=None) as batch_op:

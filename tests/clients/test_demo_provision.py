@@ -61,3 +61,24 @@ def test_state_from_before_logout_is_reprovisioned(calls):
     assert not any(c[:2] == ("users", "create") for c in calls)  # the citizen is kept
     assert all(state[key]["client_id"] != "old" for key, _, _ in demo.SUBSITES)
     assert state["version"] == demo.STATE_VERSION
+
+
+def test_the_demo_prints_the_codes_the_hub_would_have_sent(tmp_path, monkeypatch, capsys):
+    """``make run`` uses the development outbox; new messages are shown on the console."""
+    from idp.messaging.outbox import Outbox
+
+    monkeypatch.setattr(demo, "OUTBOX", tmp_path / "outbox")
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.send_sms("13900139000", "[Benxi City Identity] Your registration code is 123456.")
+    seen = demo.print_new_messages(set())
+    assert "[outbox] sms to 13900139000: [Benxi City Identity] Your registration code is 123456." in capsys.readouterr().out
+    outbox.send_email("a@example.cn", "Your code", "654321")
+    demo.print_new_messages(seen)
+    assert capsys.readouterr().out.strip() == "[outbox] email to a@example.cn: Your code — 654321"
+
+
+def test_the_demo_password_passes_the_password_policy(app):
+    from idp.accounts.passwords import check_policy
+
+    u = demo.DEMO_USER
+    assert check_policy(u["password"], username=u["username"], id_number=u["id_number"], phone=u["phone"]) is None

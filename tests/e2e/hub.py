@@ -82,6 +82,7 @@ class LiveHub:
         self.database_url = database_url
         self.keys_dir = self.workdir / "keys"
         self.keys_dir.mkdir(exist_ok=True)
+        self.outbox_dir = self.workdir / "outbox"
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.env = clean_env({
@@ -90,6 +91,7 @@ class LiveHub:
             "IDP_KEYS_DIR": str(self.keys_dir),
             "IDP_SECRET_KEY": secrets.token_urlsafe(30),  # 40 characters
             "IDP_KEYS_PASSPHRASE": secrets.token_urlsafe(24),  # an encrypted keystore, like production
+            "IDP_OUTBOX_DIR": str(self.outbox_dir),  # codes "sent" by this hub (development outbox)
             "PYTHONUNBUFFERED": "1",
         })
         self.proc: subprocess.Popen | None = None
