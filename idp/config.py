@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import zoneinfo
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -83,6 +84,8 @@ DEFAULTS: dict[str, object] = {
     "LOGIN_LOCK_SECONDS": 900,
     # Seconds between sweeps for expired sessions (each worker process).
     "EXPIRY_SWEEP_INTERVAL": 30,
+    # IANA time zone in which pages show dates and times (stored times are UTC).
+    "TIMEZONE": "Asia/Shanghai",
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
@@ -154,6 +157,10 @@ def validate(cfg: dict) -> None:
     if len(str(cfg["ACR_VALUES"]).split()) != 3:
         raise ConfigError("IDP_ACR_VALUES must list exactly three values (levels 1, 2, 3)")
     trusted_proxy_networks(cfg)
+    try:
+        zoneinfo.ZoneInfo(str(cfg["TIMEZONE"]))
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ConfigError("IDP_TIMEZONE must be an IANA time zone name such as Asia/Shanghai") from None
     production = cfg["ENV"] == "production"
     problems = []
     if cfg["SECRET_KEY"] == DEV_SECRET_KEY or len(str(cfg["SECRET_KEY"])) < 32:
