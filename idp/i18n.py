@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Flask, g, has_request_context, request, session
+from flask import Flask, g, has_request_context, request, request_started, session
 from flask_babel import Babel, force_locale, get_locale
 
 LANGUAGES = {"zh": "简体中文", "en": "English"}
@@ -127,11 +127,14 @@ def init_app(app: Flask) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = compiled_catalogs()
     babel.init_app(app, locale_selector=select_locale)
 
-    @app.teardown_request
-    def _forget_locale(_exc=None):
+    def _forget_locale(*_args, **_kwargs):
         # Flask-Babel caches the choice in g, which an enclosing app context (tests, the CLI) shares
-        # between requests: each request chooses afresh, whichever hook or error asks first.
+        # between requests: each request chooses afresh, whichever hook or error asks first, and
+        # what follows a request in that context is outside a request again.
         g.pop("_flask_babel", None)
+
+    request_started.connect(_forget_locale, app, weak=False)
+    app.teardown_request(_forget_locale)
 
     @app.before_request
     def _remember_ui_locales():

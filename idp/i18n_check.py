@@ -19,6 +19,9 @@ PACKAGE = Path(__file__).resolve().parent
 BABEL_CFG = PACKAGE.parent / "babel.cfg"
 # %(name)s placeholders and %% escapes; Jinja's newstyle gettext %-formats every template message.
 _PLACEHOLDER = re.compile(r"%(?:\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdifr]|%)")
+# One line of a .po file: a keyword and a quoted string, or a continuation string (Babel's reader
+# accepts an unterminated or unescaped quote silently, so lines are checked first).
+_PO_LINE = re.compile(r'(?:(?:msgctxt|msgid|msgid_plural|msgstr(?:\[\d+\])?)[ \t]+)?"(?:[^"\\]|\\.)*"')
 
 
 @dataclass
@@ -62,6 +65,35 @@ def extract(package: Path = PACKAGE, cfg: Path = BABEL_CFG) -> tuple[dict[str, l
     return dict(found), broken
 
 
+def lint_po(text: str) -> list[str]:
+    """Lines that are not .po syntax, and msgids defined twice in one file ("line N: problem")."""
+    problems: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    entry: dict[str, str] = {}  # keyword -> its string so far, for the entry being read
+    keyword, first_line = None, 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not _PO_LINE.fullmatch(line):
+            problems.append(f"line {n}: not a keyword and a quoted string (is a \" unescaped?): {line[:60]!r}")
+            continue
+        if not line.startswith('"'):
+            keyword, value = line.split(None, 1)
+            if keyword in ("msgctxt", "msgid") and ("msgstr" in entry or keyword == "msgctxt"):
+                entry = {}
+            if keyword == "msgid":
+                first_line = n
+            entry[keyword if not keyword.startswith("msgstr") else "msgstr"] = value[1:-1]
+        elif keyword is not None:
+            entry[keyword if not keyword.startswith("msgstr") else "msgstr"] += line[1:-1]
+        if keyword and keyword.startswith("msgstr") and "msgid" in entry and entry["msgid"]:
+            key = (entry.get("msgctxt", ""), entry["msgid"])
+            if seen.setdefault(key, first_line) != first_line:
+                problems.append(f"line {first_line}: msgid {entry['msgid']!r} defined again (first on line {seen[key]})")
+    return problems
+
+
 def read_catalogues(lang: str, source: Path = SOURCE):
     """The merged translations of ``lang`` (msgid -> (translation, file)) and the problems found."""
     from babel.messages.pofile import PoFileError, read_po
@@ -71,6 +103,10 @@ def read_catalogues(lang: str, source: Path = SOURCE):
     for po in sorted((source / lang / "LC_MESSAGES").glob("*.po")):
         name = f"{po.relative_to(source.parent.parent)}"
         try:
+            lint = lint_po(po.read_text(encoding="utf-8"))
+            if lint:
+                broken += [f"{name}: {problem}" for problem in lint]
+                continue
             with po.open("rb") as fh:
                 catalog = read_po(fh, locale=lang, abort_invalid=True)
         except (PoFileError, UnicodeDecodeError, ValueError) as exc:
