@@ -59,7 +59,7 @@ def select_locale() -> str:
     if not has_request_context():
         return "en"
     # Only the query string here: reading a body may itself fail (413) while its error page renders.
-    # A POSTed ui_locales is remembered in the session by the first before_request hook below.
+    # A POSTed ui_locales is remembered in the session by the before_request hook in init_app.
     requested = match_ui_locales(request.args.get("ui_locales")) if request.path in UI_LOCALES_PATHS else None
     return (_match(request.args.get("lang")) or _match(request.cookies.get(COOKIE)) or requested
             or _match(session.get("ui_locale")) or DEFAULT)
