@@ -41,6 +41,10 @@ class DomainError(Exception):
         """The message in the current language, as a plain (not yet HTML-escaped) string."""
         return str(self.text)
 
+    @message.setter
+    def message(self, value) -> None:
+        self.text = value
+
 
 def require_csrf_token(value: str | None, message) -> None:
     """Forms checked by hand (views that also accept cross-site protocol POSTs) use this one rule."""
