@@ -86,9 +86,14 @@ def sign_in(driver, hub) -> None:
     wait(driver, on_page(hub.issuer + "/", "a[href='/account/sessions']"), "the home page, signed in")
 
 
+# The citizen's pages at their fixed URLs (those not built yet show the 404 page, which is checked too).
+CITIZEN_PAGES = ["/register", "/reset", "/account", "/account/security", "/account/businesses",
+                 "/account/consents", "/account/sessions"]
+
+
 def pages(hub) -> list[str]:
-    """The hub's pages of this part, in both languages (English runs longer), signed in."""
-    paths = ["/", "/account/sessions", "/logout", "/no-such-page", "/authorize?client_id=nope", "/login"]
+    """The hub's pages a citizen sees, in both languages (English runs longer), signed in."""
+    paths = ["/", *CITIZEN_PAGES, "/logout", "/no-such-page", "/authorize?client_id=nope", "/login"]
     return [hub.issuer + p + ("&" if "?" in p else "?") + f"lang={lang}" for lang in ("zh", "en") for p in paths]
 
 
