@@ -7,7 +7,7 @@ NODE_RP := tests/e2e/node
 NODE_STAMP := $(NODE_RP)/node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test install node bench clean
+.PHONY: run test install node bench messages clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ test: $(STAMP) node
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# Lists every message without a Simplified Chinese translation, as .po entries to paste (exit 1 if any).
+messages: $(STAMP)
+	$(PY) -m idp.i18n_check
 
 clean:
 	rm -rf $(VENV) instance $(NODE_RP)/node_modules .pytest_cache

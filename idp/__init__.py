@@ -166,6 +166,8 @@ def _same_origin(origin: str | None, issuer: str) -> bool:
 
 
 def _register_hooks(app: Flask) -> None:
+    from flask_babel import lazy_gettext as _l
+
     from .errors import render_error
 
     @app.before_request
@@ -175,11 +177,12 @@ def _register_hooks(app: Flask) -> None:
         for key in ("_idp_sso", "_idp_clients", app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), "_flask_babel"):
             g.pop(key, None)
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
-            return render_error(414, "uri_too_long", "The query string is too long.")
+            return render_error(414, "uri_too_long", _l("The address is too long."))
         if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
-            return render_error(413, "request_too_large", "The request body is too large.")
+            return render_error(413, "request_too_large", _l("The request is too large."))
         if request.method == "POST" and not _same_origin(request.headers.get("Origin"), app.config["ISSUER"]):
-            return render_error(400, "invalid_request", "The request came from another site.")
+            return render_error(400, "invalid_request",
+                                _l("The request came from another site. Go back to this site's page and try again."))
         return None
 
     @app.after_request

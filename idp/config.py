@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import re
+import zoneinfo
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -150,6 +151,8 @@ DEFAULTS: dict[str, object] = {
     "SMTP_CA_FILE": "",
     # Seconds to wait for the SMTP relay.
     "SMTP_TIMEOUT": 10,
+    # IANA time zone in which pages show dates and times (stored times are UTC).
+    "TIMEZONE": "Asia/Shanghai",
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
@@ -255,6 +258,10 @@ def validate(cfg: dict) -> None:
         if not 1 <= cfg[key] <= 3650:
             raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")
     trusted_proxy_networks(cfg)
+    try:
+        zoneinfo.ZoneInfo(str(cfg["TIMEZONE"]))
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ConfigError("IDP_TIMEZONE must be an IANA time zone name such as Asia/Shanghai") from None
     production = cfg["ENV"] == "production"
     problems = _messaging_problems(cfg)
     if cfg["SECRET_KEY"] == DEV_SECRET_KEY or len(str(cfg["SECRET_KEY"])) < 32:

@@ -3,9 +3,16 @@
 Which language a page uses, first match wins:
 1. ``?lang=zh|en`` on any page (the switch in every page's header), remembered in a cookie;
 2. the ``idp_lang`` cookie;
-3. ``ui_locales`` from the relying party's authorization request (OIDC Core §3.1.2.1), kept in the
-   browser's UI session for the pages of that login;
-4. Simplified Chinese.
+3. ``ui_locales`` of this request, on the endpoints that define it: the authorization request
+   (OIDC Core §3.1.2.1) and the logout request (RP-Initiated Logout 1.0 §2);
+4. that ``ui_locales`` remembered in the browser's UI session, for the pages that follow (login,
+   consent, logout confirmation);
+5. Simplified Chinese.
+
+The choice is made from the request alone, so a page rendered for an error raised before any view
+ran (a refused request, a 404, a 413) is in the same language as the page would have been. Outside
+a request (the ``idp`` command, background workers) messages are English, like the rest of the
+command's output.
 
 Messages are written in English in the code (``_("...")``) and translated in
 ``idp/translations/<lang>/LC_MESSAGES/*.po``: one file per capability, so parts can be changed
@@ -19,14 +26,16 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Flask, has_request_context, request, session
-from flask_babel import Babel, get_locale, refresh
+from flask import Flask, g, has_request_context, request, request_started, session
+from flask_babel import Babel, force_locale, get_locale
 
 LANGUAGES = {"zh": "简体中文", "en": "English"}
 DEFAULT = "zh"
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 COOKIE = "idp_lang"
 SOURCE = Path(__file__).parent / "translations"
+# Endpoints whose requests may carry ``ui_locales`` (OIDC Core §3.1.2.1, RP-Initiated Logout 1.0 §2).
+UI_LOCALES_PATHS = ("/authorize", "/logout")
 
 babel = Babel()
 
@@ -48,9 +57,18 @@ def match_ui_locales(value: str | None) -> str | None:
 
 def select_locale() -> str:
     if not has_request_context():
-        return "en"  # commands and background work: the source language (operators, logs)
-    return (_match(request.args.get("lang")) or _match(request.cookies.get(COOKIE))
-            or session.get("ui_locale") or DEFAULT)
+        return "en"
+    # Only the query string here: reading a body may itself fail (413) while its error page renders.
+    # A POSTed ui_locales is remembered in the session by the before_request hook in init_app.
+    requested = match_ui_locales(request.args.get("ui_locales")) if request.path in UI_LOCALES_PATHS else None
+    return (_match(request.args.get("lang")) or _match(request.cookies.get(COOKIE)) or requested
+            or _match(session.get("ui_locale")) or DEFAULT)
+
+
+def in_english(message) -> str:
+    """A message (a lazy ``_l("...")`` or a plain string) in English: the msgid, for protocol JSON."""
+    with force_locale("en"):
+        return str(message)
 
 
 def switch_links(keep_query: bool = True) -> list[dict]:
@@ -61,6 +79,12 @@ def switch_links(keep_query: bool = True) -> list[dict]:
     return [{"lang": code, "label": label, "href": request.path + "?" + urlencode(args + [("lang", code)]),
              "html_lang": HTML_LANG[code]}
             for code, label in LANGUAGES.items() if code != current]
+
+
+def usable(message) -> bool:
+    """A catalogue entry the pages use: a msgid with every form translated, not marked fuzzy."""
+    string = message.string
+    return bool(message.id) and not message.fuzzy and (all(string) if isinstance(string, tuple) else bool(string))
 
 
 def compiled_catalogs(source: Path = SOURCE) -> str:
@@ -82,7 +106,7 @@ def compiled_catalogs(source: Path = SOURCE) -> str:
         for po in sorted(lang_dir.glob("LC_MESSAGES/*.po")):
             with po.open("rb") as fh:
                 for message in read_po(fh, locale=lang_dir.name):
-                    if message.id and message.string and not message.fuzzy:
+                    if usable(message):
                         merged[message.id] = message
         out = staging / lang_dir.name / "LC_MESSAGES"
         out.mkdir(parents=True)
@@ -99,19 +123,22 @@ def compiled_catalogs(source: Path = SOURCE) -> str:
 
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", app.config.get("TIMEZONE", "Asia/Shanghai"))
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = compiled_catalogs()
     babel.init_app(app, locale_selector=select_locale)
 
-    @app.before_request
-    @app.teardown_request
-    def _forget_locale(*_exc):
-        # Flask-Babel caches the locale in ``g``; a request inside an enclosing app context (tests,
-        # commands) must choose its own and not leave its choice to the code that runs after it.
-        refresh()
+    def _forget_locale(*_args, **_kwargs):
+        # Flask-Babel caches the choice in g, which an enclosing app context (tests, the CLI) shares
+        # between requests: each request chooses afresh, whichever hook or error asks first, and
+        # what follows a request in that context is outside a request again.
+        g.pop("_flask_babel", None)
+
+    request_started.connect(_forget_locale, app, weak=False)
+    app.teardown_request(_forget_locale)
 
     @app.before_request
     def _remember_ui_locales():
-        if request.path == "/authorize" and (lang := match_ui_locales(request.values.get("ui_locales"))):
+        if request.path in UI_LOCALES_PATHS and (lang := match_ui_locales(request.values.get("ui_locales"))):
             if session.get("ui_locale") != lang:
                 session["ui_locale"] = lang
 
@@ -126,4 +153,4 @@ def init_app(app: Flask) -> None:
     def _language():
         current = str(get_locale() or DEFAULT)
         return {"html_lang": HTML_LANG.get(current, "zh-CN"), "language_links": switch_links,
-                "current_language": current}
+                "current_language": current, "current_language_label": LANGUAGES.get(current, "")}

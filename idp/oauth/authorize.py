@@ -15,6 +15,7 @@ from authlib.oauth2.rfc6749.errors import (AccessDeniedError, InvalidRequestErro
 from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError, RegistrationNotSupportedError,
                                       RequestNotSupportedError, RequestURINotSupportedError)
 from flask import Response, current_app, render_template, request, session
+from flask_babel import lazy_gettext as _l
 
 from ..db import epoch, transaction
 from ..authn.views import login_redirect
@@ -53,12 +54,12 @@ def authorize():
     params = request.values
     client = clients.get_client(params.get("client_id"))
     if client is None:
-        raise DomainError("未知的应用 / Unknown client: the client_id is missing or not registered.", code="invalid_client")
+        raise DomainError(_l("Unknown client: the client_id is missing or not registered."), code="invalid_client")
     redirect_uri = params.get("redirect_uri")
     if len(params.getlist("client_id")) > 1 or len(params.getlist("redirect_uri")) > 1:
-        raise DomainError("重复的参数 / The request repeats client_id or redirect_uri.", code="invalid_request")
+        raise DomainError(_l("The request repeats client_id or redirect_uri."), code="invalid_request")
     if not redirect_uri or not client.check_redirect_uri(redirect_uri):
-        raise DomainError("回调地址未登记 / The redirect_uri is missing or not registered for this client.",
+        raise DomainError(_l("The redirect_uri is missing or not registered for this client."),
                           code="invalid_request")
     state = params.get("state")
     if state is not None and len(state) > 1024:
@@ -125,7 +126,7 @@ def authorize():
         if decision is None:
             return _consent_page(client, scopes, principal)
         require_csrf_token(request.form.get("csrf_token"),
-                           "页面已过期，请重新登录应用 / The consent page expired; start again from the subsite.")
+                           _l("The page has expired. Start again from the department site."))
         if decision != "allow":
             consent.record_denial(principal.person, client)
             return fail(AccessDeniedError())

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _, lazy_gettext as _l
+
 from ..errors import DomainError
 from ..keystore.jwt import verify_own_jwt
 from ..oauth.clients import get_client
@@ -30,14 +32,14 @@ class LogoutRequest:
 def parse_logout_request(params) -> LogoutRequest:
     for name in ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales", "logout_hint"):
         if len(params.getlist(name)) > 1:
-            raise DomainError("重复的参数 / A logout parameter is repeated.", code="invalid_request")
+            raise DomainError(_l("The sign-out request repeats a parameter."), code="invalid_request")
     req = LogoutRequest(state=params.get("state") if len(params.get("state") or "") <= 1024 else None)
     hint = params.get("id_token_hint")
     if hint:
         # §2: expired ID tokens are acceptable hints; the signature and issuer must be ours.
         claims = verify_own_jwt(hint)
         if claims is None or "sub" not in claims:
-            req.hint_problem = "the id_token_hint is not an ID token issued by this provider"
+            req.hint_problem = _("The sign-out request came with an ID token that this service did not issue.")
         else:
             req.hint_claims = claims
     client_id = params.get("client_id")
@@ -46,7 +48,7 @@ def parse_logout_request(params) -> LogoutRequest:
         aud = req.hint_claims.get("aud")
         hint_aud = aud if isinstance(aud, str) else (aud[0] if isinstance(aud, list) and len(aud) == 1 else None)
     if client_id and hint_aud and client_id != hint_aud:
-        raise DomainError("client_id 与 id_token_hint 不一致 / client_id does not match the id_token_hint.",
+        raise DomainError(_l("The client_id of the sign-out request does not match its id_token_hint."),
                           code="invalid_request")
     req.client = get_client(client_id or hint_aud)
     uri = params.get("post_logout_redirect_uri")
@@ -54,5 +56,5 @@ def parse_logout_request(params) -> LogoutRequest:
         if req.client is not None and uri in (req.client.post_logout_redirect_uris or []):
             req.redirect_uri = uri
         else:
-            req.notes.append("the post_logout_redirect_uri is not registered, so you stay on this page")
+            req.notes.append(_("The site did not register the address to return to, so you stay on this page."))
     return req

@@ -4,6 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request
+from flask_babel import lazy_gettext as _l
 
 from ..authn.views import login_redirect
 from ..errors import DomainError, require_csrf_token
@@ -41,7 +42,7 @@ def logout():
     session = current_session()
     confirmed = False
     if request.method == "POST" and request.form.get("decision") == "logout":
-        require_csrf_token(request.form.get("csrf_token"), "页面已过期，请重试 / The page expired; please try again.")
+        require_csrf_token(request.form.get("csrf_token"), _l("The page has expired. Go back, reload the page and try again."))
         confirmed = True
     if session is None:
         return _finish([], req.redirect_uri, req.state, req.notes)  # nothing to end: already signed out
@@ -73,7 +74,7 @@ def end_my_sessions():
     mine = live_sessions_of(s.person_id)
     targets = mine if which == "all" else [x for x in mine if x.sid == which]
     if not targets:
-        raise DomainError("没有这个会话 / No such session.", code="not_found", status=404)
+        raise DomainError(_l("This session has already ended or does not exist."), code="not_found", status=404)
     front = end_sessions(targets, reason="user_sessions_page", actor=f"person:{s.person.sub}")
     if any(x.id == s.id for x in targets):
         return _finish(front, None, None, [])
