@@ -83,6 +83,8 @@ DEFAULTS: dict[str, object] = {
     "LOGIN_LOCK_SECONDS": 900,
     # Seconds between sweeps for expired sessions (each worker process).
     "EXPIRY_SWEEP_INTERVAL": 30,
+    # idp serve writes an access log on stdout (1) or none (0); query strings are never logged.
+    "ACCESS_LOG": 0,
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}

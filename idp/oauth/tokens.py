@@ -12,9 +12,10 @@ from ..keystore.jwt import sign_jwt
 from sqlalchemy import bindparam, insert, select, update
 
 from ..db import db, epoch, utcnow
+from .claims import subject_for
 from .models import Token
 
-USER_SCOPES = frozenset({"openid", "profile", "email", "phone", "offline_access"})
+USER_SCOPES = frozenset({"openid", "profile", "email", "phone", "offline_access", "id_card"})
 
 
 def digest(value: str) -> str:
@@ -51,7 +52,7 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
     claims = {
         "iss": cfg["ISSUER"], "exp": epoch(now) + ttl, "iat": epoch(now), "jti": jti,
         "aud": client.client_id, "client_id": client.client_id,
-        "sub": user.person.sub if user else client.client_id,
+        "sub": subject_for(user.person, client) if user else client.client_id,
     }
     if scope:
         claims["scope"] = scope

@@ -1,0 +1,1 @@
+"""The citizen's own pages under /account: profile, security, businesses, consents."""
