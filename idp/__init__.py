@@ -165,7 +165,7 @@ def _register_hooks(app: Flask) -> None:
     @app.before_request
     def _limits():
         # Per-request caches live in g; drop any left by an enclosing app context (tests).
-        for key in ("_idp_sso", "_idp_clients"):
+        for key in ("_idp_sso", "_idp_clients", "_flask_babel"):
             g.pop(key, None)
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             return render_error(414, "uri_too_long", "The query string is too long.")

@@ -121,7 +121,7 @@ def authorize():
                                sensitive_allowed=request.form.getlist(consent.SENSITIVE_FIELD))
     else:
         scopes = consent.without_sensitive(scopes)
-    grant.request.scope = " ".join(scopes)  # what the code grants: a sensitive scope only with its consent
+    principal.granted_scopes = scopes  # what the code grants: a sensitive scope only with its consent
 
     session.pop("fresh_sid", None)  # a fresh login satisfies one authorization request
     with transaction():

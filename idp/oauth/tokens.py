@@ -37,6 +37,7 @@ class Principal:
     offline: bool = False
     representation_id: int | None = None  # the business acted for (``org`` claim)
     claims_request: dict | None = None  # OIDC Core §5.5, as parsed at /authorize
+    granted_scopes: list[str] | None = None  # what the person granted at /authorize (after consent)
 
     # Authlib calls get_user_id() in places (e.g. introspection helpers).
     def get_user_id(self):
