@@ -8,7 +8,8 @@ the ``Authorization`` header. So every access log the hub can write omits query 
   ``GunicornLogger`` (also usable as ``gunicorn --logger-class idp.logs.GunicornLogger``): the
   request line and referrer without their query, no header but a few harmless ones;
 - the Werkzeug development server's request lines go through ``RedactQueryStrings``;
-- SQL statements are logged, if ever, without their parameters (``hide_parameters`` on the engine);
+- SQL statements are logged, if ever, without their parameters (``hide_parameters`` on the engine)
+  and without the rows they return;
 - Authlib logs issued tokens at DEBUG, so its logger is held at WARNING unless set to INFO or above.
 """
 from __future__ import annotations
@@ -40,6 +41,13 @@ class RedactQueryStrings(logging.Filter):
         return True
 
 
+class DropResultRows(logging.Filter):
+    """SQLAlchemy logs every fetched row at DEBUG (names, ciphertexts): never let one through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Row "))
+
+
 class GunicornLogger(Logger):
     """Gunicorn's logger with access-log atoms that carry no query string, credential or cookie."""
 
@@ -61,6 +69,9 @@ def install() -> None:
     werkzeug = logging.getLogger("werkzeug")
     if not any(isinstance(f, RedactQueryStrings) for f in werkzeug.filters):
         werkzeug.addFilter(RedactQueryStrings())
+    engine = logging.getLogger("sqlalchemy.engine.Engine")
+    if not any(isinstance(f, DropResultRows) for f in engine.filters):
+        engine.addFilter(DropResultRows())
     authlib = logging.getLogger("authlib")
     if authlib.level < logging.INFO:  # unset or DEBUG: DEBUG lines carry whole token responses
         authlib.setLevel(logging.WARNING)
