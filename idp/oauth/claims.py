@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Callable
 
@@ -82,7 +83,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("preferred_username", "profile", _l("Username"), lambda s: s.person.username),
     Claim("updated_at", "profile", _l("When your profile was last updated"),
           lambda s: epoch(s.person.updated_at) if s.person.updated_at else None,
-          shown=lambda v: _("a date and time")),
+          shown=lambda v: datetime.fromtimestamp(v, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
     Claim("email", "email", _l("Email address"), lambda s: s.email, shown=mask_email),
     Claim("email_verified", "email", _l("Whether your email address is verified"),
           lambda s: _verified(s.person.email_verified, s.email), shown=_yes_no),
