@@ -116,7 +116,7 @@ def list_consents(person) -> list[dict]:
     rows = db.session.execute(select(Consent, Client).join(Client, Client.client_id == Consent.client_id)
                               .where(Consent.person_id == person.id)
                               .order_by(Consent.granted_at.desc())).all()
-    return [{"client_id": c.client_id, "client_name": c.name, "granted_at": row.granted_at,
+    return [{"client_id": c.client_id, "client_name": c.name, "granted_at": row.granted_at, "first_party": c.first_party,
              "scopes": [str(SCOPE_LABELS.get(s, s)) for s in sorted(row.scopes, key=_scope_order)]}
             for row, c in rows]
 
