@@ -34,6 +34,9 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
         MAX_CONTENT_LENGTH=settings["MAX_CONTENT_LENGTH"],
         JSON_AS_ASCII=False,
     )
+    from . import logs
+
+    logs.install()
     for problem in settings["INSECURE_WARNINGS"]:
         log.warning("INSECURE (development only): %s", problem)
 
@@ -93,20 +96,24 @@ def init_keys(app: Flask) -> None:
     store = KeyStore(keys_dir, app.config["KEYS_PASSPHRASE"], token_grace(app.config), app.config["KEYS_RELOAD_INTERVAL"])
     if app.config["ENV"] == "production" and not store.encrypted:
         raise config_module.ConfigError("refusing to start in production: signing keys are stored unencrypted")
-    data_key = datakey.load(keys_dir, app.config["KEYS_PASSPHRASE"])
+    data_keys = datakey.load_keys(keys_dir, app.config["KEYS_PASSPHRASE"])
     app.extensions["idp.keystore"] = store
-    app.extensions["idp.protector"] = Protector(data_key)
-    app.extensions["idp.client_secret_key"] = datakey.derive(data_key, "client-secret")
-    app.extensions["idp.recovery_code_key"] = datakey.derive(data_key, "recovery-code")
+    app.extensions["idp.protector"] = Protector(data_keys, keys_dir=keys_dir, passphrase=app.config["KEYS_PASSPHRASE"],
+                                                reload_interval=app.config["KEYS_RELOAD_INTERVAL"])
+    # Derived from the root data key, which never rotates: secrets and subjects stay valid.
+    app.extensions["idp.client_secret_key"] = datakey.derive(data_keys.root, "client-secret")
+    app.extensions["idp.pairwise_key"] = datakey.derive(data_keys.root, "pairwise-subject")
+    app.extensions["idp.recovery_code_key"] = datakey.derive(data_keys.root, "recovery-code")
     app.extensions["idp.authorization_server"] = build_authorization_server(app)
     app.extensions["idp.resource_protector"] = build_resource_protector()
 
 
 def _engine_options(url: str) -> dict:
+    # Statement parameters (login names, blind indexes, ciphertexts) never reach logs or error text.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 10}}
+        return {"connect_args": {"timeout": 10}, "hide_parameters": True}
     return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "pool_timeout": 5,
-            "connect_args": {"connect_timeout": 3}}
+            "connect_args": {"connect_timeout": 3}, "hide_parameters": True}
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -116,6 +123,7 @@ def _register_blueprints(app: Flask) -> None:
     from .portal import businesses as portal_businesses
     from .portal.security import bp as security_bp
     from .portal import profile, recovery, registration
+    from .portal import consents as consent_views
     from .sessions import views as session_views
 
     app.register_blueprint(oauth_views.bp)
@@ -127,6 +135,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(registration.bp)
     app.register_blueprint(recovery.bp)
     app.register_blueprint(profile.bp)
+    app.register_blueprint(consent_views.bp)
     csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
     for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,

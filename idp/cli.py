@@ -80,9 +80,10 @@ def _ensure_ca() -> list[str]:
               help="open connections per worker; lower spreads keep-alive clients over the workers")
 def serve_command(host, port, workers, threads, worker_connections):
     """Run the production server (gunicorn)."""
+    from .config import load
     from .serve import run
 
-    run(host, port, workers, threads, worker_connections)
+    run(host, port, workers, threads, worker_connections, access_log=bool(load()["ACCESS_LOG"]))
 
 
 @click.group("users")
@@ -126,10 +127,13 @@ def clients_group():
 @click.option("--first-party", is_flag=True)
 @click.option("--jwks-file", type=click.File("r"), help="public keys for private_key_jwt")
 @click.option("--id-token-alg", default="RS256", show_default=True, type=click.Choice(["RS256", "ES256"]))
+@click.option("--subject-type", default="public", show_default=True, type=click.Choice(["public", "pairwise"]),
+              help="pairwise: a different sub per sector (OIDC Core 8.1)")
+@click.option("--sector-identifier", help="pairwise sector (a host name); default: the redirect URIs' one host")
 @with_appcontext
 @_domain
 def clients_create(name, redirect_uris, post_logout, backchannel_logout_uri, frontchannel_logout_uri, auth_method,
-                   grant_types, scopes, first_party, jwks_file, id_token_alg):
+                   grant_types, scopes, first_party, jwks_file, id_token_alg, subject_type, sector_identifier):
     _ensure_keys()
     from .oauth.clients import create_client
 
@@ -144,7 +148,7 @@ def clients_create(name, redirect_uris, post_logout, backchannel_logout_uri, fro
         backchannel_logout_uri=backchannel_logout_uri, frontchannel_logout_uri=frontchannel_logout_uri,
         auth_method=auth_method,
         grant_types=list(grant_types) or None, scopes=list(scopes) or None, first_party=first_party,
-        jwks=jwks, id_token_alg=id_token_alg)
+        jwks=jwks, id_token_alg=id_token_alg, subject_type=subject_type, sector_identifier=sector_identifier)
     emit({"client_id": client.client_id, "client_secret": secret})
 
 
@@ -155,12 +159,13 @@ def clients_list():
 
     emit([{"client_id": c.client_id, "name": c.name, "auth_method": c.token_endpoint_auth_method,
            "grant_types": c.grant_types, "redirect_uris": c.redirect_uris, "first_party": c.first_party,
+           "scopes": c.scopes, "subject_type": c.subject_type, "sector_identifier": c.sector_identifier,
            "status": c.status} for c in list_clients()])
 
 
 @click.group("keys")
 def keys_group():
-    """Signing keys."""
+    """Signing keys and data-protection keys."""
 
 
 @keys_group.command("list")
@@ -193,6 +198,28 @@ def keys_prune():
     from .keystore.service import prune_keys
 
     emit({"deleted": prune_keys()})
+
+
+@keys_group.command("rotate-data")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100000),
+              help="rows re-encrypted per transaction")
+@with_appcontext
+def keys_rotate_data(batch_size):
+    """New data-protection key; re-encrypt every stored personal value under it.
+
+    Resumable: run it again after an interruption and it finishes the same rotation.
+    """
+    _ensure_keys()
+    from .accounts import rotation
+
+    rot = rotation.start()
+    label = f"{'resuming: ' if rot.resumed else ''}re-encrypting under data key {rot.key}"
+    with click.progressbar(length=rot.total, label=label, file=sys.stderr) as bar:
+        result = rot.run(batch_size, bar.update)
+    emit(result)
+    if result["remaining"]:
+        raise click.ClickException(f"{result['remaining']} values are still under an older data key "
+                                   f"({result['unreadable']} unreadable); run 'idp keys rotate-data' again")
 
 
 @click.group("audit")

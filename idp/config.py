@@ -153,6 +153,8 @@ DEFAULTS: dict[str, object] = {
     "SMTP_TIMEOUT": 10,
     # IANA time zone in which pages show dates and times (stored times are UTC).
     "TIMEZONE": "Asia/Shanghai",
+    # idp serve writes an access log on stdout (1) or none (0); query strings are never logged.
+    "ACCESS_LOG": 0,
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}

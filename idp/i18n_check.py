@@ -136,7 +136,7 @@ def check(lang: str = DEFAULT, package: Path = PACKAGE, source: Path = SOURCE, c
     merged, broken_po, conflicting = read_catalogues(lang, source)
     findings = Findings(broken=broken_sources + broken_po, conflicting=conflicting)
     findings.missing = {msgid: where for msgid, where in sorted(used.items()) if msgid not in merged}
-    for msgid, (string, name) in sorted(merged.items()):
+    for msgid, (string, name) in sorted(merged.items(), key=lambda kv: str(kv[0])):
         ids = msgid if isinstance(msgid, tuple) else (msgid,)
         strings = string if isinstance(string, tuple) else (string,)
         for s in strings:

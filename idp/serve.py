@@ -21,7 +21,8 @@ class _Server(BaseApplication):
         return app
 
 
-def run(host: str, port: int, workers: int, threads: int, worker_connections: int = 1000) -> None:
+def run(host: str, port: int, workers: int, threads: int, worker_connections: int = 1000,
+        access_log: bool = False) -> None:
     _Server({
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -34,7 +35,9 @@ def run(host: str, port: int, workers: int, threads: int, worker_connections: in
         "worker_connections": worker_connections,
         "timeout": 30,
         "graceful_timeout": 10,
-        "accesslog": None,
+        # Access lines without query strings, cookies or credentials (idp.logs).
+        "accesslog": "-" if access_log else None,
+        "logger_class": "idp.logs.GunicornLogger",
         "errorlog": "-",
         "loglevel": "warning",
         "proc_name": "idp",

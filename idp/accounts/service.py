@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from ..audit.service import record
-from ..db import db, epoch, transaction, utcnow
+from ..db import db, transaction, utcnow
 from ..errors import DomainError
 from .identifiers import InvalidIdentifier, normalize_id_number
 from .models import Person
@@ -224,20 +224,3 @@ def disable_person(username: str, actor: str = "cli") -> dict:
 def get_by_sub(sub: str) -> Person | None:
     return db.session.execute(select(Person).where(Person.sub == sub)).scalars().first()
 
-
-def claims_for(person: Person, scopes: set[str]) -> dict:
-    """Standard claims (OIDC Core §5.4) released for the granted scopes."""
-    p = protector()
-    claims: dict = {"sub": person.sub}
-    if "profile" in scopes:
-        claims["preferred_username"] = person.username
-        if person.name:
-            claims["name"] = person.name
-        claims["updated_at"] = epoch(person.updated_at) if person.updated_at else None
-    if "email" in scopes and person.email_enc:
-        claims["email"] = p.decrypt(person.email_enc, "email")
-        claims["email_verified"] = bool(person.email_verified)
-    if "phone" in scopes and person.phone_enc:
-        claims["phone_number"] = "+86" + p.decrypt(person.phone_enc, "phone")
-        claims["phone_number_verified"] = bool(person.phone_verified)
-    return {k: v for k, v in claims.items() if v is not None}

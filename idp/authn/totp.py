@@ -23,7 +23,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.passwords import verify_password
-from ..accounts.protection import protector
+from ..accounts.protection import FIELD_TOTP_SECRET, protector
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from ..errors import Conflict, DomainError
@@ -91,7 +91,7 @@ def pending_enrollment(person) -> Enrollment | None:
     cred = _credential(person, confirmed=False)
     if cred is None:
         return None
-    secret = protector().decrypt(cred.secret_enc, "totp")
+    secret = protector().decrypt(cred.secret_enc, FIELD_TOTP_SECRET)
     # Key URI format (github.com/google/google-authenticator/wiki/Key-Uri-Format): label "issuer:account".
     uri = pyotp.TOTP(secret, digits=DIGITS, interval=STEP).provisioning_uri(
         name=person.username, issuer_name=current_app.config["TOTP_ISSUER"])
@@ -121,7 +121,7 @@ def _consume(person, code: str) -> str | None:
         cred = _credential(person, confirmed=True)
         if cred is None:
             return None
-        secret = protector().decrypt(cred.secret_enc, "totp")
+        secret = protector().decrypt(cred.secret_enc, FIELD_TOTP_SECRET)
         step = matching_step(secret, code, at=now(), after=cred.last_step)
         if step is None:
             return None
@@ -203,7 +203,7 @@ def begin_enrollment(person, password: str) -> None:
         with transaction():
             db.session.execute(delete(TotpCredential).where(TotpCredential.person_id == person.id,
                                                             TotpCredential.confirmed_at.is_(None)))
-            db.session.add(TotpCredential(person_id=person.id, secret_enc=protector().encrypt(secret, "totp"),
+            db.session.add(TotpCredential(person_id=person.id, secret_enc=protector().encrypt(secret, FIELD_TOTP_SECRET),
                                           created_at=utcnow()))
             record("mfa.enrollment_started", actor=f"person:{person.sub}", target=f"person:{person.sub}",
                    detail={"method": "totp"})
@@ -216,7 +216,7 @@ def confirm_enrollment(person, code: str) -> list[str]:
     cred = _credential(person, confirmed=False)
     if cred is None:
         raise DomainError(_msg("already") if has_totp(person) else _msg("no_pending"), code="no_pending_enrollment")
-    step = matching_step(protector().decrypt(cred.secret_enc, "totp"), "".join((code or "").split()), at=now())
+    step = matching_step(protector().decrypt(cred.secret_enc, FIELD_TOTP_SECRET), "".join((code or "").split()), at=now())
     if step is None:
         raise DomainError(_msg("wrong_first_code"), code="wrong_code")
     with transaction():

@@ -27,7 +27,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
-from ..accounts.protection import protector
+from ..accounts.protection import FIELD_VERIFICATION_DESTINATION, protector
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from ..errors import DomainError
@@ -84,7 +84,7 @@ def issue(purpose: str, channel: str, destination: str, *, person_id: int | None
                                                       VerificationCode.expires_at > now).values(expires_at=now))
     code = f"{secrets.randbelow(10 ** 6):06d}"
     row = VerificationCode(purpose=purpose, person_id=person_id, channel=channel, destination_index=index,
-                           destination_enc=protector().encrypt(destination, "verification-destination"),
+                           destination_enc=protector().encrypt(destination, FIELD_VERIFICATION_DESTINATION),
                            code_digest=_digest(purpose, index, code), attempts=0, created_at=now,
                            expires_at=now + timedelta(seconds=cfg["VERIFICATION_CODE_TTL"]))
     db.session.add(row)
@@ -98,7 +98,7 @@ def resend_at(row: VerificationCode):
 
 
 def destination_of(row: VerificationCode) -> str:
-    return protector().decrypt(row.destination_enc, "verification-destination")
+    return protector().decrypt(row.destination_enc, FIELD_VERIFICATION_DESTINATION)
 
 
 def ticket_for(row: VerificationCode) -> str:

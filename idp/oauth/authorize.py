@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6749.errors import (AccessDeniedError, InvalidRequestErro
                                            UnsupportedResponseTypeError)
 from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError, RegistrationNotSupportedError,
                                       RequestNotSupportedError, RequestURINotSupportedError)
-from flask import Response, current_app, render_template, request, session
+from flask import Response, current_app, request, session
 from flask_babel import lazy_gettext as _l
 
 from ..db import epoch, transaction
@@ -26,7 +26,7 @@ from .tokens import Principal
 
 PROMPTS = {"none", "login", "consent", "select_account"}
 # Parameters whose repetition is an error (RFC 6749 §3.1); the consent form adds its own fields.
-FORM_FIELDS = {"csrf_token", "decision", "act_as"}
+FORM_FIELDS = {"csrf_token", "decision", "act_as", consent.SENSITIVE_FIELD}
 
 
 def _server():
@@ -116,10 +116,7 @@ def authorize():
     scopes = consent.effective_scopes(grant.request.scope, params.get("prompt"))
     if (page := acting.choose(client, principal, scopes, prompts, action=_self_url(), fail=fail)) is not None:
         return page
-    needs_consent = ("consent" in prompts or "offline_access" in scopes
-                     or (not client.first_party and not consent.covers(principal.person, client, scopes)))
-
-    if needs_consent:
+    if consent.required(principal, client, scopes, prompts):
         if "none" in prompts:
             return fail(ConsentRequiredError())
         decision = request.form.get("decision") if request.method == "POST" else None
@@ -130,7 +127,11 @@ def authorize():
         if decision != "allow":
             consent.record_denial(principal.person, client)
             return fail(AccessDeniedError())
-        consent.grant(principal.person, client, scopes)
+        scopes = consent.grant(principal, client, scopes,
+                               sensitive_allowed=request.form.getlist(consent.SENSITIVE_FIELD))
+    else:
+        scopes = consent.without_sensitive(scopes)
+    principal.granted_scopes = scopes  # what the code grants: a sensitive scope only with its consent
 
     session.pop("fresh_sid", None)  # a fresh login satisfies one authorization request
     with transaction():
@@ -152,5 +153,4 @@ def _authenticated_principal(prompts: set[str], max_age: int | None) -> Principa
 
 
 def _consent_page(client, scopes, principal) -> Response:
-    return Response(render_template("consent.html", client=client, scopes=scopes, person=principal.person,
-                                    action=_self_url(), scope_labels=consent.SCOPE_LABELS))
+    return Response(consent.render_page(client, scopes, principal, action=_self_url()))

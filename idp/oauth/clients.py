@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -17,10 +18,12 @@ from .models import Client
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-SCOPES = ("openid", "profile", "email", "phone", "offline_access", "org", "official")
-# ``official`` (staff memberships) only for subsites registered with it.
+SCOPES = ("openid", "profile", "email", "phone", "offline_access", "id_card", "org", "official")
+# id_card (the resident ID number) and official (staff memberships) only when registered for explicitly.
 DEFAULT_SCOPES = ("openid", "profile", "email", "phone", "offline_access", "org")
 ID_TOKEN_ALGS = ("RS256", "ES256")
+SUBJECT_TYPES = ("public", "pairwise")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 
 
 def _random_token(nbytes: int) -> str:
@@ -67,7 +70,8 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
                   backchannel_logout_uri: str | None = None, frontchannel_logout_uri: str | None = None,
                   auth_method: str = "client_secret_basic",
                   grant_types: list[str] | None = None, scopes: list[str] | None = None, first_party: bool = False,
-                  jwks: dict | None = None, id_token_alg: str = "RS256", actor: str = "cli") -> tuple[Client, str | None]:
+                  jwks: dict | None = None, id_token_alg: str = "RS256", subject_type: str = "public",
+                  sector_identifier: str | None = None, actor: str = "cli") -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (shown once, stored only as a keyed hash)."""
     name = (name or "").strip()
     if not 1 <= len(name) <= 128:
@@ -96,6 +100,7 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
         check_uri(backchannel_logout_uri, "back-channel logout URI")
     if frontchannel_logout_uri:
         check_uri(frontchannel_logout_uri, "front-channel logout URI")
+    sector = _sector(subject_type, sector_identifier, redirect_uris)
 
     secret = _random_token(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
     client = Client(
@@ -105,14 +110,52 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
         backchannel_logout_uri=backchannel_logout_uri, frontchannel_logout_uri=frontchannel_logout_uri,
         token_endpoint_auth_method=auth_method,
         grant_types=grant_types, scopes=scopes, first_party=first_party, jwks=jwks,
-        id_token_signed_response_alg=id_token_alg,
+        id_token_signed_response_alg=id_token_alg, subject_type=subject_type, sector_identifier=sector,
     )
     with transaction():
         db.session.add(client)
         db.session.flush()
         record("client.created", actor=actor, target=f"client:{client.client_id}",
-               detail={"name": name, "auth_method": auth_method, "grant_types": grant_types})
+               detail={"name": name, "auth_method": auth_method, "grant_types": grant_types,
+                       "subject_type": subject_type})
     return client, secret
+
+
+def _sector(subject_type: str, sector_identifier: str | None, redirect_uris: list[str]) -> str | None:
+    """The sector a pairwise client's subjects are computed for (OIDC Core §8.1), fixed at registration
+    so that later changes of redirect URIs never change the subjects a subsite knows."""
+    if subject_type not in SUBJECT_TYPES:
+        raise DomainError(f"unknown subject type {subject_type!r}; use {' or '.join(SUBJECT_TYPES)}")
+    if subject_type == "public":
+        if sector_identifier:
+            raise DomainError("a sector identifier is only for pairwise clients (--subject-type pairwise)")
+        return None
+    if sector_identifier:
+        value = sector_identifier.strip().lower()
+        if "://" in value:  # a sector_identifier_uri (OIDC Registration §2): its host is the sector
+            parts = urlsplit(value)
+            if parts.scheme != "https" or not parts.hostname:
+                raise DomainError("the sector identifier must be a host name or an https URI")
+            value = parts.hostname
+        if not _HOST_RE.match(value):
+            raise DomainError(f"the sector identifier {sector_identifier!r} is not a host name")
+        return value
+    hosts = sorted({urlsplit(u).hostname for u in redirect_uris})
+    if len(hosts) != 1:
+        where = f"span several hosts ({', '.join(hosts)})" if hosts else "are missing"
+        raise DomainError(f"a pairwise client needs one sector: its redirect URIs {where}; "
+                          "give a sector identifier (--sector-identifier)")
+    return hosts[0]
+
+
+def sector_of(client: Client) -> str:
+    """The sector identifier pairwise subjects are computed for (OIDC Core §8.1)."""
+    if client.sector_identifier:
+        return client.sector_identifier
+    hosts = {urlsplit(u).hostname for u in client.redirect_uris or []}
+    # Registration refuses pairwise clients without one sector; a client registered otherwise
+    # (by hand) still gets subjects of its own rather than the public one.
+    return hosts.pop() if len(hosts) == 1 else f"client:{client.client_id}"
 
 
 def _check_jwks(jwks) -> dict:

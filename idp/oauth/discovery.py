@@ -5,7 +5,8 @@ import json
 
 from flask import current_app
 
-from .clients import AUTH_METHODS, ID_TOKEN_ALGS, SCOPES
+from .claims import CLAIMS
+from .clients import AUTH_METHODS, ID_TOKEN_ALGS, SCOPES, SUBJECT_TYPES
 
 
 def metadata() -> dict:
@@ -24,7 +25,7 @@ def metadata() -> dict:
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": list(SUBJECT_TYPES),
         "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
@@ -32,8 +33,7 @@ def metadata() -> dict:
         "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
-                             "at_hash", "name", "preferred_username", "updated_at", "email", "email_verified",
-                             "phone_number", "phone_number_verified", "org", "official"],
+                             "at_hash", *(c.name for c in CLAIMS)],
         "acr_values_supported": str(cfg["ACR_VALUES"]).split(),
         "claims_parameter_supported": True,
         "request_parameter_supported": False,

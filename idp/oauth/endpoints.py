@@ -11,6 +11,8 @@ from flask import current_app
 from ..accounts.models import Person
 from ..db import db, epoch, utcnow
 from . import tokens
+from .claims import subject_for
+from .clients import get_client
 
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
@@ -91,7 +93,10 @@ class IntrospectionEndpoint(_Introspection):
         r = token.row
         sub = r.client_id
         if r.person_id is not None:
-            sub = db.session.get(Person, r.person_id).sub
+            person, client = db.session.get(Person, r.person_id), get_client(r.client_id)
+            if person is None or client is None:
+                return {"active": False}
+            sub = subject_for(person, client)  # pairwise clients see their own subject (OIDC Core §8.1)
         exp = r.access_expires_at if token.kind == "access_token" else r.refresh_expires_at
         out = {"active": True, "scope": r.scope, "client_id": r.client_id, "sub": sub,
                "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",

@@ -68,7 +68,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         row = AuthorizationCode(
             code_digest=tokens.digest(code), client_id=request.client.client_id, person_id=user.person.id,
             session_id=user.session_id, redirect_uri=request.payload.redirect_uri,
-            scope=" ".join(effective_scopes(request.scope or "", data.get("prompt"))),
+            scope=" ".join(effective_scopes(request.scope or "", data.get("prompt")) if user.granted_scopes is None
+                           else user.granted_scopes),
             nonce=data.get("nonce"), code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"), auth_time=user.auth_time,
             acr=user.acr, amr=user.amr, claims_request=user.claims_request, representation_id=user.representation_id,

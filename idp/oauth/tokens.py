@@ -12,9 +12,10 @@ from ..keystore.jwt import sign_jwt
 from sqlalchemy import bindparam, insert, select, update
 
 from ..db import db, epoch, utcnow
+from .claims import subject_for
 from .models import Token
 
-USER_SCOPES = frozenset({"openid", "profile", "email", "phone", "offline_access", "org", "official"})
+USER_SCOPES = frozenset({"openid", "profile", "email", "phone", "offline_access", "id_card", "org", "official"})
 
 
 def digest(value: str) -> str:
@@ -36,6 +37,7 @@ class Principal:
     offline: bool = False
     representation_id: int | None = None  # the business acted for (``org`` claim)
     claims_request: dict | None = None  # OIDC Core §5.5, as parsed at /authorize
+    granted_scopes: list[str] | None = None  # what the person granted at /authorize (after consent)
 
     # Authlib calls get_user_id() in places (e.g. introspection helpers).
     def get_user_id(self):
@@ -51,7 +53,7 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
     claims = {
         "iss": cfg["ISSUER"], "exp": epoch(now) + ttl, "iat": epoch(now), "jti": jti,
         "aud": client.client_id, "client_id": client.client_id,
-        "sub": user.person.sub if user else client.client_id,
+        "sub": subject_for(user.person, client) if user else client.client_id,
     }
     if scope:
         claims["scope"] = scope

@@ -1,12 +1,14 @@
 """RP-Initiated Logout 1.0 §2-§3: deciding what a logout request means, apart from HTTP."""
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _, lazy_gettext as _l
 
 from ..errors import DomainError
 from ..keystore.jwt import verify_own_jwt
+from ..oauth.claims import is_subject_of
 from ..oauth.clients import get_client
 from .models import SsoSession
 
@@ -26,7 +28,11 @@ class LogoutRequest:
             return False
         if "sid" in self.hint_claims:
             return self.hint_claims["sid"] == session.sid
-        return self.hint_claims.get("sub") == session.person.sub
+        # The hint carries the subject its client saw: pairwise for pairwise clients (OIDC Core §8.1).
+        sub = self.hint_claims.get("sub")
+        if self.client is None:
+            return isinstance(sub, str) and hmac.compare_digest(sub.encode(), session.person.sub.encode())
+        return is_subject_of(session.person, self.client, sub)
 
 
 def parse_logout_request(params) -> LogoutRequest:

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from ..audit.service import record
 from ..db import db, transaction, utcnow
+from ..oauth.claims import subject_for
 from ..oauth.models import Client, Token
 from .models import LogoutDelivery, SessionClient, SsoSession
 
@@ -38,7 +39,7 @@ def end_sessions(sessions: list[SsoSession], *, reason: str, actor: str) -> list
             for c in clients:
                 if c.backchannel_logout_uri:
                     db.session.add(LogoutDelivery(client_id=c.client_id, uri=c.backchannel_logout_uri, sid=s.sid,
-                                                  sub=s.person.sub, jti=secrets.token_urlsafe(24), next_attempt_at=now))
+                                                  sub=subject_for(s.person, c), jti=secrets.token_urlsafe(24), next_attempt_at=now))
                     queued += 1
                 if c.frontchannel_logout_uri:
                     sep = "&" if "?" in c.frontchannel_logout_uri else "?"
