@@ -135,7 +135,8 @@ def check(lang: str = DEFAULT, package: Path = PACKAGE, source: Path = SOURCE, c
     used, broken_sources = extract(package, cfg)
     merged, broken_po, conflicting = read_catalogues(lang, source)
     findings = Findings(broken=broken_sources + broken_po, conflicting=conflicting)
-    findings.missing = {msgid: where for msgid, where in sorted(used.items()) if msgid not in merged}
+    known = {k[0] if isinstance(k, tuple) else k for k in merged}  # a plural entry is known by its singular
+    findings.missing = {msgid: where for msgid, where in sorted(used.items()) if msgid not in known}
     for msgid, (string, name) in sorted(merged.items(), key=lambda kv: str(kv[0])):
         ids = msgid if isinstance(msgid, tuple) else (msgid,)
         strings = string if isinstance(string, tuple) else (string,)
