@@ -23,6 +23,11 @@ SUBSITES = [
     ("scjgj", "本溪市市场监督管理局", 5001),
     ("rsj", "本溪市人力资源和社会保障局", 5002),
 ]
+# What each subsite asks for: the market regulator serves businesses, so it asks whom one acts for.
+SUBSITE_SCOPES = {"scjgj": "openid profile email phone org", "rsj": "openid profile email"}
+DEPARTMENTS = [("SCJGJ", "本溪市市场监督管理局"), ("RSJ", "本溪市人力资源和社会保障局")]
+# A business the demo citizen legally represents (a made-up code with valid GB 32100 check characters).
+DEMO_BUSINESS = {"uscc": "91210502MA0YTKH09B", "name": "本溪太子河科技有限公司"}
 # The password policy refuses the city's name ("benxi") in passwords; demo state made before that
 # remembers the old password (LEGACY_PASSWORD) and keeps it.
 DEMO_USER = {"username": "zhangsan", "password": "Taizihe-demo-2026", "name": "张三",
@@ -32,13 +37,24 @@ OUTBOX = INSTANCE / "outbox"  # where the hub writes the messages it would send 
 BIN = Path(sys.executable).parent
 # Bumped when the registration of the subsites changes: older state is re-provisioned.
 # 2: logout URIs (back-channel, front-channel, post-logout redirect).
-STATE_VERSION = 2
+# 3: departments, the citizen verified at a counter, official of the market regulator, a business.
+STATE_VERSION = 3
 
 
 def idp(*args: str) -> dict:
     env = {**os.environ, "IDP_ISSUER": ISSUER, "IDP_OUTBOX_DIR": str(OUTBOX)}
     out = subprocess.run([str(BIN / "idp"), *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else {}
+
+
+def _unless_exists(step):
+    """Run a provisioning step; one that finds its object already there (a re-provision) is fine."""
+    try:
+        return step()
+    except subprocess.CalledProcessError as exc:
+        if not any(w in exc.stderr for w in ("exists", "taken", "already")):
+            raise
+        return None
 
 
 def save(state: dict) -> None:
@@ -67,6 +83,17 @@ def provision() -> dict:
             if "taken" not in exc.stderr:
                 raise
         state["user"], state["password"] = u["username"], u["password"]
+    if "business" not in state:
+        print("• departments, a real-name check at a counter, an official, a business…", flush=True)
+        for code, name in DEPARTMENTS:
+            _unless_exists(lambda: idp("departments", "create", "--code", code, "--name", name))
+        idp("users", "verify", "--username", DEMO_USER["username"], "--method", "counter")
+        _unless_exists(lambda: idp("officials", "add", "--username", DEMO_USER["username"], "--department", "SCJGJ",
+                                   "--role", "approver"))
+        state["business"] = _unless_exists(lambda: idp("businesses", "create", "--uscc", DEMO_BUSINESS["uscc"],
+                                                       "--name", DEMO_BUSINESS["name"],
+                                                       "--representative", DEMO_USER["username"])) or {}
+        save(state)
     for key, name, port in SUBSITES:
         if key not in state:
             print(f"• registering the subsite {name}…", flush=True)
@@ -113,7 +140,8 @@ def main() -> None:
         for key, name, port in SUBSITES:
             procs.append(subprocess.Popen([sys.executable, "-m", "clients.subsite", "--name", name, "--port", str(port),
                                            "--issuer", ISSUER, f"--client-id={state[key]['client_id']}",
-                                           f"--client-secret={state[key]['client_secret']}"], cwd=ROOT))
+                                           f"--client-secret={state[key]['client_secret']}",
+                                           f"--scope={SUBSITE_SCOPES[key]}"], cwd=ROOT))
         for _, _, port in SUBSITES:
             wait_for(f"http://127.0.0.1:{port}/")
         u = DEMO_USER
@@ -125,7 +153,9 @@ def main() -> None:
    subsite 2: http://127.0.0.1:{SUBSITES[1][2]}/   {SUBSITES[1][1]}
  demo citizen: username {u['username']}  password {state.get('password', LEGACY_PASSWORD)}
  Sign in on subsite 1, then open subsite 2 and click sign in:
- you are signed in there without typing a password.
+ you are signed in there without typing a password. Subsite 1 asks whom
+ you act for: {DEMO_BUSINESS['name']} (legal representative) or yourself.
+ Add TOTP at {ISSUER}/account/security to reach assurance level 2.
  Register at {ISSUER}/register or reset a password at {ISSUER}/reset:
  no SMS or email is sent; the codes are printed below (files in {OUTBOX}).
 ==============================================================

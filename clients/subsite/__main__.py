@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--issuer", default=env("SUBSITE_ISSUER") or DEFAULTS["SUBSITE_ISSUER"])
     p.add_argument("--client-id", default=env("SUBSITE_CLIENT_ID"))
     p.add_argument("--client-secret", default=env("SUBSITE_CLIENT_SECRET"))
+    p.add_argument("--scope", default=env("SUBSITE_SCOPE") or DEFAULTS["SUBSITE_SCOPE"],
+                   help="scopes to request, e.g. 'openid profile email org'")
     args = p.parse_args(argv)
     if not args.client_id or not args.client_secret:
         p.error("--client-id and --client-secret (or SUBSITE_CLIENT_ID / SUBSITE_CLIENT_SECRET) are required")
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         "SUBSITE_ISSUER": args.issuer,
         "SUBSITE_CLIENT_ID": args.client_id,
         "SUBSITE_CLIENT_SECRET": args.client_secret,
+        "SUBSITE_SCOPE": args.scope,
     })
     app.run(host="127.0.0.1", port=args.port, threaded=True, debug=False, use_reloader=False)
 

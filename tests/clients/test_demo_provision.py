@@ -82,3 +82,19 @@ def test_the_demo_password_passes_the_password_policy(app):
 
     u = demo.DEMO_USER
     assert check_policy(u["password"], username=u["username"], id_number=u["id_number"], phone=u["phone"]) is None
+
+
+def test_the_demo_citizen_is_verified_an_official_and_represents_a_business(calls):
+    """Version 3 of the demo data: what the account pages and the ``org`` scope show in ``make run``."""
+    demo.provision()
+    assert ("users", "verify", "--username", "zhangsan", "--method", "counter") in calls
+    assert [c[:2] for c in calls].count(("departments", "create")) == len(demo.DEPARTMENTS)
+    business = next(c for c in calls if c[:2] == ("businesses", "create"))
+    assert option(business, "--uscc") == demo.DEMO_BUSINESS["uscc"]
+    assert option(business, "--representative") == "zhangsan"
+    from idp.accounts.identifiers import normalize_uscc
+
+    assert normalize_uscc(demo.DEMO_BUSINESS["uscc"]) == demo.DEMO_BUSINESS["uscc"]  # a valid code
+    calls.clear()
+    demo.provision()  # remembered: not provisioned twice
+    assert not any(c[:2] == ("businesses", "create") for c in calls)
