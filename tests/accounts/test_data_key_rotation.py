@@ -16,7 +16,7 @@ from sqlalchemy import text
 from idp import create_app
 from idp.accounts import rotation
 from idp.accounts.models import Person
-from idp.accounts.protection import FIELD_PHONE, FIELD_TOTP_SECRET, key_id_of, protector
+from idp.accounts.protection import FIELD_PHONE, FIELD_TOTP_SECRET, FIELD_VERIFICATION_DESTINATION, key_id_of, protector
 from idp.accounts.service import check_password, create_citizen, find_by_login
 from idp.audit.models import AuditEvent
 from idp.audit.service import verify_chain
@@ -39,7 +39,7 @@ def _seed(app):
     p = protector()
     db.session.add(TotpCredential(person_id=people[0].id, secret_enc=p.encrypt("JBSWY3DPEHPK3PXP", FIELD_TOTP_SECRET)))
     db.session.add(VerificationCode(purpose="register", channel="phone", destination_index="x" * 64,
-                                    destination_enc=p.encrypt("13600136000", "phone"), code_digest="y" * 64,
+                                    destination_enc=p.encrypt("13600136000", FIELD_VERIFICATION_DESTINATION), code_digest="y" * 64,
                                     expires_at=utcnow() + timedelta(minutes=5)))
     # carol's phone as a node running the previous release wrote it: no key id, key "1".
     root = datakey.load(Path(app.config["KEYS_DIR"]), None)
@@ -88,7 +88,7 @@ def test_rotate_data_reencrypts_everything_and_keeps_lookups(app, runner, client
     people = [Person.query.filter_by(username=u).one() for u, *_ in PEOPLE]
     assert _plain(people) == before
     assert protector().decrypt(TotpCredential.query.one().secret_enc, FIELD_TOTP_SECRET) == "JBSWY3DPEHPK3PXP"
-    assert protector().decrypt(VerificationCode.query.one().destination_enc, "phone") == "13600136000"
+    assert protector().decrypt(VerificationCode.query.one().destination_enc, FIELD_VERIFICATION_DESTINATION) == "13600136000"
     assert db.session.execute(text("SELECT id_number_index, phone_index, email_index, updated_at FROM person")).all() == indexes
     assert find_by_login("13700137000").username == "carol"
     assert find_by_login(before["alice"][0]).username == "alice"
