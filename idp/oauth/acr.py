@@ -6,9 +6,12 @@ The level required is the highest of:
     lower one, so the lowest listed level we know; unknown values are ignored (a voluntary request);
 (b) ``acr`` requested as an Essential Claim of the ID token in ``claims`` (§5.5.1.1): likewise the lowest
     requested value we know; if none of them is ours the request cannot be met;
-(c) policy: scopes that release sensitive personal information need level 2 (``id_card``, PIPL).
+(c) policy: scopes that release sensitive personal information are released only at level 2
+    (``id_card``, PIPL). This one is *wanted*, not required: a session below is stepped up when the
+    person can be (TOTP and a verified real name); otherwise the authorization goes on and those claims
+    are withheld (the consent page says so, and ``claims`` enforces the level again at release).
 
-A session below it is stepped up (a page asking for a TOTP code), or the request ends with
+A session below the required level is stepped up (a page asking for a TOTP code), or the request ends with
 ``unmet_authentication_requirements`` (OpenID Connect Core Unmet Authentication Requirements 1.0), or
 ``interaction_required`` under ``prompt=none``: never silently accepted. The ID token then carries the
 session's real ``acr`` (``tokens``/``grants`` copy it from the session).
@@ -39,8 +42,9 @@ class UnmetAuthenticationRequirementsError(OAuth2Error):
 
 @dataclass
 class Requirement:
-    level: int
+    level: int  # required: below it, step up or fail
     claims_request: dict | None
+    wanted: int = 1  # for sensitive scopes: stepped up to when the person can be, else those claims withheld
 
 
 def requirement_of(params, client) -> Requirement:
@@ -58,22 +62,27 @@ def requirement_of(params, client) -> Requirement:
         if not known:
             raise UnmetAuthenticationRequirementsError("None of the essential 'acr' values is supported.")
         levels.append(min(known))
-    scopes = client.get_allowed_scope(params.get("scope") or "").split()
-    levels += [SCOPE_LEVELS[s] for s in scopes if s in SCOPE_LEVELS]
     level = max(levels)
     if level > HIGHEST_LEVEL:
         raise UnmetAuthenticationRequirementsError("The requested assurance level is not available.")
-    return Requirement(level=level, claims_request=parsed)
+    scopes = client.get_allowed_scope(params.get("scope") or "").split()
+    wanted = max([level] + [SCOPE_LEVELS[s] for s in scopes if s in SCOPE_LEVELS])
+    return Requirement(level=level, claims_request=parsed, wanted=wanted)
 
 
 def enforce(requirement: Requirement, principal, client, prompts: set[str], fail, here: str) -> Response | None:
     """None when the session is enough; else the step-up page, the page saying what is missing (with
     a way back to the subsite carrying the error), or ``interaction_required`` under prompt=none."""
-    if session_level(principal.acr) >= requirement.level:
-        return None
+    current, person = session_level(principal.acr), principal.person
+    if current >= requirement.level:
+        if current >= requirement.wanted or "none" in prompts or missing_for(person, has_totp(person), requirement.wanted):
+            return None  # sensitive claims are withheld at this level
+        form = SecondFactorForm(formdata=None, next=here)
+        return Response(render_template("step_up.html", client=client, person=person, level=requirement.wanted,
+                                        form=form, missing=[], back=fail(UnmetAuthenticationRequirementsError(
+                                            "The person did not reach the requested assurance level.")).location))
     if "none" in prompts:
         return fail(InteractionRequiredError())
-    person = principal.person
     missing = missing_for(person, has_totp(person), requirement.level)
     unmet = UnmetAuthenticationRequirementsError("The person did not reach the requested assurance level.")
     back = fail(unmet).location

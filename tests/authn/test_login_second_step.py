@@ -9,7 +9,7 @@ from idp.accounts.models import Person
 from idp.audit.models import AuditEvent
 from idp.db import db
 from idp.sessions.models import SsoSession
-from tests.authn.support import clock, enroll, in_request, login_with_code  # noqa: F401
+from tests.authn.support import let_delays_pass, clock, enroll, in_request, login_with_code  # noqa: F401
 from tests.conftest import PASSWORD, form_fields
 
 
@@ -78,10 +78,12 @@ def test_a_code_used_at_login_cannot_be_used_again(app, client, user, clock, in_
 
 
 def test_wrong_codes_count_in_the_throttle(app, client, user, clock, in_request):
-    """Guessing codes is limited like guessing passwords: after 5 wrong codes the right one is refused (429)."""
+    """Guessing codes is limited like guessing passwords: after 5 wrong codes the right one is refused (429),
+    even once the progressive delays between attempts have been waited out."""
     secret, _ = enroll(user, clock)
     for _ in range(5):
         assert login_with_code(client, "000000").status_code == 200
+        let_delays_pass()
     locked = login_with_code(client, clock.code(secret))
     assert locked.status_code == 429 and SsoSession.query.count() == 0
     assert 'name="otp"' in locked.get_data(as_text=True)  # the form again, with the reason

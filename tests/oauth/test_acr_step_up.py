@@ -170,8 +170,9 @@ def test_a_level_nobody_can_reach_is_refused_before_login(client, browser, rp2, 
     assert resp.status_code == 302 and _q(resp)["error"] == ["unmet_authentication_requirements"]
 
 
-def test_id_card_scope_needs_level_2(app, in_request):
-    """Policy (issue 4): the resident ID number (PIPL sensitive personal information) only at level ≥ 2."""
+def test_id_card_scope_wants_level_2(app, in_request):
+    """Policy (issue 4): the resident ID number (PIPL sensitive personal information) only at level ≥ 2:
+    wanted (stepped up to when possible), not required (otherwise the number is withheld)."""
     from werkzeug.datastructures import MultiDict
 
     from idp.oauth.acr import requirement_of
@@ -180,5 +181,25 @@ def test_id_card_scope_needs_level_2(app, in_request):
         def get_allowed_scope(self, scope):
             return " ".join(s for s in scope.split() if s in {"openid", "profile", "id_card"})
 
-    assert requirement_of(MultiDict({"scope": "openid id_card"}), Client()).level == 2
-    assert requirement_of(MultiDict({"scope": "openid profile"}), Client()).level == 1
+    sensitive = requirement_of(MultiDict({"scope": "openid id_card"}), Client())
+    assert (sensitive.level, sensitive.wanted) == (1, 2)
+    plain = requirement_of(MultiDict({"scope": "openid profile"}), Client())
+    assert (plain.level, plain.wanted) == (1, 1)
+
+
+def test_id_card_steps_up_a_person_who_can_and_releases_the_number(app, client, browser, user, clock, in_request):
+    """A verified person with TOTP, signed in with a password, is asked for a code when a subsite wants
+    the ID number; after it the number is released (with its own consent)."""
+    from tests.conftest import make_rp
+
+    _verified(user)
+    browser.login()
+    secret, _ = enroll(user, clock)
+    rp = make_rp(app, name="公积金中心", scopes=["openid", "profile", "id_card"])
+    page = browser.authorize(rp, scope="openid id_card", consent=None)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'action="/login/step-up"' in html
+    back = client.post("/login/step-up", data={**form_fields(html), "otp": clock.code(secret)})
+    consent = client.get(back.location)
+    assert consent.status_code == 200 and 'name="decision"' in consent.get_data(as_text=True)
+    assert SsoSession.query.one().acr == LOA2
