@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 from flask import current_app
@@ -107,6 +108,66 @@ def users_create(kind, username, password, name, id_number, phone, email):
 
     p = create_citizen(username=username, password=password, name=name, id_number=id_number, phone=phone, email=email)
     emit({"sub": p.sub, "username": p.username})
+
+
+class _ProgressBar:
+    """A click progress bar on stderr fed with (done, total); shows the rate of this run."""
+
+    def __init__(self, label: str):
+        self.label, self.bar, self.start = label, None, (0.0, 0)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr,
+                                         show_pos=True, item_show_func=lambda rate: rate)
+            self.bar.__enter__()
+            self.start = (time.monotonic(), done)
+        elapsed = time.monotonic() - self.start[0]
+        rate = f"{(done - self.start[1]) / elapsed:,.0f} rows/s" if elapsed > 0 else None
+        self.bar.update(done - self.bar.pos, current_item=rate)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@users_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
+              help="where refused rows are listed (line,field,reason); default FILE.rejected.csv")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 5000),
+              help="rows per transaction (and per audit event)")
+@with_appcontext
+@_domain
+def users_import(file, report_path, batch_size):
+    """Import citizens from a CSV file; run it again to continue an interrupted import.
+
+    Header: username[,name][,id_number][,phone][,email][,password_hash]. password_hash is an argon2
+    PHC string stored as is; rows without one need a phone or email (password reset). Plaintext
+    passwords are not accepted.
+    """
+    _ensure_keys()
+    from .accounts.importer import import_citizens
+
+    progress = _ProgressBar("importing rows")
+    try:
+        summary = import_citizens(file, report_path=report_path, batch_size=batch_size, progress=progress)
+    finally:
+        progress.close()
+    if summary["already_finished"]:
+        click.echo("this file was imported completely before: nothing to do", err=True)
+    elif summary["resumed_after_line"]:
+        click.echo(f"continued after line {summary['resumed_after_line']} (committed by an earlier run)", err=True)
+    for warning in summary.pop("warnings"):
+        click.echo(f"warning: {warning}", err=True)
+    firsts = summary.pop("first_rejections")
+    if summary["rejected"]:
+        by_field = ", ".join(f"{k} {v}" for k, v in summary["totals"]["rejected_by_field"].items())
+        click.echo(f"{summary['rejected']} rows rejected ({by_field} in all); the list is in {summary['report']}",
+                   err=True)
+        for line in firsts:
+            click.echo(f"  {line}", err=True)
+    emit(summary)
 
 
 @click.group("clients")

@@ -12,6 +12,7 @@ Chinese input method are the same digits.
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from pathlib import Path
 
@@ -54,6 +55,29 @@ def verify_password(stored: str | None, password: str) -> bool:
 
 def needs_rehash(stored: str) -> bool:
     return _hasher.check_needs_rehash(stored)
+
+
+# An argon2 hash in the PHC string format: unpadded base64 salt (>= 8 bytes) and digest (>= 16 bytes).
+_PHC_RE = re.compile(r"\$argon2(?:id|i|d)\$(?:v=(?:16|19)\$)?m=(\d{1,7}),t=(\d{1,3}),p=(\d{1,3})"
+                     r"\$([A-Za-z0-9+/]{11,64})\$([A-Za-z0-9+/]{22,128})")
+
+
+def check_stored_hash(stored: str) -> str | None:
+    """Why a hash brought from elsewhere (``idp users import``, an operator tool: English) cannot be
+    stored, or None.
+
+    Only argon2 PHC strings that ``verify_password`` can check are accepted, with costs bounded so one
+    login cannot exhaust a node; weaker costs are upgraded by ``needs_rehash`` at the next login.
+    """
+    match = _PHC_RE.fullmatch(stored)
+    if match is None or len(match[4]) % 4 == 1 or len(match[5]) % 4 == 1:
+        return "not an argon2 hash in PHC format ($argon2id$v=19$m=...,t=...,p=...$salt$hash)"
+    memory, time, lanes = int(match[1]), int(match[2]), int(match[3])
+    if not (1 <= lanes and 1 <= time and memory >= 8 * lanes):
+        return "the argon2 costs are invalid (m must be at least 8 * p, t and p at least 1)"
+    if memory > 262144 or time > 16 or lanes > 16:
+        return "argon2 costs above m=262144, t=16, p=16 are not accepted"
+    return None
 
 
 @functools.cache

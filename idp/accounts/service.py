@@ -69,9 +69,12 @@ def normalize_phone(value: str | None) -> str | None:
     return v
 
 
-def check_citizen(*, username: str, password: str, name: str | None = None, id_number: str | None = None,
-                  phone: str | None = None, email: str | None = None) -> dict:
-    """The values of a new citizen account, normalized; raises ``InvalidInput`` for the first wrong one."""
+def check_identity(*, username: str, name: str | None = None, id_number: str | None = None,
+                   phone: str | None = None, email: str | None = None) -> dict:
+    """Who a new citizen account is, normalized; raises ``InvalidInput`` for the first wrong value.
+
+    The rules of every way an account is made: ``users create``, registration (through
+    ``check_citizen``) and ``users import`` (which brings password hashes, not passwords)."""
     if not USERNAME_RE.match(username or ""):
         raise InvalidInput("username", _("The username must be 3-32 letters, digits, '.', '_' or '-', "
                                          "starting with a letter."))
@@ -81,17 +84,24 @@ def check_citizen(*, username: str, password: str, name: str | None = None, id_n
     if phone is not None and not PHONE_RE.match(phone):
         raise InvalidInput("phone", _("The mobile phone number must be 11 digits starting with 1."))
     email = email.strip().lower() if email is not None else None
-    if email is not None and not EMAIL_RE.match(email):
+    if email is not None and (len(email) > 254 or not EMAIL_RE.match(email)):  # RFC 5321 §4.5.3.1.3
         raise InvalidInput("email", _("The email address is not valid."))
     if id_number is not None:
         try:
             id_number = normalize_id_number(id_number)
         except InvalidIdentifier as exc:
             raise InvalidInput("id_number", explain_id_number(exc)) from exc
-    if problem := check_policy(password or "", username=username, id_number=id_number, phone=phone):
+    return {"username": username, "name": name.strip() if name else None, "id_number": id_number,
+            "phone": phone, "email": email}
+
+
+def check_citizen(*, username: str, password: str, name: str | None = None, id_number: str | None = None,
+                  phone: str | None = None, email: str | None = None) -> dict:
+    """The values of a new citizen account, normalized; raises ``InvalidInput`` for the first wrong one."""
+    v = check_identity(username=username, name=name, id_number=id_number, phone=phone, email=email)
+    if problem := check_policy(password or "", username=username, id_number=v["id_number"], phone=v["phone"]):
         raise InvalidInput("password", problem)
-    return {"username": username, "password": password, "name": name.strip() if name else None,
-            "id_number": id_number, "phone": phone, "email": email}
+    return {**v, "password": password}
 
 
 def create_citizen(*, username: str, password: str, name: str | None = None, id_number: str | None = None,
