@@ -3,20 +3,21 @@
 latency at a small and a large number of accounts.
 
 Generates CSV files of synthetic citizens (unique usernames, GB 11643 ID numbers with correct check
-characters, phones and emails; argon2 hashes made once and shared, a tenth without a hash), then on
-a fresh database (SQLite in a temp dir, or ``--postgres URL``, which must be empty):
+characters, phones and emails; argon2 hashes made once and shared, a tenth without a hash), then:
 
-1. ``idp init``; ``idp users import small.csv`` (``--small`` rows, default 1,000);
-2. login latency at ``--small`` accounts: ``find_by_login`` by username, phone and ID number, and
-   ``check_password`` (lookup + argon2 verify), in this process;
-3. ``idp users import big.csv`` (the other ``--rows`` − ``--small`` rows): rows/s, peak RSS;
-4. the same login latency at ``--rows`` accounts, for the same accounts plus ones from the big file.
+1. two fresh databases (SQLite files in a temp dir, or ``--postgres URL``, which must be empty, and
+   a sibling ``NAME_small`` the benchmark creates and drops), ``idp init`` on each;
+2. ``idp users import small.csv`` (``--small`` rows, default 1,000) into the small database, and
+   ``small.csv`` then ``big.csv`` (the other ``--rows`` − ``--small`` rows) into the big one, each
+   import a process of its own: wall time, rows/s, CPU time and peak RSS (``os.wait4``);
+3. login latency in this process, alternating between the two databases so both see the same
+   machine load: ``find_by_login`` by username, phone and ID number, and ``check_password``
+   (lookup + argon2 verify).
 
     .venv/bin/python bench/import_users.py                       # 1,000,000 rows on SQLite
     .venv/bin/python bench/import_users.py --rows 100000
     .venv/bin/python bench/import_users.py --postgres postgresql+psycopg://u:pw@127.0.0.1/idp_bench
 
-Peak memory is the child's own ``ru_maxrss`` (``os.wait4``), so it is the import process alone.
 See bench/README.md.
 """
 from __future__ import annotations
@@ -99,45 +100,78 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))]
 
 
-def login_latency(app, accounts: list[dict], checks: int) -> dict:
-    """Median/p95 ms of find_by_login by each login kind, and of check_password (argon2 included)."""
-    from idp.accounts.service import check_password, find_by_login
+def _timed(app, fn, login: str):
     from idp.db import db
 
-    out = {}
     with app.app_context():
-        for kind in ("username", "phone", "id_number"):
-            times = []
-            for a in accounts:
-                t0 = time.perf_counter()
-                person = find_by_login(a[kind])
-                times.append((time.perf_counter() - t0) * 1000)
-                if person is None or person.username != a["username"]:
-                    raise RuntimeError(f"{a['username']} not found by {kind}")
-                db.session.rollback()
-            out[f"lookup by {kind}"] = {"p50_ms": round(statistics.median(times), 3), "p95_ms": round(pct(times, 95), 3)}
-        times = []
-        with_pw = [a for a in accounts if a["password"]][:checks]
-        for n, a in enumerate(with_pw):
-            login = a[("username", "phone", "id_number")[n % 3]]
-            t0 = time.perf_counter()
-            ok = check_password(login, a["password"])
-            times.append((time.perf_counter() - t0) * 1000)
-            if ok is None:
-                raise RuntimeError(f"{a['username']} cannot log in")
-            db.session.rollback()
-        out["check_password"] = {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(pct(times, 95), 1)}
+        t0 = time.perf_counter()
+        person = fn(login)
+        elapsed = (time.perf_counter() - t0) * 1000
+        username = person.username if person is not None else None
+        db.session.rollback()
+    return elapsed, username
+
+
+def login_latency(small_app, big_app, small_accounts: list[dict], big_accounts: list[dict], checks: int) -> dict:
+    """p50/p95 ms of ``find_by_login`` by each login kind and of ``check_password`` (argon2 included),
+    alternating between the small and the big database so both see the same machine load."""
+    from idp.accounts.service import check_password, find_by_login
+
+    def summary(times, digits):
+        return {"p50_ms": round(statistics.median(times), digits), "p95_ms": round(pct(times, 95), digits)}
+
+    out: dict = {"small": {}, "big": {}}
+    kinds = ("username", "phone", "id_number")
+    for kind in kinds:
+        times: dict = {"small": [], "big": []}
+        for a, b in zip(small_accounts, big_accounts):
+            for label, app, acct in (("small", small_app, a), ("big", big_app, b)):
+                elapsed, username = _timed(app, find_by_login, acct[kind])
+                if username != acct["username"]:
+                    raise RuntimeError(f"{acct['username']} not found by {kind}")
+                times[label].append(elapsed)
+        for label in times:
+            out[label][f"lookup by {kind}"] = summary(times[label], 3)
+    times = {"small": [], "big": []}
+    pairs = [(a, b) for a, b in zip(small_accounts, big_accounts) if a["password"] and b["password"]][:checks]
+    for n, (a, b) in enumerate(pairs):
+        for label, app, acct in (("small", small_app, a), ("big", big_app, b)):
+            elapsed, username = _timed(app, lambda login: check_password(login, acct["password"]), acct[kinds[n % 3]])
+            if username != acct["username"]:
+                raise RuntimeError(f"{acct['username']} cannot log in")
+            times[label].append(elapsed)
+    for label in times:
+        out[label]["check_password"] = summary(times[label], 1)
     return out
+
+
+def second_database(url: str) -> tuple[str, callable]:
+    """A sibling PostgreSQL database for the small import (needs CREATEDB); returns it and its dropper."""
+    from sqlalchemy import create_engine, make_url, text
+
+    base = make_url(url)
+    name = f"{base.database}_small"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False), drop
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=int, default=1_000_000, help="accounts in all (default 1,000,000)")
-    ap.add_argument("--small", type=int, default=1000, help="accounts at the first latency measurement")
-    ap.add_argument("--postgres", metavar="URL", help="an empty PostgreSQL database instead of SQLite")
+    ap.add_argument("--rows", type=int, default=1_000_000, help="accounts in the big database (default 1,000,000)")
+    ap.add_argument("--small", type=int, default=1000, help="accounts in the small database (default 1,000)")
+    ap.add_argument("--postgres", metavar="URL", help="an empty PostgreSQL database instead of SQLite "
+                    "(the small one is created next to it as NAME_small: needs CREATEDB)")
     ap.add_argument("--batch-size", type=int, default=1000)
-    ap.add_argument("--lookups", type=int, default=300, help="accounts looked up per login kind")
-    ap.add_argument("--password-checks", type=int, default=30, help="check_password calls (argon2: slow)")
+    ap.add_argument("--lookups", type=int, default=300, help="accounts looked up per login kind and database")
+    ap.add_argument("--password-checks", type=int, default=30, help="check_password calls per database (argon2)")
     ap.add_argument("--json", metavar="FILE", help="write every figure there")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = ap.parse_args(argv)
@@ -145,14 +179,20 @@ def main(argv=None) -> int:
         ap.error("--small must be between 0 and --rows")
 
     tmp = Path(tempfile.mkdtemp(prefix="idp-bench-import-"))
+    drop_small, apps = None, []
+    if args.postgres:
+        big_url = args.postgres
+        small_url, drop_small = second_database(big_url)
+    else:
+        big_url, small_url = f"sqlite:///{tmp / 'big.sqlite3'}", f"sqlite:///{tmp / 'small.sqlite3'}"
     env = {**os.environ,
-           "IDP_DATABASE_URL": args.postgres or f"sqlite:///{tmp / 'idp.sqlite3'}",
            "IDP_KEYS_DIR": str(tmp / "keys"),
            "IDP_SECRET_KEY": "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40)),
            "IDP_KEYS_PASSPHRASE": secrets.token_urlsafe(24)}
     env.pop("IDP_ENV", None)
+    small_env, big_env = {**env, "IDP_DATABASE_URL": small_url}, {**env, "IDP_DATABASE_URL": big_url}
     results: dict = {"rows": args.rows, "small": args.small, "backend": "postgresql" if args.postgres else "sqlite",
-                     "batch_size": args.batch_size, "cpus": os.cpu_count()}
+                     "batch_size": args.batch_size, "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}
     try:
         from argon2 import PasswordHasher
 
@@ -165,47 +205,57 @@ def main(argv=None) -> int:
         results["big_csv_mib"] = round(big_csv.stat().st_size / 2**20, 1)
         log(f"generated {args.rows:,} rows in {results['generate_s']} s ({results['big_csv_mib']} MiB)")
 
-        subprocess.run(idp_command() + ["init"], env=env, cwd=str(REPO), check=True, capture_output=True)
+        for e in (small_env, big_env):  # the second init finds the keys the first one made
+            subprocess.run(idp_command() + ["init"], env=e, cwd=str(REPO), check=True, capture_output=True)
         imp = idp_command() + ["users", "import", "--batch-size", str(args.batch_size)]
-        results["import_small"] = run_import(imp + [str(small_csv)], env, tmp, "small")
-        log(f"imported {args.small:,}: {results['import_small']}")
+        results["import_small"] = run_import(imp + [str(small_csv)], small_env, tmp, "small")
+        log(f"small database, {args.small:,} rows: {results['import_small']}")
+        run_import(imp + [str(small_csv)], big_env, tmp, "small-into-big")
+        results["import_big"] = run_import(imp + [str(big_csv)], big_env, tmp, "big")
+        log(f"big database, {args.rows - args.small:,} more rows: {results['import_big']}")
 
         os.environ.update({k: v for k, v in env.items() if k.startswith("IDP_")})
         from idp import create_app
 
-        app = create_app()
+        small_app, big_app = create_app({"DATABASE_URL": small_url}), create_app({"DATABASE_URL": big_url})
+        apps += [small_app, big_app]
         rnd = random.Random(7)
-        first = [account(i) for i in rnd.sample(range(args.small), min(args.lookups, args.small))]
-        results["login_small"] = login_latency(app, first, args.password_checks)
-        log(f"login at {args.small:,} accounts: {results['login_small']}")
-
-        results["import_big"] = run_import(imp + [str(big_csv)], env, tmp, "big")
-        s = results["import_big"]["summary"]
-        results["import_rows_per_s"] = round((s["imported"] + s["rejected"]) / results["import_big"]["wall_s"])
-        log(f"imported {args.rows - args.small:,} more: {results['import_big']}")
-
-        later = [account(i) for i in rnd.sample(range(args.small, args.rows), min(args.lookups, args.rows - args.small))]
-        mixed = [a for pair in zip(first, later) for a in pair]
-        results["login_big"] = login_latency(app, mixed, args.password_checks)
-        log(f"login at {args.rows:,} accounts: {results['login_big']}")
+        n = min(args.lookups, args.small)
+        in_small = [account(i) for i in rnd.sample(range(args.small), n)]
+        # The big database: half the same accounts, half from the big file.
+        in_big = [account(i) for i in rnd.sample(range(args.small, args.rows), n - n // 2)] + in_small[:n // 2]
+        rnd.shuffle(in_big)
+        results["login"] = login_latency(small_app, big_app, in_small, in_big, args.password_checks)
+        log(f"login: {results['login']}")
         if not args.postgres:
-            results["sqlite_file_mib"] = round((tmp / "idp.sqlite3").stat().st_size / 2**20, 1)
+            results["sqlite_file_mib"] = round((tmp / "big.sqlite3").stat().st_size / 2**20, 1)
     finally:
+        for app in apps:  # release the databases before dropping one
+            from idp.db import db
+
+            with app.app_context():
+                db.engine.dispose()
+        if drop_small is not None:
+            drop_small()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             log(f"kept {tmp}")
 
+    results["loadavg_end"] = os.getloadavg()
     big, small = results["import_big"], results["import_small"]
-    print(f"\nidp users import, {results['backend']}, batch {args.batch_size}, {os.cpu_count()} CPUs")
-    print(f"{'file':>12} {'rows':>10} {'imported':>10} {'rejected':>9} {'wall s':>8} {'rows/s':>8} {'peak RSS MiB':>13}")
+    print(f"\nidp users import, {results['backend']}, batch {args.batch_size}, {os.cpu_count()} CPUs, "
+          f"load average {results['loadavg_start'][0]:.1f} at the start, {results['loadavg_end'][0]:.1f} at the end")
+    print(f"{'file':>12} {'rows':>10} {'imported':>10} {'rejected':>9} {'wall s':>8} {'rows/s':>8} "
+          f"{'CPU s':>7} {'rows/CPU s':>10} {'peak RSS MiB':>13}")
     for label, r in (("small.csv", small), ("big.csv", big)):
         s = r["summary"]
         print(f"{label:>12} {s['rows']:>10,} {s['imported']:>10,} {s['rejected']:>9,} {r['wall_s']:>8} "
-              f"{round(s['rows'] / r['wall_s']):>8,} {r['peak_rss_mib']:>13}")
-    print(f"\nlogin latency (ms, p50 / p95) at {args.small:,} and {args.rows:,} accounts")
-    for key in results["login_small"]:
-        a, b = results["login_small"][key], results["login_big"][key]
+              f"{round(s['rows'] / r['wall_s']):>8,} {r['cpu_s']:>7} {round(s['rows'] / max(r['cpu_s'], 0.1)):>10,} "
+              f"{r['peak_rss_mib']:>13}")
+    print(f"\nlogin latency, ms p50 / p95, alternating between the databases: {args.small:,} vs {args.rows:,} accounts")
+    for key in results["login"]["small"]:
+        a, b = results["login"]["small"][key], results["login"]["big"][key]
         print(f"{key:>20}  {a['p50_ms']:>8} / {a['p95_ms']:<8}  {b['p50_ms']:>8} / {b['p95_ms']:<8}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record
@@ -47,6 +47,12 @@ BATCH_SIZE = 1000
 REPORT_COLUMNS = ("line", "field", "reason")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PERSON = Person.__table__
+# Accounts holding any key of a batch: one indexed query per batch (each IN list expands at run time).
+_CONFLICTS = select(_PERSON.c.id, _PERSON.c.username, _PERSON.c.id_number_index, _PERSON.c.phone_index,
+                    _PERSON.c.email_index).where(or_(
+                        _PERSON.c.username.in_(bindparam("username", expanding=True)),
+                        _PERSON.c.id_number_index.in_(bindparam("id_number", expanding=True)),
+                        _PERSON.c.phone_index.in_(bindparam("phone", expanding=True))))
 
 
 class ImportFileError(DomainError):
@@ -235,7 +241,7 @@ class _Run:
                     "phone_enc": p.encrypt(r["phone"], "phone"), "phone_index": r["keys"]["phone"],
                     "phone_verified": False,
                     "email_enc": p.encrypt(r["email"], "email"),
-                    "email_index": p.blind_index(r["email"], "email") if r["email"] else None,
+                    "email_index": r["email_index"],
                     "email_verified": False, "level": 1, "status": "active", "created_at": now, "updated_at": now,
                 } for r in rows])
             report_bytes = self.report.write(refused) if refused else self.report.committed
@@ -274,17 +280,12 @@ class _Run:
                     if key is not None:
                         wanted[kind].add(key)
         existing: dict[str, dict] = {k: {} for k in UNIQUE}
-        if wanted["username"]:
-            c = _PERSON.c
-            conds = [c.username.in_(wanted["username"])]
-            conds += [c.id_number_index.in_(wanted["id_number"])] if wanted["id_number"] else []
-            conds += [c.phone_index.in_(wanted["phone"])] if wanted["phone"] else []
-            for found in session.execute(select(c.id, c.username, c.id_number_index, c.phone_index, c.email_index)
-                                         .where(or_(*conds))):
-                for kind, key in (("username", found.username), ("id_number", found.id_number_index),
-                                  ("phone", found.phone_index)):
-                    if key is not None:
-                        existing[kind][key] = found
+        found_rows = session.execute(_CONFLICTS, {k: list(v) for k, v in wanted.items()}) if batch else ()
+        for found in found_rows:
+            for kind, key in (("username", found.username), ("id_number", found.id_number_index),
+                              ("phone", found.phone_index)):
+                if key is not None:
+                    existing[kind][key] = found
 
         rows, refused, skipped = [], [], 0
         taken: dict[str, dict] = {k: {} for k in UNIQUE}  # key -> line, for rows accepted in this batch
@@ -338,9 +339,12 @@ def import_citizens(path: str | os.PathLike, *, report_path: str | os.PathLike |
         run = _start_run(path, digest, f.tell(), report_path)
         resumed_after = run.lines_done if run.lines_done > 1 else 0
         earlier_imported = run.imported if resumed_after else 0
-        report = None
+        report, warnings = None, []
+        if report_path is not None and Path(report_path).resolve() != Path(run.report["report_path"]):
+            warnings.append(f"the report of this file stays {run.report['report_path']} (set by its first run)")
         if run.finished_at is None:
             report = _Report(Path(run.report["report_path"]), run.report["report_bytes"])
+            warnings += [report.warning] if report.warning else []
         job = _Run(run, report, actor)
         try:
             if report is not None:
@@ -363,7 +367,7 @@ def import_citizens(path: str | os.PathLike, *, report_path: str | os.PathLike |
                    "rejected_by_field": dict(sorted(job.reasons.items()))},
         "report": str(report_file) if job.totals["rejected"] else None,
         "first_rejections": job.first_refusals,
-        "warnings": [report.warning] if report is not None and report.warning else [],
+        "warnings": warnings,
         "seconds": round(seconds, 2),
         "rows_per_second": round(done / seconds) if seconds and done else 0,
     }
@@ -377,7 +381,7 @@ def _start_run(path: Path, digest: str, header_end: int, report_path) -> ImportR
             floor = session.execute(select(func.coalesce(func.max(Person.id), 0))).scalar_one()
             run = ImportRun(file_digest=digest, file_name=path.name[-255:], lines_done=1, imported=0, rejected=0,
                             report={"offset": header_end, "person_id_floor": floor,
-                                    "report_path": str(report_path or f"{path}.rejected.csv"),
+                                    "report_path": str(Path(report_path or f"{path}.rejected.csv").resolve()),
                                     "report_bytes": None, "skipped": 0, "reasons": {}})
             session.add(run)
             try:

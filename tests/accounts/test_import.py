@@ -359,3 +359,40 @@ def test_imported_identifiers_are_encrypted_and_audited_per_batch_without_person
         {"lines": [8, 9], "imported": 1, "rejected": 1, "skipped_already_imported": 0},
     ]
     assert verify_chain()[1] is None
+
+
+@pytest.mark.postgres
+def test_import_on_postgresql(tmp_path, postgres_url, template_dir):
+    """The same statements on PostgreSQL: duplicates, an interrupted run resumed, login by phone."""
+    import shutil
+
+    from idp import create_app
+    from idp.accounts.service import create_citizen
+    from idp.migrations_lock import upgrade_database
+    from tests.conftest import _config
+
+    shutil.copytree(template_dir / "keys", tmp_path / "keys")
+    app = create_app(_config(tmp_path, db_url=postgres_url))
+    with app.app_context():
+        try:
+            upgrade_database()
+            create_citizen(username="alice", password=PASSWORD, phone="13800138000")
+            path = write(tmp_path, [HEADER, row(1, password_hash=hash_password(PASSWORD)), row(2, phone="13800138000"),
+                                    row(3), row(4, username="user3")] + [row(i) for i in range(5, 12)])
+
+            def stop(done, total):
+                if done >= 4:
+                    raise KeyboardInterrupt
+
+            with pytest.raises(KeyboardInterrupt):
+                import_citizens(path, batch_size=4, progress=stop)
+            summary = import_citizens(path, batch_size=4)
+            assert summary["resumed_after_line"] == 5
+            assert summary["totals"]["imported"] == 9 and count_people() == 10
+            refused = {int(r["line"]): r["reason"] for r in report_rows(path)}
+            assert refused == {3: "an account with this phone number exists", 5: "line 4 has the same username"}
+            assert check_password("13900000001", PASSWORD).username == "user1"
+            assert verify_chain()[1] is None
+        finally:
+            db.session.remove()
+            db.engine.dispose()
