@@ -16,6 +16,7 @@ characters, phones and emails; argon2 hashes made once and shared, a tenth witho
 
     .venv/bin/python bench/import_users.py                       # 1,000,000 rows on SQLite
     .venv/bin/python bench/import_users.py --rows 100000
+    .venv/bin/python bench/import_users.py --postgres --rows 100000      # a throwaway PostgreSQL
     .venv/bin/python bench/import_users.py --postgres postgresql+psycopg://u:pw@127.0.0.1/idp_bench
 
 See bench/README.md.
@@ -38,7 +39,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hub import REPO, idp_command  # noqa: E402
+from hub import REPO, idp_command, load_postgres_module  # noqa: E402
 
 ID_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
 ID_CHECK = "10X98765432"
@@ -167,8 +168,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000, help="accounts in the big database (default 1,000,000)")
     ap.add_argument("--small", type=int, default=1000, help="accounts in the small database (default 1,000)")
-    ap.add_argument("--postgres", metavar="URL", help="an empty PostgreSQL database instead of SQLite "
-                    "(the small one is created next to it as NAME_small: needs CREATEDB)")
+    ap.add_argument("--postgres", nargs="?", const="", metavar="URL",
+                    help="PostgreSQL instead of SQLite: an empty database at URL (the small one is created next to "
+                    "it as NAME_small: needs CREATEDB), or without URL a throwaway server (tests/services/postgres.py)")
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--lookups", type=int, default=300, help="accounts looked up per login kind and database")
     ap.add_argument("--password-checks", type=int, default=30, help="check_password calls per database (argon2)")
@@ -179,8 +181,13 @@ def main(argv=None) -> int:
         ap.error("--small must be between 0 and --rows")
 
     tmp = Path(tempfile.mkdtemp(prefix="idp-bench-import-"))
-    drop_small, apps = None, []
-    if args.postgres:
+    drop_small, apps, pg = None, [], None
+    if args.postgres == "":
+        log("starting a throwaway PostgreSQL (tests/services/postgres.py) ...")
+        pg = load_postgres_module().PostgresServer()
+        pg.start()
+        big_url, small_url = pg.create_database("idp_bench"), pg.create_database("idp_bench_small")
+    elif args.postgres:
         big_url = args.postgres
         small_url, drop_small = second_database(big_url)
     else:
@@ -191,7 +198,8 @@ def main(argv=None) -> int:
            "IDP_KEYS_PASSPHRASE": secrets.token_urlsafe(24)}
     env.pop("IDP_ENV", None)
     small_env, big_env = {**env, "IDP_DATABASE_URL": small_url}, {**env, "IDP_DATABASE_URL": big_url}
-    results: dict = {"rows": args.rows, "small": args.small, "backend": "postgresql" if args.postgres else "sqlite",
+    results: dict = {"rows": args.rows, "small": args.small,
+                     "backend": "sqlite" if args.postgres is None else "postgresql",
                      "batch_size": args.batch_size, "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}
     try:
         from argon2 import PasswordHasher
@@ -227,7 +235,7 @@ def main(argv=None) -> int:
         rnd.shuffle(in_big)
         results["login"] = login_latency(small_app, big_app, in_small, in_big, args.password_checks)
         log(f"login: {results['login']}")
-        if not args.postgres:
+        if args.postgres is None:
             results["sqlite_file_mib"] = round((tmp / "big.sqlite3").stat().st_size / 2**20, 1)
     finally:
         for app in apps:  # release the databases before dropping one
@@ -237,6 +245,8 @@ def main(argv=None) -> int:
                 db.engine.dispose()
         if drop_small is not None:
             drop_small()
+        if pg is not None:
+            pg.close()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
