@@ -89,12 +89,12 @@ def _read_lines(f: BinaryIO, lineno: int) -> Iterator[tuple[int, str | None, str
             if not ended:  # skip the rest of the line without holding it in memory
                 while (more := f.readline(1 << 16)) and not more.endswith(b"\n"):
                     pass
-            yield lineno, None, f"the line is longer than {MAX_LINE_BYTES} bytes"
+            yield lineno, None, f"The line is longer than {MAX_LINE_BYTES} bytes."
             continue
         try:
             decoded = text.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield lineno, None, f"not valid UTF-8 (byte {exc.start + 1} of the line)"
+            yield lineno, None, f"Not valid UTF-8 (byte {exc.start + 1} of the line)."
             continue
         yield lineno, decoded.removeprefix("\ufeff") if lineno == 1 else decoded, None
 
@@ -106,7 +106,7 @@ def _parse_header(f: BinaryIO) -> dict[str, int]:
         raise ImportFileError(f"the file is empty: the first line must be a header such as {expected}")
     _, text, problem = first
     if problem:
-        raise ImportFileError(f"line 1 (the header): {problem}")
+        raise ImportFileError(f"line 1 (the header): {problem[0].lower()}{problem[1:-1]}")
     if not text.strip():
         raise ImportFileError(f"line 1 (the header) is blank: it must name the columns, such as {expected}")
     try:
@@ -130,15 +130,15 @@ def check_row(fields: list[str], columns: dict[str, int]) -> dict:
     """The canonical values of one row, or _Refused naming the field and the reason."""
     if len(fields) != len(columns):
         hint = " (a password_hash contains commas: quote it)" if any("$argon2" in f for f in fields) else ""
-        raise _Refused("row", f"expected {len(columns)} fields, found {len(fields)}{hint}")
+        raise _Refused("row", f"Expected {len(columns)} fields, found {len(fields)}{hint}.")
     values = dict.fromkeys(COLUMNS)
     for name, i in columns.items():
         value = fields[i].strip()
         if _CONTROL.search(value):
-            raise _Refused(name, "contains a line break or control character")
+            raise _Refused(name, "Contains a line break or control character.")
         values[name] = value or None
     if values["username"] is None:
-        raise _Refused("username", "the username is missing")
+        raise _Refused("username", "The username is missing.")
     stored = values.pop("password_hash")
     try:
         row = check_identity(**values)
@@ -147,7 +147,7 @@ def check_row(fields: list[str], columns: dict[str, int]) -> dict:
     if stored is not None and (problem := check_stored_hash(stored)):
         raise _Refused("password_hash", problem)
     if stored is None and not (row["phone"] or row["email"]):
-        raise _Refused("password_hash", "no password hash, and no phone or email to reset the password with")
+        raise _Refused("password_hash", "No password hash, and no phone or email to reset the password with.")
     row["password_hash"] = stored
     return row
 
@@ -305,16 +305,16 @@ class _Run:
                     continue
                 kind, account = next(iter(hits.items()))
                 if account.id > self.floor:
-                    reason = f"an earlier line of this file has the same {UNIQUE[kind]}"
+                    reason = f"An earlier line of this file has the same {UNIQUE[kind]}."
                 elif kind == "username":
-                    reason = "the username is taken"
+                    reason = "The username is taken."
                 else:
-                    reason = f"an account with this {UNIQUE[kind]} exists"
+                    reason = f"An account with this {UNIQUE[kind]} exists."
                 refused.append((line, kind, reason))
                 continue
             dup = next(((kind, taken[kind][key]) for kind, key in keys.items() if key in taken[kind]), None)
             if dup:
-                refused.append((line, dup[0], f"line {dup[1]} has the same {UNIQUE[dup[0]]}"))
+                refused.append((line, dup[0], f"Line {dup[1]} has the same {UNIQUE[dup[0]]}."))
                 continue
             for kind, key in keys.items():
                 if key is not None:
@@ -410,7 +410,7 @@ def _import_lines(f: BinaryIO, job: _Run, columns: dict[str, int], batch_size: i
             try:
                 batch.append((lineno, check_row(next(csv.reader((text,), strict=True)), columns), None))
             except csv.Error as exc:
-                batch.append((lineno, None, _Refused("row", f"not valid CSV: {exc}")))
+                batch.append((lineno, None, _Refused("row", f"Not valid CSV: {exc}.")))
             except _Refused as refused:
                 batch.append((lineno, None, refused))
         if len(batch) >= batch_size:

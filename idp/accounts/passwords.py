@@ -71,12 +71,12 @@ def check_stored_hash(stored: str) -> str | None:
     """
     match = _PHC_RE.fullmatch(stored)
     if match is None or len(match[4]) % 4 == 1 or len(match[5]) % 4 == 1:
-        return "not an argon2 hash in PHC format ($argon2id$v=19$m=...,t=...,p=...$salt$hash)"
+        return "Not an argon2 hash in PHC format ($argon2id$v=19$m=...,t=...,p=...$salt$hash)."
     memory, time, lanes = int(match[1]), int(match[2]), int(match[3])
     if not (1 <= lanes and 1 <= time and memory >= 8 * lanes):
-        return "the argon2 costs are invalid (m must be at least 8 * p, t and p at least 1)"
+        return "The argon2 costs are invalid (m must be at least 8 * p, t and p at least 1)."
     if memory > 262144 or time > 16 or lanes > 16:
-        return "argon2 costs above m=262144, t=16, p=16 are not accepted"
+        return "Argon2 costs above m=262144, t=16, p=16 are not accepted."
     return None
 
 

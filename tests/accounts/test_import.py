@@ -24,7 +24,7 @@ from idp.accounts.service import check_password, find_by_login
 from idp.audit.models import AuditEvent
 from idp.audit.service import verify_chain
 from idp.db import db
-from tests.conftest import PASSWORD, TEST_SECRET
+from tests.conftest import PASSWORD, TEST_SECRET, Browser
 
 HEADER = "username,name,id_number,phone,email,password_hash"
 WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
@@ -74,10 +74,10 @@ def test_good_rows_are_kept_and_bad_rows_reported_by_line(app, tmp_path):
     summary = import_citizens(path)
     assert (summary["imported"], summary["rejected"], summary["rows"]) == (2, 6, 8)
     refused = {int(r["line"]): (r["field"], r["reason"]) for r in report_rows(path)}
-    assert refused[3] == ("id_number", "invalid resident ID number: the check character should be X, not 1")
+    assert refused[3] == ("id_number", "Invalid resident ID number: the check character should be X, not 1.")
     assert refused[4][0] == "id_number" and "date of birth" in refused[4][1]
     assert refused[5][0] == "phone" and refused[6][0] == "email" and refused[7][0] == "username"
-    assert refused[8] == ("name", "the name must have 1-128 characters")
+    assert refused[8] == ("name", "The name must have 1-128 characters.")
     assert sorted(refused) == [3, 4, 5, 6, 7, 8]
     assert find_by_login("user1").name == "市民1"
     assert find_by_login("11010519491231002X").username == "user8"
@@ -107,12 +107,12 @@ def test_duplicates_against_the_database_and_within_the_file(app, user, tmp_path
     summary = import_citizens(path, batch_size=3)
     refused = {int(r["line"]): (r["field"], r["reason"]) for r in report_rows(path)}
     assert refused == {
-        2: ("username", "the username is taken"),
-        3: ("phone", "an account with this phone number exists"),
-        4: ("id_number", "an account with this ID number exists"),
-        6: ("phone", "line 5 has the same phone number"),
-        7: ("id_number", "line 5 has the same ID number"),
-        8: ("username", "an earlier line of this file has the same username"),
+        2: ("username", "The username is taken."),
+        3: ("phone", "An account with this phone number exists."),
+        4: ("id_number", "An account with this ID number exists."),
+        6: ("phone", "Line 5 has the same phone number."),
+        7: ("id_number", "Line 5 has the same ID number."),
+        8: ("username", "An earlier line of this file has the same username."),
     }
     assert summary["imported"] == 2 and count_people() == 3
 
@@ -263,10 +263,11 @@ def test_cli_prints_json_on_stdout_and_the_summary_on_stderr(runner, tmp_path):
     (["username,username", "bob,bob"], "named twice"),
     ([], "the file is empty"),
     (["", "bob"], "line 1 (the header) is blank"),
+    (b"user\xffname\nbob\n", "line 1 (the header): not valid UTF-8 (byte 5 of the line)"),
 ])
 def test_cli_refuses_a_wrong_header_and_imports_nothing(runner, app, tmp_path, lines, words):
     path = tmp_path / "people.csv"
-    path.write_text("\n".join(lines))
+    path.write_bytes(lines if isinstance(lines, bytes) else "\n".join(lines).encode())
     r = runner.invoke(args=["users", "import", str(path)])
     assert r.exit_code != 0 and words in r.stderr and "Traceback" not in r.output
     assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
@@ -281,10 +282,11 @@ def test_header_only_file_is_an_empty_import(runner, tmp_path):
 def test_bom_crlf_any_column_order_blank_lines_and_no_final_newline(app, tmp_path):
     path = tmp_path / "people.csv"
     path.write_bytes(b"\xef\xbb\xbfPhone, Username ,ID_number\r\n13900000001,bob,"
-                     + id_number(1).encode() + b"\r\n\r\n13900000002,carol,\r\n\r\n13900000003,dave,")
+                     + id_number(1).encode() + b"\r\n\r\n+86 139-0000-0002,carol,\r\n\r\n13900000003,dave,")
     summary = import_citizens(path)
     assert (summary["imported"], summary["rejected"], summary["rows"]) == (3, 0, 5)
     assert find_by_login("13900000003").username == "dave" and find_by_login(id_number(1)).username == "bob"
+    assert find_by_login("13900000002").username == "carol"  # normalized like users create does
 
 
 def test_non_utf8_over_long_and_malformed_lines_are_reported(app, tmp_path):
@@ -302,18 +304,18 @@ def test_non_utf8_over_long_and_malformed_lines_are_reported(app, tmp_path):
     ]) + b"\n")
     summary = import_citizens(path)
     refused = {int(r["line"]): (r["field"], r["reason"]) for r in report_rows(path)}
-    assert refused[3] == ("row", "not valid UTF-8 (byte 7 of the line)")
-    assert refused[4] == ("row", "the line is longer than 4096 bytes")
-    assert refused[5][0] == "row" and "not valid CSV" in refused[5][1]
-    assert refused[6] == ("row", "expected 6 fields, found 4")
-    assert refused[7] == ("name", "contains a line break or control character")
+    assert refused[3] == ("row", "Not valid UTF-8 (byte 7 of the line).")
+    assert refused[4] == ("row", "The line is longer than 4096 bytes.")
+    assert refused[5][0] == "row" and "Not valid CSV" in refused[5][1]
+    assert refused[6] == ("row", "Expected 6 fields, found 4.")
+    assert refused[7] == ("name", "Contains a line break or control character.")
     assert refused[8][0] == "row" and "quote it" in refused[8][1]
     assert summary["imported"] == 2 and find_by_login("user9") is not None
 
 
 @pytest.mark.parametrize("value, words", [
-    ("correct horse battery", "not an argon2 hash"),
-    ("$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW", "not an argon2 hash"),
+    ("correct horse battery", "Not an argon2 hash"),
+    ("$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW", "Not an argon2 hash"),
     ("$argon2id$v=19$m=4194304,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG", "costs above"),
 ])
 def test_password_hash_must_be_argon2(app, tmp_path, value, words):
@@ -329,6 +331,17 @@ def test_row_without_a_hash_needs_a_way_to_reset_the_password(app, tmp_path):
     assert (summary["imported"], summary["rejected"]) == (2, 1)
     assert report_rows(path)[0]["line"] == "2"
     assert check_password("user2", "") is None and find_by_login("user2").password_hash is None
+
+
+def test_an_account_imported_without_a_hash_is_used_after_a_password_reset(app, client, tmp_path):
+    """The citizen proves the phone the old portal knew (a code to it), then chooses a password."""
+    from tests.portal.support import code_sent_to, finish_reset, request_reset
+
+    assert import_citizens(write(tmp_path, [HEADER, row(1)]))["imported"] == 1
+    assert Browser(app.test_client()).login(username="user1", password="").status_code != 303
+    request_reset(client, id_number(1))
+    assert finish_reset(client, code_sent_to(app, "13900000001"), password="new plum blossom 42").status_code == 303
+    assert Browser(app.test_client()).login(username="13900000001", password="new plum blossom 42").status_code == 303
 
 
 def test_imported_accounts_log_in_with_their_hash_by_username_phone_and_id_number(app, browser, tmp_path):
@@ -390,7 +403,7 @@ def test_import_on_postgresql(tmp_path, postgres_url, template_dir):
             assert summary["resumed_after_line"] == 5
             assert summary["totals"]["imported"] == 9 and count_people() == 10
             refused = {int(r["line"]): r["reason"] for r in report_rows(path)}
-            assert refused == {3: "an account with this phone number exists", 5: "line 4 has the same username"}
+            assert refused == {3: "An account with this phone number exists.", 5: "Line 4 has the same username."}
             assert check_password("13900000001", PASSWORD).username == "user1"
             assert verify_chain()[1] is None
         finally:
