@@ -27,17 +27,26 @@ def _ensure_keys():
             raise click.ClickException(f"{exc} (run 'idp init' first?)") from exc
 
 
-def _domain(fn):
-    """Turn domain refusals into one-line CLI errors."""
+def refusals(*also: type[Exception]):
+    """A decorator for commands: domain refusals (and the ``also`` errors) become one-line CLI errors,
+    in English (operators and scripts read them, whatever a surrounding request chose)."""
     import functools
 
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        try:
-            return fn(*a, **kw)
-        except DomainError as exc:
-            raise click.ClickException(exc.message) from exc
-    return wrapper
+    from flask_babel import force_locale
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            with force_locale("en"):
+                try:
+                    return fn(*a, **kw)
+                except (DomainError, *also) as exc:
+                    raise click.ClickException(str(getattr(exc, "message", exc))) from exc
+        return wrapper
+    return decorate
+
+
+_domain = refusals()
 
 
 @click.command("init")

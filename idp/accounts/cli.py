@@ -4,26 +4,14 @@ Every command prints JSON on stdout; a refusal is one line on stderr with a non-
 """
 from __future__ import annotations
 
-import functools
 
 import click
 from flask.cli import with_appcontext
-from flask_babel import force_locale
 
-from ..cli import emit
-from ..errors import DomainError
+from ..cli import emit, refusals
 
 
-def _operator(fn):
-    """Messages in English (operators, scripts) and domain refusals as one-line CLI errors."""
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        with force_locale("en"):
-            try:
-                return fn(*a, **kw)
-            except DomainError as exc:
-                raise click.ClickException(str(exc.message)) from exc
-    return wrapper
+_operator = refusals()  # messages in English, domain refusals as one-line CLI errors
 
 
 def _when(dt) -> str | None:

@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, or_, select, text as sql_text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record
@@ -223,7 +223,7 @@ class _Run:
         with transaction() as session:
             if self.sqlite:
                 # A batch dirties thousands of index pages: checkpoint the WAL every ~40 MB, not ~4 MB.
-                session.execute(text("PRAGMA wal_autocheckpoint=10000"))
+                session.execute(sql_text("PRAGMA wal_autocheckpoint=10000"))
             # Takes the write lock (SQLite) / row lock (PostgreSQL) first, and proves no other process
             # has moved this file on since we read its progress.
             claimed = session.execute(update(run).where(run.c.id == self.id, run.c.lines_done == self.lines_done)

@@ -2,27 +2,16 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 
 import click
 from flask.cli import with_appcontext
 
-from ..errors import DomainError
+from ..cli import refusals
 from .ca import CaError
 
 
-def _refusals(fn):
-    """Domain refusals and CA problems as one-line CLI errors."""
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        try:
-            return fn(*a, **kw)
-        except DomainError as exc:
-            raise click.ClickException(exc.message) from exc
-        except CaError as exc:
-            raise click.ClickException(f"{exc}") from exc
-    return wrapper
+_refusals = refusals(CaError)  # domain refusals and CA problems as one-line CLI errors
 
 
 def _emit(obj) -> None:
