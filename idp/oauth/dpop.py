@@ -29,6 +29,17 @@ MAX_AGE = 300  # seconds a proof is accepted after its iat (and the jti remember
 SKEW = 60  # seconds a proof may come from the future (clock skew)
 
 
+class LargeHeaders(jws.JWSRegistry):
+    """joserfc's registry with room in the header for a public JWK (RSA 4096: ~750 bytes) or an ``x5c``
+    certificate chain (RFC 7515 §4.1.6); joserfc's default stops at 512 bytes."""
+
+    max_header_length = 16384
+
+
+def registry() -> jws.JWSRegistry:
+    return LargeHeaders(algorithms=list(ALGS))
+
+
 class DPoPError(Exception):
     """A refused proof; ``reason`` is a short code for the audit log, the message is for the client."""
 
@@ -89,7 +100,7 @@ def check_proof(headers, *, method: str, url: str, access_token: str | None = No
     if len(proof) > 8192:
         raise DPoPError("malformed", "The DPoP proof is too long.")
     try:
-        header = jws.extract_compact(proof.encode()).protected
+        header = jws.extract_compact(proof.encode(), registry=registry()).protected
     except (JoseError, ValueError, TypeError) as exc:
         raise DPoPError("malformed", "The DPoP proof is not a JWS.") from exc
     if header.get("typ") != "dpop+jwt":
@@ -98,7 +109,7 @@ def check_proof(headers, *, method: str, url: str, access_token: str | None = No
         raise DPoPError("malformed", "The DPoP proof's 'alg' is not supported.")
     key = _public_key(header.get("jwk"))
     try:
-        obj = jws.deserialize_compact(proof, key, algorithms=[header["alg"]])
+        obj = jws.deserialize_compact(proof, key, algorithms=[header["alg"]], registry=registry())
         claims = json.loads(obj.payload)
     except (JoseError, ValueError, TypeError) as exc:
         raise DPoPError("bad_signature", "The DPoP proof's signature does not verify.") from exc
