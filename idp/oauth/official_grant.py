@@ -35,6 +35,7 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from cryptography import x509
 from flask import current_app
+from flask_babel import force_locale
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
@@ -120,7 +121,9 @@ class OfficialJWTBearerGrant(JWTBearerGrant):
             self._refuse("bad_x5c", "The assertion's 'x5c' header does not hold certificates.", cid)
         check = validate_certificate(chain[0], chain[1:])
         if not check.valid:
-            self._refuse(f"certificate_{check.reason}", str(check.message), cid)
+            with force_locale("en"):  # error_description is ASCII (RFC 6749 §5.2)
+                message = str(check.message)
+            self._refuse(f"certificate_{check.reason}", message, cid)
         person, leaf_key = check.person, chain[0].public_key()
 
         # The signature, with the leaf's key (RFC 7523 §3 item 9).

@@ -46,13 +46,13 @@ def endpoint(app) -> str:
     return app.config["ISSUER"] + "/token"
 
 
-def assertion(key, client_id, aud, **override) -> str:
+def assertion(key, client_id, audience, **override) -> str:
     """A valid assertion, with claims replaced (None removes one) and header extras under ``_header``."""
     import base64, hashlib
 
     now = int(time.time())
     leaf = base64.b64decode(key.x5c()[0])
-    claims = {"iss": client_id, "sub": hubapi._b64url(hashlib.sha256(leaf).digest()), "aud": aud, "iat": now,
+    claims = {"iss": client_id, "sub": hubapi._b64url(hashlib.sha256(leaf).digest()), "aud": audience, "iat": now,
               "exp": now + 120, "jti": secrets.token_urlsafe(12)}
     header = {"typ": "JWT", "x5c": key.x5c(), **override.pop("_header", {})}
     header = {k: v for k, v in header.items() if v is not None}
