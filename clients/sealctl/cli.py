@@ -59,9 +59,11 @@ def login(state, hub, p12, password, client_id, state_dir):
 
 @cli.command()
 @click.option("--password", default=None, help="the PKCS#12 password (or SEALCTL_PASSWORD, or a prompt)")
+@click.option("--state", "state_dir", metavar="DIR", help="state directory (default: $SEALCTL_STATE)")
 @click.pass_obj
-def whoami(state, password):
+def whoami(state, password, state_dir):
     """Who the hub says I am (GET /api/official with DPoP)."""
+    state = hubapi.State(state_dir) if state_dir else state
     token, ref = state.load("token.json"), state.load("key.json")
     if not token or not ref:
         raise click.ClickException("not signed in: run 'sealctl login' first")
