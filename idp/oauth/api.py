@@ -40,7 +40,7 @@ def dpop_principal(min_level: int = 3):
     value = value.strip()
     if scheme.lower() == "bearer":
         row = tokens.find_access_token(value)
-        if row is not None:
+        if row is not None and isinstance((verify_own_jwt(value) or {}).get("cnf"), dict):
             _security_event("bearer_use_of_bound_token", row)  # a stolen token tried without its key
         raise Refused("invalid_token", "This endpoint accepts DPoP-bound tokens only (Authorization: DPoP).")
     if scheme.lower() != "dpop" or not value:
