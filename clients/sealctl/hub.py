@@ -70,13 +70,17 @@ def dpop_proof(key: OfficialKey, method: str, url: str, access_token: str | None
     return key.sign_jwt({"typ": "dpop+jwt", "jwk": key.public_jwk()}, claims)
 
 
+def certificate_thumbprint(key: OfficialKey) -> str:
+    """``x5t#S256`` of the leaf certificate (RFC 7515 §4.1.8): base64url SHA-256 of its DER."""
+    return _b64url(hashlib.sha256(base64.b64decode(key.x5c()[0])).digest())
+
+
 def assertion(key: OfficialKey, client_id: str, audience: str) -> str:
     """RFC 7523 §3: iss = the tool's client_id, sub = the certificate (its x5t#S256, RFC 7515 §4.1.8),
     aud = the token endpoint; the chain in x5c (RFC 7515 §4.1.6)."""
-    leaf = base64.b64decode(key.x5c()[0])
     now = int(time.time())
-    claims = {"iss": client_id, "sub": _b64url(hashlib.sha256(leaf).digest()), "aud": audience, "iat": now, "exp": now + ASSERTION_LIFETIME,
-              "jti": secrets.token_urlsafe(16)}
+    claims = {"iss": client_id, "sub": certificate_thumbprint(key), "aud": audience, "iat": now,
+              "exp": now + ASSERTION_LIFETIME, "jti": secrets.token_urlsafe(16)}
     return key.sign_jwt({"typ": "JWT", "x5c": key.x5c()}, claims)
 
 

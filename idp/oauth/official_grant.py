@@ -192,7 +192,8 @@ class OfficialJWTBearerGrant(JWTBearerGrant):
         db.session.commit()
 
     def create_token_response(self):
-        person = self.request.user.person
-        record("official_login.succeeded", actor=f"person:{person.sub}", target=f"client:{self.request.client.client_id}",
-               detail={"method": "jwt-bearer", "serial": getattr(self.request.certificate_check.record, "serial", None)})
+        person, cert = self.request.user.person, self.request.certificate_check.record
+        record("official_login.succeeded", actor=f"person:{person.sub}",
+               target=f"client:{self.request.client.client_id}",
+               detail={"method": "jwt-bearer", "serial": getattr(cert, "serial", None)})
         return super().create_token_response()

@@ -2,8 +2,8 @@
 assertions (RFC 7523 §3) and DPoP proofs (RFC 9449 §4.2) made with ``clients.sealctl``."""
 from __future__ import annotations
 
-import time
 import secrets
+import time
 
 import pytest
 
@@ -48,11 +48,8 @@ def endpoint(app) -> str:
 
 def assertion(key, client_id, audience, **override) -> str:
     """A valid assertion, with claims replaced (None removes one) and header extras under ``_header``."""
-    import base64, hashlib
-
     now = int(time.time())
-    leaf = base64.b64decode(key.x5c()[0])
-    claims = {"iss": client_id, "sub": hubapi._b64url(hashlib.sha256(leaf).digest()), "aud": audience, "iat": now,
+    claims = {"iss": client_id, "sub": hubapi.certificate_thumbprint(key), "aud": audience, "iat": now,
               "exp": now + 120, "jti": secrets.token_urlsafe(12)}
     header = {"typ": "JWT", "x5c": key.x5c(), **override.pop("_header", {})}
     header = {k: v for k, v in header.items() if v is not None}
