@@ -19,7 +19,8 @@ PKCS#11 token would be ``hwk``, not distinguishable from the assertion alone). N
 issued (RFC 7523 §2.1 gives none): the tool signs in again with the key when the token expires.
 
 Every refusal is audited (``official_login.refused``, reason in ``detail``) and answered with
-``invalid_grant`` (RFC 7523 §3.1) and a readable description; success is ``official_login.succeeded``.
+``invalid_grant`` (RFC 7523 §3.1; ``invalid_dpop_proof`` for the proof, RFC 9449 §5) and a readable
+description; success is ``official_login.succeeded``.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import json
 import time
 from datetime import timedelta
 
+from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, UnauthorizedClientError
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from cryptography import x509
@@ -55,6 +57,13 @@ LEEWAY = 30  # clock skew allowed, seconds
 MAX_CHAIN = 5
 ALGS = ("ES256", "RS256", "PS256")
 AMR = ["swk"]
+
+
+class InvalidDPoPProofError(OAuth2Error):
+    """RFC 9449 §5: the token endpoint's answer to a missing or bad DPoP proof."""
+
+    error = "invalid_dpop_proof"
+    status_code = 400
 
 
 def _b64url(data: bytes) -> str:
@@ -142,9 +151,10 @@ class OfficialJWTBearerGrant(JWTBearerGrant):
         try:
             jkt = dpop.check_proof(self.request.headers, method="POST", url=self.token_endpoint())
         except dpop.DPoPError as exc:
-            self._refuse(f"dpop_{exc.reason}", str(exc), cid, person)
+            self._refuse(f"dpop_{exc.reason}", str(exc), cid, person, error=InvalidDPoPProofError)
         if not hmac.compare_digest(jkt, dpop.thumbprint(key)):
-            self._refuse("dpop_key_mismatch", "The DPoP proof must be signed with the certified key.", cid, person)
+            self._refuse("dpop_key_mismatch", "The DPoP proof must be signed with the certified key.", cid, person,
+                         error=InvalidDPoPProofError)
         self._remember(cid, claims["jti"], person)
 
         self.request.client = client

@@ -52,7 +52,8 @@ def test_discovery_lists_the_grant_and_dpop_algs(client):
 def refused(client, app, key, tool, reason, **kw):
     r = token_request(client, app, key, tool, **kw)
     assert r.status_code in (400, 401), r.json
-    assert r.json["error"] in ("invalid_grant", "invalid_request", "unauthorized_client"), r.json
+    assert r.json["error"] in ("invalid_grant", "invalid_request", "unauthorized_client",
+                                 "invalid_dpop_proof"), r.json
     assert reason in refusals(app), refusals(app)
     return r
 
@@ -159,7 +160,7 @@ def test_wrong_subject(app, client, key, tool):
 
 def test_dpop_proof_required_and_by_the_same_key(app, client, key, tool, runner, tmp_path):
     """RFC 9449 §5: the token request carries a proof; here it must be made with the certified key."""
-    refused(client, app, key, tool, "dpop_missing", proof="")
+    assert refused(client, app, key, tool, "dpop_missing", proof="").json["error"] == "invalid_dpop_proof"
     other = Pkcs12Key.__new__(Pkcs12Key)
     from joserfc.jwk import ECKey
 

@@ -141,6 +141,6 @@ def test_token_endpoint_proof_replay_and_wrong_url(app, client, key, tool):
     proof = hubapi.dpop_proof(key, "POST", endpoint(app))
     assert token_request(client, app, key, tool, proof=proof).status_code == 200
     r = token_request(client, app, key, tool, proof=proof)
-    assert r.status_code == 400 and "dpop_replayed" in refusals(app)
+    assert r.status_code == 400 and r.json["error"] == "invalid_dpop_proof" and "dpop_replayed" in refusals(app)
     r = token_request(client, app, key, tool, proof=hubapi.dpop_proof(key, "POST", app.config["ISSUER"] + "/x"))
     assert r.status_code == 400 and "dpop_wrong_htu" in refusals(app)
