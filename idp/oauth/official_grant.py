@@ -33,7 +33,8 @@ import time
 from datetime import timedelta
 
 from authlib.oauth2.base import OAuth2Error
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, UnauthorizedClientError
+from authlib.oauth2.rfc6749.errors import (InvalidClientError, InvalidGrantError, InvalidRequestError,
+                                          UnauthorizedClientError)
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from cryptography import x509
 from flask import current_app
@@ -49,6 +50,7 @@ from ..db import db, utcnow
 from ..pki.validation import validate_certificate
 from . import dpop, tokens
 from .clients import get_client
+from .grants import TOKEN_AUTH_METHODS
 from .models import UsedAssertion
 
 GRANT_TYPE = JWTBearerGrant.GRANT_TYPE  # urn:ietf:params:oauth:grant-type:jwt-bearer
@@ -79,7 +81,7 @@ def _b64der(value: object) -> x509.Certificate:
 class OfficialJWTBearerGrant(JWTBearerGrant):
     """RFC 7523 §2.1 for officials: the key is the certificate's (``x5c``), not one registered for the client."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS  # confidential clients only; a public one is named by iss
 
     def _refuse(self, reason: str, message: str, client_id: str | None = None, person=None, error=InvalidGrantError):
         """Audit the refusal (committed: the token endpoint rolls back failed requests) and answer it."""
@@ -119,6 +121,14 @@ class OfficialJWTBearerGrant(JWTBearerGrant):
         if not client.check_grant_type(GRANT_TYPE):
             self._refuse("grant_not_allowed", f"The client may not use grant_type={GRANT_TYPE}.", cid,
                          error=UnauthorizedClientError)
+        if not client.is_public:
+            # A confidential client registered for the grant still authenticates itself (RFC 6749 §3.2.1).
+            try:
+                authed = self.authenticate_token_endpoint_client()
+            except InvalidClientError:
+                self._refuse("client_authentication", "The client must authenticate.", cid, error=InvalidClientError)
+            if not hmac.compare_digest(authed.client_id, cid):
+                self._refuse("client_mismatch", "The assertion's 'iss' is not the authenticated client.", cid)
 
         # The certificate chain (RFC 7515 §4.1.6) and the certificate itself (RFC 5280 §6, idp.pki).
         x5c = headers.get("x5c")

@@ -182,3 +182,22 @@ class _ForeignChain:
 
     def sign_jwt(self, header, claims):
         return self.signer.sign_jwt(header, claims)
+
+
+def test_confidential_client_must_still_authenticate(app, client, key):
+    """RFC 6749 §3.2.1: a confidential client registered for the grant authenticates; iss must be it."""
+    import base64
+
+    from idp.oauth.clients import create_client
+
+    c, secret = create_client(name="confidential", redirect_uris=[], grant_types=[GRANT])
+    r = token_request(client, app, key, c.client_id)
+    assert r.status_code in (400, 401) and r.json["error"] == "invalid_client"
+    assert "client_authentication" in refusals(app)
+    from tests.oauth.official_support import assertion
+    from clients.sealctl import hub as hubapi
+
+    basic = base64.b64encode(f"{c.client_id}:{secret}".encode()).decode()
+    r = client.post("/token", data={"grant_type": GRANT, "assertion": assertion(key, c.client_id, endpoint(app))},
+                    headers={"Authorization": f"Basic {basic}", "DPoP": hubapi.dpop_proof(key, "POST", endpoint(app))})
+    assert r.status_code == 200, r.json
