@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from ..db import db, utcnow
 from .models import UsedAssertion
 
-ALGS = ("ES256", "RS256", "PS256")
+ALGS = ("ES256", "ES384", "RS256", "PS256")
 MAX_AGE = 300  # seconds a proof is accepted after its iat (and the jti remembered for)
 SKEW = 60  # seconds a proof may come from the future (clock skew)
 

@@ -57,7 +57,6 @@ GRANT_TYPE = JWTBearerGrant.GRANT_TYPE  # urn:ietf:params:oauth:grant-type:jwt-b
 MAX_LIFETIME = 300  # seconds between iat and exp
 LEEWAY = 30  # clock skew allowed, seconds
 MAX_CHAIN = 5
-ALGS = ("ES256", "RS256", "PS256")
 AMR = ["swk"]
 
 
@@ -147,7 +146,7 @@ class OfficialJWTBearerGrant(JWTBearerGrant):
 
         # The signature, with the leaf's key (RFC 7523 §3 item 9).
         alg = headers.get("alg")
-        if alg not in ALGS:
+        if alg not in dpop.ALGS:
             self._refuse("bad_alg", "The assertion's 'alg' is not supported.", cid, person)
         try:
             key = (ECKey if hasattr(leaf_key, "curve") else RSAKey).import_key(leaf_key)
