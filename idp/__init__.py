@@ -119,6 +119,7 @@ def _engine_options(url: str) -> dict:
 def _register_blueprints(app: Flask) -> None:
     from .authn.views import bp as authn_bp
     from .oauth import views as oauth_views
+    from .oauth.api import bp as official_api_bp
     from .pki.views import bp as pki_bp
     from .portal import businesses as portal_businesses
     from .portal.security import bp as security_bp
@@ -132,6 +133,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(session_views.bp)
     app.register_blueprint(portal_businesses.bp)
     app.register_blueprint(pki_bp)
+    app.register_blueprint(official_api_bp)
     app.register_blueprint(registration.bp)
     app.register_blueprint(recovery.bp)
     app.register_blueprint(profile.bp)

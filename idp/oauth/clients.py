@@ -17,7 +17,8 @@ from ..errors import DomainError
 from .models import Client
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials",
+               "urn:ietf:params:oauth:grant-type:jwt-bearer")  # the last: officials' certificate login
 SCOPES = ("openid", "profile", "email", "phone", "offline_access", "id_card", "org", "official")
 # id_card (the resident ID number) and official (staff memberships) only when registered for explicitly.
 DEFAULT_SCOPES = ("openid", "profile", "email", "phone", "offline_access", "org")

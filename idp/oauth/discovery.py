@@ -6,7 +6,8 @@ import json
 from flask import current_app
 
 from .claims import CLAIMS
-from .clients import AUTH_METHODS, ID_TOKEN_ALGS, SCOPES, SUBJECT_TYPES
+from .clients import AUTH_METHODS, GRANT_TYPES, ID_TOKEN_ALGS, SCOPES, SUBJECT_TYPES
+from .dpop import ALGS as DPOP_ALGS
 
 
 def metadata() -> dict:
@@ -24,7 +25,8 @@ def metadata() -> dict:
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "dpop_signing_alg_values_supported": list(DPOP_ALGS),  # RFC 9449 §5.1
         "subject_types_supported": list(SUBJECT_TYPES),
         "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),

@@ -10,6 +10,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, current_app, g, request
 
 from . import clients, tokens
+from .official_grant import OfficialJWTBearerGrant
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 from .grants import (AuthorizationCodeGrant, ClientCredentialsGrant, OpenIDCode, PrivateKeyJWT,
                      RefreshTokenGrant, StrictPKCE)
@@ -60,6 +61,7 @@ def build_authorization_server(app: Flask) -> AuthorizationServer:
     server.register_grant(AuthorizationCodeGrant, [StrictPKCE(required=True), OpenIDCode(require_nonce=False)])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(OfficialJWTBearerGrant)  # RFC 7523 §2.1 + DPoP: the officials' tool
 
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)

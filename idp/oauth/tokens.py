@@ -38,6 +38,7 @@ class Principal:
     representation_id: int | None = None  # the business acted for (``org`` claim)
     claims_request: dict | None = None  # OIDC Core §5.5, as parsed at /authorize
     granted_scopes: list[str] | None = None  # what the person granted at /authorize (after consent)
+    cnf_jkt: str | None = None  # DPoP key thumbprint the access token is bound to (RFC 9449 §6.1)
 
     # Authlib calls get_user_id() in places (e.g. introspection helpers).
     def get_user_id(self):
@@ -66,8 +67,10 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
             claims["amr"] = user.amr
         if user.sid:
             claims["sid"] = user.sid
+        if user.cnf_jkt:
+            claims["cnf"] = {"jkt": user.cnf_jkt}
     token = {
-        "token_type": "Bearer",
+        "token_type": "DPoP" if user is not None and user.cnf_jkt else "Bearer",
         "access_token": sign_jwt({"typ": "at+jwt"}, claims, cfg["ACCESS_TOKEN_ALG"]),
         "expires_in": ttl,
         "_jti": jti,

@@ -1,0 +1,1 @@
+"""sealctl: the officials' command-line tool (certificate login, DPoP-bound calls to the hub)."""

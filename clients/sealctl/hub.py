@@ -1,0 +1,142 @@
+"""Talking to the hub: discovery, the JWT bearer grant (RFC 7523 §2.1), DPoP proofs (RFC 9449 §4.2)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import stat
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from .keys import OfficialKey
+
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+ASSERTION_LIFETIME = 120  # seconds (the hub accepts at most 300)
+TIMEOUT = 15
+
+
+class HubError(Exception):
+    """A one-line, readable failure (network, protocol or a refusal by the hub)."""
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _json(resp: requests.Response, what: str) -> dict:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise HubError(f"{what}: HTTP {resp.status_code}, not a JSON answer")
+    if resp.status_code != 200:
+        desc = body.get("error_description") or body.get("error") or f"HTTP {resp.status_code}"
+        raise HubError(f"{what} refused: {desc}")
+    return body
+
+
+def _get(url: str, what: str, **kw) -> requests.Response:
+    try:
+        return requests.get(url, timeout=TIMEOUT, **kw)
+    except requests.RequestException as exc:
+        raise HubError(f"{what}: cannot reach {urlsplit(url).netloc}: {type(exc).__name__}") from exc
+
+
+def discover(hub: str) -> dict:
+    """The hub's provider metadata (OIDC Discovery §4); endpoints are never hard-coded."""
+    hub = hub.rstrip("/")
+    meta = _json(_get(hub + "/.well-known/openid-configuration", "discovery"), "discovery")
+    if meta.get("issuer") != hub:
+        raise HubError(f"discovery: the hub says its issuer is {meta.get('issuer')!r}, not {hub!r}")
+    if GRANT_TYPE not in meta.get("grant_types_supported", []):
+        raise HubError("discovery: the hub does not offer certificate login (JWT bearer grant)")
+    if not meta.get("dpop_signing_alg_values_supported"):
+        raise HubError("discovery: the hub does not support DPoP")
+    return meta
+
+
+def dpop_proof(key: OfficialKey, method: str, url: str, access_token: str | None = None) -> str:
+    """RFC 9449 §4.2: typ dpop+jwt, the public jwk, htm, htu, iat, a fresh jti, and ath at resources."""
+    claims = {"htm": method, "htu": url.split("?")[0].split("#")[0], "iat": int(time.time()),
+              "jti": secrets.token_urlsafe(16)}
+    if access_token is not None:
+        claims["ath"] = _b64url(hashlib.sha256(access_token.encode("ascii")).digest())
+    return key.sign_jwt({"typ": "dpop+jwt", "jwk": key.public_jwk()}, claims)
+
+
+def certificate_thumbprint(key: OfficialKey) -> str:
+    """``x5t#S256`` of the leaf certificate (RFC 7515 §4.1.8): base64url SHA-256 of its DER."""
+    return _b64url(hashlib.sha256(base64.b64decode(key.x5c()[0])).digest())
+
+
+def assertion(key: OfficialKey, client_id: str, audience: str) -> str:
+    """RFC 7523 §3: iss = the tool's client_id, sub = the certificate (its x5t#S256, RFC 7515 §4.1.8),
+    aud = the token endpoint; the chain in x5c (RFC 7515 §4.1.6)."""
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": certificate_thumbprint(key), "aud": audience, "iat": now,
+              "exp": now + ASSERTION_LIFETIME, "jti": secrets.token_urlsafe(16)}
+    return key.sign_jwt({"typ": "JWT", "x5c": key.x5c()}, claims)
+
+
+def login(hub: str, key: OfficialKey, client_id: str) -> dict:
+    """Sign in with the key; the token response plus what later calls need."""
+    meta = discover(hub)
+    endpoint = meta["token_endpoint"]
+    try:
+        resp = requests.post(endpoint, timeout=TIMEOUT, headers={"DPoP": dpop_proof(key, "POST", endpoint)},
+                             data={"grant_type": GRANT_TYPE, "assertion": assertion(key, client_id, endpoint)})
+    except requests.RequestException as exc:
+        raise HubError(f"login: cannot reach the token endpoint: {type(exc).__name__}") from exc
+    token = _json(resp, "login")
+    if token.get("token_type", "").lower() != "dpop" or not token.get("access_token"):
+        raise HubError("login: the hub did not issue a DPoP-bound token")
+    return {"hub": meta["issuer"], "access_token": token["access_token"],
+            "expires_at": int(time.time()) + int(token.get("expires_in", 0)), "client_id": client_id}
+
+
+def call(state: dict, key: OfficialKey, method: str, path: str) -> dict:
+    """A DPoP-protected call to the hub (RFC 9449 §7.1)."""
+    url = state["hub"] + path
+    token = state["access_token"]
+    headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token)}
+    try:
+        resp = requests.request(method, url, headers=headers, timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        raise HubError(f"{path}: cannot reach the hub: {type(exc).__name__}") from exc
+    return _json(resp, path)
+
+
+class State:
+    """The state directory (``--state`` or ``SEALCTL_STATE``): files readable by the owner only (0600)."""
+
+    def __init__(self, directory: str | None):
+        directory = directory or os.environ.get("SEALCTL_STATE")
+        if not directory:
+            directory = str(Path.home() / ".config" / "sealctl")
+        self.dir = Path(directory)
+
+    def _path(self, name: str) -> Path:
+        return self.dir / name
+
+    def save(self, name: str, data: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self._path(name)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+        os.chmod(tmp, stat.S_IRUSR | stat.S_IWUSR)
+        os.replace(tmp, path)
+
+    def load(self, name: str) -> dict | None:
+        try:
+            data = json.loads(self._path(name).read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
