@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 CERT_HEADER = "X-SSL-Client-Cert"
 VERIFY_HEADER = "X-SSL-Client-Verify"
 METHOD = "swk"  # RFC 8176 §2; see the module docstring
+NO_CERTIFICATE = "no_certificate"  # a reason of ours, besides validate_certificate's
 MAX_HEADER = 16384  # an escaped PEM chain of a few certificates; anything longer is not ours
 
 
@@ -83,7 +84,7 @@ def parse(escaped_pem: str):
     return unquote(escaped_pem).encode("utf-8", "replace")
 
 
-def refuse(reason: str, detail: str = "") -> None:
+def refuse(reason: str) -> None:
     """Audit a refused certificate login (the reason word only: no subject, no serial)."""
     with transaction():
         record("login.failed", actor="anonymous", outcome="failure", detail={"method": METHOD, "reason": reason})
@@ -94,8 +95,8 @@ def login_with_certificate(p: Presented, previous: SsoSession | None):
 
     The same person's live session is raised to level 3 (same ``sid``); anyone else's is replaced."""
     if not p.escaped_pem:
-        refuse("no_certificate")
-        return CertificateCheck(False, "no_certificate"), None, None
+        refuse(NO_CERTIFICATE)
+        return CertificateCheck(False, NO_CERTIFICATE), None, None  # its message is the view's
     check = validate_certificate(parse(p.escaped_pem))
     if not check.valid:
         log.info("certificate login refused: %s (%s); proxy said %s", check.reason, check.detail,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import json
 import secrets
 import subprocess
 from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit

@@ -8,6 +8,7 @@ starts nginx in the foreground of a child process. Not installed: skipped, or fa
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -70,8 +71,6 @@ def make_server_tls(directory: Path) -> tuple[Path, Path, Path]:
           .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
-    import ipaddress
-
     cert = (x509.CertificateBuilder().subject_name(_name("127.0.0.1")).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
