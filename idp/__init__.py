@@ -117,6 +117,7 @@ def _engine_options(url: str) -> dict:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .authn.certificate_views import bp as certificate_bp
     from .authn.views import bp as authn_bp
     from .oauth import views as oauth_views
     from .oauth.api import bp as official_api_bp
@@ -129,6 +130,7 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(authn_bp)
+    app.register_blueprint(certificate_bp)
     app.register_blueprint(security_bp)
     app.register_blueprint(session_views.bp)
     app.register_blueprint(portal_businesses.bp)

@@ -22,6 +22,7 @@ class TrustedProxies:
 
     def __call__(self, environ, start_response):
         remote = environ.get("REMOTE_ADDR", "")
+        environ["idp.peer_addr"] = remote  # the TCP peer, for headers only a proxy may set (certificate login)
         if self.networks and self._trusted(remote):
             hops = [h.strip() for h in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
             for hop in reversed(hops):

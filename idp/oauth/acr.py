@@ -88,5 +88,6 @@ def enforce(requirement: Requirement, principal, client, prompts: set[str], fail
     back = fail(unmet).location
     form = None if missing else SecondFactorForm(formdata=None, next=here)
     html = render_template("step_up.html", client=client, person=person, level=requirement.level, form=form,
-                           missing=missing, back=back)
-    return Response(html, status=403 if missing else 200)
+                           missing=missing, back=back, here=here)
+    # Certificate login is a way forward (200); anything else missing is not reachable now (403).
+    return Response(html, status=403 if set(missing) - {"certificate"} else 200)

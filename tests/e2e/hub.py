@@ -277,13 +277,15 @@ class _PortTaken(Exception):
 
 
 def start_hub(workdir: Path, database_url: str | None = None, backend: str = "sqlite",
-              provision: list[list[str]] | None = None) -> tuple[LiveHub, list]:
+              provision: list[list[str]] | None = None, env: dict | None = None) -> tuple[LiveHub, list]:
     """``idp init``, then ``idp serve`` while the ``provision`` CLI commands run alongside.
 
+    ``env`` adds settings (e.g. ``IDP_TRUSTED_PROXIES``) for the hub and its CLI.
     Returns the ready hub and the results of the provisioning commands. The caller stops it.
     """
     database_url = database_url or f"sqlite:///{Path(workdir) / 'idp.sqlite3'}"
     hub = LiveHub(workdir, database_url, backend)
+    hub.env.update(env or {})
     init = hub.cli("init")
     assert init["database"] == "up to date", init
     assert len(init["keys_created"]) >= 1, init  # a fresh keystore: keys were made just now

@@ -132,8 +132,9 @@ def test_prompt_none_with_a_step_up_needed_is_interaction_required(app, client, 
 
 def test_essential_acr_that_cannot_be_met_is_an_error(app, client, browser, rp2, user):
     """OIDC Core §5.5.1.1: an essential acr that cannot be met is a failed authentication; the subsite
-    gets unmet_authentication_requirements (level 3 is not offered yet; unknown values never)."""
-    for values in ([LOA3], ["urn:example:unknown"]):
+    gets unmet_authentication_requirements (unknown values are never met; level 3 is certificate login,
+    see tests/authn/test_certificate_login.py)."""
+    for values in (["urn:example:unknown"],):
         claims = json.dumps({"id_token": {"acr": {"essential": True, "values": values}}})
         resp = browser.authorize(rp2, extra={"claims": claims})
         assert resp.status_code == 302 and resp.location.startswith(rp2["redirect_uri"])
@@ -164,10 +165,18 @@ def test_voluntary_acr_values_any_listed_level_satisfies(app, client, browser, r
         assert _id_token(client, rp2, resp)["acr"] == LOA1
 
 
-def test_a_level_nobody_can_reach_is_refused_before_login(client, browser, rp2, user):
-    """Never a silent downgrade: level 3 (certificates) is not available, so the request ends at once."""
-    resp = browser.authorize(rp2, extra={"acr_values": LOA3})
-    assert resp.status_code == 302 and _q(resp)["error"] == ["unmet_authentication_requirements"]
+def test_level_3_sends_a_password_session_to_certificate_login(client, browser, rp2, user):
+    """Never a silent downgrade: level 3 is certificate login, so a password session gets a page that
+    leads there (``/login/certificate?next=<this authorization>``), and no code."""
+    browser.login()
+    for extra in ({"acr_values": LOA3}, {"claims": json.dumps({"id_token": {"acr": {"essential": True,
+                                                                                      "values": [LOA3]}}})}):
+        resp = browser.authorize(rp2, extra=extra)
+        html = resp.get_data(as_text=True)
+        assert resp.status_code == 200 and 'name="otp"' not in html
+        link = unescape(re.search(r'href="(/login/certificate\?[^"]+)"', html).group(1))
+        assert parse_qs(urlsplit(link).query)["next"][0].startswith("/authorize?")
+    assert AuthorizationCode.query.count() == 0
 
 
 def test_id_card_scope_wants_level_2(app, in_request):

@@ -1,0 +1,270 @@
+"""Certificate login through the TLS proxy (issue 5, "Certificate login in the browser"), with the
+Flask test client standing in for nginx: the forwarded ``X-SSL-Client-Cert`` (nginx's
+``$ssl_client_escaped_cert``: the URL-escaped PEM) is trusted only from IDP_TRUSTED_PROXIES, the hub
+validates the certificate itself (RFC 5280 §6), a success is level 3 with amr ``swk`` (RFC 8176 §2),
+and every refusal names its reason. Real nginx: tests/e2e/test_live_certificate_login.py."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from html import unescape
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from idp.audit.models import AuditEvent
+from idp.db import db
+from idp.oauth.models import AuthorizationCode
+from idp.sessions.models import SsoSession
+from tests.conftest import exchange, form_fields
+from tests.pki.conftest import NOW, P12_PASSWORD, craft, make_official, quick_pkcs12  # noqa: F401
+
+LOA3 = "urn:idp:loa:3"
+TRUSTED = "127.0.0.1"  # the test client's address
+ELSEWHERE = "198.51.100.7"
+
+
+@pytest.fixture
+def app_config():
+    return {"TRUSTED_PROXIES": TRUSTED}
+
+
+@pytest.fixture
+def ca(app):
+    from idp.pki.service import authorities, ensure_ca
+
+    ensure_ca()
+    return authorities()
+
+
+@pytest.fixture
+def issuing(ca):
+    return ca.issuing.certificate, ca.issuing.private_key(None)
+
+
+def issue(username="wangwu"):
+    """An official's certificate from the hub's CA: (serial, certificate)."""
+    from idp.pki.service import issue_pkcs12
+
+    summary, p12 = issue_pkcs12(username, P12_PASSWORD)
+    _, cert, _ = pkcs12.load_key_and_certificates(p12, P12_PASSWORD.encode())
+    return summary["serial"], cert
+
+
+@pytest.fixture
+def official(ca):
+    return make_official()
+
+
+def escaped(cert) -> str:
+    """What nginx puts in $ssl_client_escaped_cert: the PEM, URL-encoded."""
+    return quote(cert.public_bytes(Encoding.PEM).decode(), safe="")
+
+
+def cert_login(client, value, *, verdict="SUCCESS", remote=TRUSTED, next_url="/account", lang="en"):
+    headers = {"X-SSL-Client-Verify": verdict}
+    if value is not None:
+        headers["X-SSL-Client-Cert"] = value
+    return client.get("/login/certificate?" + urlencode({"next": next_url, "lang": lang}), headers=headers,
+                      environ_base={"REMOTE_ADDR": remote})
+
+
+def _events(action):
+    return AuditEvent.query.filter_by(action=action).all()
+
+
+def test_a_trusted_proxy_forwarding_a_valid_certificate_signs_in_at_level_3(client, official):
+    """The session is level 3 (acr urn:idp:loa:3) with amr ["swk"] (RFC 8176 §2: proof of possession of
+    a software-secured key; the server cannot tell where a browser keeps it), and ``next`` is kept."""
+    _, cert = issue()
+    resp = cert_login(client, escaped(cert))
+    assert resp.status_code == 303 and resp.location == "/account"
+    s = SsoSession.query.one()
+    assert (s.acr, s.amr, s.person.username) == (LOA3, ["swk"], "wangwu")
+    assert client.get_cookie("idp_session") is not None
+    assert [e.detail for e in _events("login.succeeded")] == [{"method": "swk"}]
+
+
+def test_next_is_only_ever_one_of_our_paths(client, official):
+    _, cert = issue()
+    resp = cert_login(client, escaped(cert), next_url="https://evil.example/x")
+    assert resp.status_code == 303 and resp.location == "/"
+
+
+@pytest.mark.parametrize("remote", [ELSEWHERE, "127.0.0.2"])
+def test_a_header_from_an_untrusted_address_is_ignored_and_audited(client, official, remote):
+    """Only IDP_TRUSTED_PROXIES may forward a client certificate: a valid certificate's PEM sent
+    straight to the hub signs nobody in; the attempt is audited (no personal data)."""
+    _, cert = issue()
+    resp = cert_login(client, escaped(cert), remote=remote)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 403 and 'data-reason="no_certificate"' in html and 'role="alert"' in html
+    assert SsoSession.query.count() == 0 and client.get_cookie("idp_session") is None
+    spoofed = _events("login.certificate_header_spoofed")
+    assert len(spoofed) == 1 and spoofed[0].outcome == "failure" and "wangwu" not in json.dumps(spoofed[0].detail)
+
+
+def test_the_verdict_header_alone_from_elsewhere_is_audited_too(client, official):
+    resp = cert_login(client, None, remote=ELSEWHERE)
+    assert resp.status_code == 403 and len(_events("login.certificate_header_spoofed")) == 1
+
+
+def test_forwarded_for_does_not_make_a_request_trusted(client, official):
+    """X-Forwarded-For names the client, never the peer: claiming to be the proxy changes nothing."""
+    _, cert = issue()
+    resp = client.get("/login/certificate", headers={"X-SSL-Client-Cert": escaped(cert),
+                                                     "X-Forwarded-For": TRUSTED},
+                      environ_base={"REMOTE_ADDR": ELSEWHERE})
+    assert resp.status_code == 403 and SsoSession.query.count() == 0
+
+
+def test_the_hub_validates_whatever_nginx_said(client, official):
+    """A "SUCCESS" verdict does not make a revoked certificate good, and nginx's verdict is not needed
+    for a good one (the hub checks chain, validity, revocation and mapping itself)."""
+    from idp.pki.service import revoke_certificate
+
+    serial, cert = issue()
+    assert cert_login(client, escaped(cert), verdict="FAILED:unable to get issuer certificate").status_code == 303
+    revoke_certificate(serial, "keyCompromise")
+    resp = cert_login(client, escaped(cert), verdict="SUCCESS")
+    assert resp.status_code == 403 and "The certificate has been revoked." in resp.get_data(as_text=True)
+
+
+def _crafted(issuing, kind):
+    """A certificate refused for ``kind`` (RFC 5280 §4.1.2.5 validity, §4.2.1.12 extendedKeyUsage, …)."""
+    if kind == "expired":
+        return craft(*issuing, not_before=NOW - dt.timedelta(days=30), not_after=NOW - dt.timedelta(days=1))[0]
+    if kind == "not_yet_valid":
+        return craft(*issuing, not_before=NOW + dt.timedelta(days=1), not_after=NOW + dt.timedelta(days=30))[0]
+    if kind == "wrong_purpose":
+        return craft(*issuing, eku=[ExtendedKeyUsageOID.SERVER_AUTH])[0]
+    if kind == "unknown_ca":
+        other_root, other_key = craft(None, None, ca=True, eku=None, key_usage=None)
+        return craft(other_root, other_key)[0]
+    if kind == "unmapped":  # signed by the hub's CA, but not one it issued to an official
+        return craft(*issuing)[0]
+    raise AssertionError(kind)
+
+
+REASONS = {
+    "expired": ("The certificate has expired.", "证书已过期"),
+    "not_yet_valid": ("The certificate is not valid yet.", None),
+    "wrong_purpose": ("The certificate is not meant for signing in.", None),
+    "unknown_ca": ("The certificate was not issued by a certificate authority this service trusts.", None),
+    "unmapped": ("The certificate does not belong to an official of this service.", None),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(REASONS))
+def test_each_refusal_names_its_reason_and_is_audited(client, official, issuing, reason):
+    cert = _crafted(issuing, reason)
+    resp = cert_login(client, escaped(cert))
+    html = unescape(resp.get_data(as_text=True))
+    assert resp.status_code == 403 and REASONS[reason][0] in html and f'data-reason="{reason}"' in html
+    assert SsoSession.query.count() == 0
+    assert [e.detail for e in _events("login.failed")] == [{"method": "swk", "reason": reason}]
+
+
+def test_revoked_and_invalid_and_missing(client, official):
+    from idp.pki.service import revoke_certificate
+
+    serial, cert = issue()
+    revoke_certificate(serial, "keyCompromise")
+    cases = [(escaped(cert), "revoked", "The certificate has been revoked."),
+             (quote("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"), "invalid",
+              "This is not a valid certificate."),
+             ("", "no_certificate", "Your browser did not present a certificate."),
+             (None, "no_certificate", "Your browser did not present a certificate.")]
+    for value, reason, text in cases:
+        resp = cert_login(client, value, verdict="NONE" if not value else "SUCCESS")
+        html = unescape(resp.get_data(as_text=True))
+        assert resp.status_code == 403 and text in html and f'data-reason="{reason}"' in html, reason
+    assert [e.detail["reason"] for e in _events("login.failed")] == ["revoked", "invalid", "no_certificate",
+                                                                   "no_certificate"]
+    assert SsoSession.query.count() == 0
+
+
+def test_the_reason_is_translated(client, official):
+    """Chinese is the default language."""
+    from idp.pki.service import revoke_certificate
+
+    serial, cert = issue()
+    revoke_certificate(serial, "superseded")
+    html = client.get("/login/certificate", headers={"X-SSL-Client-Cert": escaped(cert)}).get_data(as_text=True)
+    assert "证书已被吊销" in html and "证书登录" in html
+
+
+def _q(resp):
+    return parse_qs(urlsplit(resp.location).query)
+
+
+def _id_token(client, rp, code, verifier) -> dict:
+    tokens = exchange(client, rp, code, verifier).get_json()
+    keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
+    return jwt.decode(tokens["id_token"], keys).claims
+
+
+def _consent(client, resp):
+    if resp.status_code == 200 and b'name="decision"' in resp.data:
+        html = resp.get_data(as_text=True)
+        action = unescape(re.search(r'<form method="post" action="([^"]+)"', html).group(1))
+        resp = client.post(action, data={**form_fields(html), "decision": "allow"})
+    return resp
+
+
+def test_a_subsite_asking_for_level_3_gets_a_level_3_id_token(client, browser, rp2, official):
+    """OIDC Core §3.1.2.1 acr_values: with no session, the person signs in with the certificate (login
+    page → certificate login keeps ``next``) and the ID token says acr urn:idp:loa:3, amr ["swk"]."""
+    _, cert = issue()
+    start = browser.authorize(rp2, extra={"acr_values": LOA3}, consent=None)
+    assert start.status_code == 303 and start.location.startswith("/login?")
+    next_url = _q(start)["next"][0]
+    back = cert_login(client, escaped(cert), next_url=next_url)
+    assert back.status_code == 303 and back.location == next_url
+    resp = _consent(client, client.get(back.location))
+    assert resp.status_code == 302 and "code" in _q(resp), resp.get_data(as_text=True)[:400]
+    claims = _id_token(client, rp2, _q(resp)["code"][0], start.verifier)
+    assert claims["acr"] == LOA3 and claims["amr"] == ["swk"]
+
+
+def test_a_password_session_is_stepped_up_in_place(app, client, browser, rp2, user, ca):
+    """A person signed in with a password (level 1) whose subsite asks for level 3 gets the step-up page
+    linking to certificate login; the certificate raises the same session (same sid, new cookie) to
+    level 3 with amr pwd, swk, mfa (RFC 8176 §2: two kinds of factor)."""
+    from idp.accounts.officials import add_official, create_department
+
+    create_department(code="scjgj", name="本溪市市场监督管理局")
+    add_official(username="alice", department="scjgj")
+    _, cert = issue("alice")
+    browser.login()
+    sid, old_cookie = SsoSession.query.one().sid, client.get_cookie("idp_session").value
+    page = browser.authorize(rp2, extra={"acr_values": LOA3}, consent=None)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and AuthorizationCode.query.count() == 0
+    link = unescape(re.search(r'href="(/login/certificate\?[^"]+)"', html).group(1))
+    next_url = _q(type("R", (), {"location": link}))["next"][0]
+    back = cert_login(client, escaped(cert), next_url=next_url)
+    assert back.status_code == 303 and back.location == next_url
+    s = SsoSession.query.one()
+    assert s.sid == sid and s.acr == LOA3 and s.amr == ["pwd", "swk", "mfa"]
+    assert client.get_cookie("idp_session").value != old_cookie
+    resp = _consent(client, client.get(back.location))
+    assert resp.status_code == 302 and "code" in _q(resp)
+    claims = _id_token(client, rp2, _q(resp)["code"][0], page.verifier)
+    assert claims["acr"] == LOA3 and claims["amr"] == ["pwd", "swk", "mfa"] and claims["sid"] == sid
+
+
+def test_another_persons_certificate_replaces_the_session(client, browser, user, official):
+    """A certificate of someone else never raises the signed-in person's session: a new session."""
+    _, cert = issue()
+    browser.login()
+    old = SsoSession.query.one()
+    assert cert_login(client, escaped(cert)).status_code == 303
+    db.session.expire_all()
+    live = SsoSession.query.filter(SsoSession.ended_at.is_(None)).all()
+    assert [s.person.username for s in live] == ["wangwu"] and live[0].sid != old.sid
