@@ -68,7 +68,11 @@ def init_command():
         for k in created:
             record("key.created", actor="cli", target=f"key:{k['kid']}", detail={"alg": k["alg"]})
     ca_created = _ensure_ca()
-    emit({"database": "up to date", "keys_created": [k["kid"] for k in created], "ca_created": ca_created})
+    from .oauth.clients import ensure_officials_tool_client
+
+    tool_client = ensure_officials_tool_client()
+    emit({"database": "up to date", "keys_created": [k["kid"] for k in created], "ca_created": ca_created,
+          "officials_tool_client_created": tool_client})
 
 
 def _ensure_ca() -> list[str]:

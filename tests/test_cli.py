@@ -14,6 +14,17 @@ def test_init_is_idempotent(runner):
     assert json.loads(again.stdout.strip().splitlines()[-1])["keys_created"] == []
 
 
+def test_init_registers_the_officials_tool_once(runner):
+    """The officials' tool signs in as the well-known public client ``sealctl`` (JWT bearer grant only)."""
+    from idp.oauth.clients import get_client
+
+    outs = [json.loads(runner.invoke(args=["init"]).stdout.strip().splitlines()[-1]) for _ in range(2)]
+    assert [o["officials_tool_client_created"] for o in outs] == [True, False]
+    tool = get_client("sealctl")
+    assert tool.is_public and tool.grant_types == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    assert tool.redirect_uris == [] and not tool.check_response_type("code")
+
+
 def test_users_create_prints_sub(runner):
     r = runner.invoke(args=["users", "create", "--type", "citizen", "--username", "bob", "--password", "long enough pw",
                             "--name", "李四", "--id-number", "11010519491231002x", "--phone", "13900139000"])

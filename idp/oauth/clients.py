@@ -72,7 +72,8 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
                   auth_method: str = "client_secret_basic",
                   grant_types: list[str] | None = None, scopes: list[str] | None = None, first_party: bool = False,
                   jwks: dict | None = None, id_token_alg: str = "RS256", subject_type: str = "public",
-                  sector_identifier: str | None = None, actor: str = "cli") -> tuple[Client, str | None]:
+                  sector_identifier: str | None = None, actor: str = "cli",
+                  client_id: str | None = None) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (shown once, stored only as a keyed hash)."""
     name = (name or "").strip()
     if not 1 <= len(name) <= 128:
@@ -105,7 +106,7 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
 
     secret = _random_token(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
     client = Client(
-        client_id=_random_token(18), name=name,
+        client_id=client_id or _random_token(18), name=name,
         secret_digest=digest_secret(secret) if secret else None,
         redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout,
         backchannel_logout_uri=backchannel_logout_uri, frontchannel_logout_uri=frontchannel_logout_uri,
@@ -120,6 +121,20 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
                detail={"name": name, "auth_method": auth_method, "grant_types": grant_types,
                        "subject_type": subject_type})
     return client, secret
+
+
+OFFICIALS_TOOL_CLIENT_ID = "sealctl"  # the well-known public client of the officials' tool (clients/sealctl)
+
+
+def ensure_officials_tool_client() -> bool:
+    """Register the officials' tool as a public client (``sealctl``, JWT bearer grant only) if it is
+    missing; True when it was created. Public: the tool holds no secret; the official's certified key
+    signs every assertion, so the well-known ``client_id`` gives nothing away."""
+    if get_client(OFFICIALS_TOOL_CLIENT_ID) is not None:
+        return False
+    create_client(name="官员工具 sealctl / officials' tool", redirect_uris=[], auth_method="none",
+                  grant_types=[GRANT_TYPES[-1]], scopes=["openid"], client_id=OFFICIALS_TOOL_CLIENT_ID, actor="init")
+    return True
 
 
 def _sector(subject_type: str, sector_identifier: str | None, redirect_uris: list[str]) -> str | None:

@@ -47,11 +47,23 @@ def tool(hub):
 
 def sealctl(state, tool, *args, password=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEALCTL_", "IDP_"))}
-    env.update(SEALCTL_STATE=str(state), SEALCTL_CLIENT_ID=tool)
+    env.update(SEALCTL_STATE=str(state))
+    if tool:
+        env["SEALCTL_CLIENT_ID"] = tool
     if password:
         env["SEALCTL_PASSWORD"] = password
     return subprocess.run([sys.executable, "-m", "clients.sealctl", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_login_as_in_the_contract_uses_the_well_known_client(hub, tmp_path):
+    """``sealctl login --hub URL --p12 FILE --password P`` (issue 6's contract, no client id): ``idp init``
+    registered the tool's public client ``sealctl``."""
+    p12, _ = official(hub, tmp_path, "sealer-" + secrets.token_hex(3))
+    r = sealctl(tmp_path / "state", None, "login", "--hub", hub.issuer, "--p12", p12, "--password", P12_PASSWORD)
+    assert r.returncode == 0, r.stderr
+    r = sealctl(tmp_path / "state", None, "whoami", password=P12_PASSWORD)
+    assert r.returncode == 0 and json.loads(r.stdout)["acr"] == "urn:idp:loa:3", r.stderr
 
 
 def test_login_and_whoami(hub, tool, tmp_path):
