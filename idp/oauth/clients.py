@@ -130,10 +130,17 @@ def ensure_officials_tool_client() -> bool:
     """Register the officials' tool as a public client (``sealctl``, JWT bearer grant only) if it is
     missing; True when it was created. Public: the tool holds no secret; the official's certified key
     signs every assertion, so the well-known ``client_id`` gives nothing away."""
+    from sqlalchemy.exc import IntegrityError
+
     if get_client(OFFICIALS_TOOL_CLIENT_ID) is not None:
         return False
-    create_client(name="官员工具 sealctl / officials' tool", redirect_uris=[], auth_method="none",
-                  grant_types=[GRANT_TYPES[-1]], scopes=["openid"], client_id=OFFICIALS_TOOL_CLIENT_ID, actor="init")
+    try:
+        create_client(name="官员工具 sealctl / officials' tool", redirect_uris=[], auth_method="none",
+                      grant_types=[GRANT_TYPES[-1]], scopes=["openid"], client_id=OFFICIALS_TOOL_CLIENT_ID,
+                      actor="init")
+    except IntegrityError:  # another node running `idp init` at the same moment registered it first
+        db.session.rollback()
+        return False
     return True
 
 

@@ -222,8 +222,12 @@ def test_kid_unknown_after_the_refetch_is_refused(app, provider):
 
 # -- back-channel: every way a token can be wrong ----------------------------------------------------
 
+def _now() -> int:
+    return int(time.time())
+
+
 def _bad_tokens():
-    t = int(time.time())
+    # Times are taken when a case runs, not at collection: a long suite must not age "the future".
     other_key = ec_key(KEY.kid)  # same kid, another key: the signature does not verify
     rsa = RSAKey.generate_key(2048, parameters={"kid": KEY.kid})
     return {
@@ -236,9 +240,9 @@ def _bad_tokens():
         "aud array without us": (lambda: logout_token(aud=["a", "b"]), "aud"),
         "azp of another client": (lambda: logout_token(aud=[CLIENT_ID, "b"], azp="b"), "azp"),
         "no iat": (lambda: logout_token(iat=DROP), "iat"),
-        "iat in the future": (lambda: logout_token(iat=t + 300, exp=t + 600), "issued in the future"),
-        "iat too old": (lambda: logout_token(iat=t - 3600, exp=DROP), "too old"),
-        "expired": (lambda: logout_token(iat=t - 300, exp=t - 120), "exp"),
+        "iat in the future": (lambda: logout_token(iat=_now() + 300, exp=_now() + 600), "issued in the future"),
+        "iat too old": (lambda: logout_token(iat=_now() - 3600, exp=DROP), "too old"),
+        "expired": (lambda: logout_token(iat=_now() - 300, exp=_now() - 120), "exp"),
         # §2.4: jti REQUIRED
         "no jti": (lambda: logout_token(jti=DROP), "jti"),
         # §2.6 step 4
