@@ -32,6 +32,7 @@ FIELD_PHONE = "phone"
 FIELD_EMAIL = "email"
 FIELD_TOTP_SECRET = "totp"
 FIELD_VERIFICATION_DESTINATION = "verification-destination"
+FIELD_SEAL_KEY = "seal-key"  # a seal's private key (PKCS#8 PEM)
 
 
 def key_id_of(token: str) -> str:

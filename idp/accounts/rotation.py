@@ -21,9 +21,10 @@ from ..audit.service import record
 from ..authn.models import TotpCredential, VerificationCode
 from ..db import db, transaction
 from ..keystore import datakey
+from ..seals.models import Seal
 from .models import Person
-from .protection import (FIELD_EMAIL, FIELD_ID_NUMBER, FIELD_PHONE, FIELD_TOTP_SECRET, FIELD_VERIFICATION_DESTINATION,
-                         protector)
+from .protection import (FIELD_EMAIL, FIELD_ID_NUMBER, FIELD_PHONE, FIELD_SEAL_KEY, FIELD_TOTP_SECRET,
+                         FIELD_VERIFICATION_DESTINATION, protector)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ ENCRYPTED = (
     EncryptedColumn(Person, "email_enc", lambda row: FIELD_EMAIL),
     EncryptedColumn(TotpCredential, "secret_enc", lambda row: FIELD_TOTP_SECRET),
     EncryptedColumn(VerificationCode, "destination_enc", lambda row: FIELD_VERIFICATION_DESTINATION),
+    EncryptedColumn(Seal, "key_encrypted", lambda row: FIELD_SEAL_KEY),
 )
 
 

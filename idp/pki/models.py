@@ -21,7 +21,9 @@ class Certificate(db.Model):
     serial: Mapped[str] = mapped_column(String(40), index=True)
     # The hub CA that signed it (its id in keys/ca/ca.json), or "external".
     issuer_ca: Mapped[str] = mapped_column(String(64))
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    # login (an official's) | seal (a department seal's document-signing certificate) | tsa
+    usage: Mapped[str] = mapped_column(String(16), default="login", server_default="login")
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)  # None for seal/tsa
     official_id: Mapped[int | None] = mapped_column(ForeignKey("official.id", ondelete="SET NULL"), index=True)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id", ondelete="SET NULL"))
     subject: Mapped[str] = mapped_column(String(1024))  # RFC 4514 string
@@ -33,6 +35,8 @@ class Certificate(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
     revoked_at: Mapped[datetime | None]
     revocation_reason: Mapped[str | None] = mapped_column(String(32))
+    # When the key is known or suspected to have been compromised (RFC 5280 §5.3.2), if earlier than revoked_at.
+    invalidity_date: Mapped[datetime | None]
     pem: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -76,28 +76,33 @@ def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
-def build_certificate(*, issuing: Authority, ca_key, public_key, subject: x509.Name, days: int,
-                      base_url: str) -> x509.Certificate:
-    """An end-entity certificate for TLS client authentication and signatures by an official:
-    keyUsage digitalSignature + nonRepudiation, extendedKeyUsage clientAuth only, CRL distribution
-    point and caIssuers pointing at the hub, a 159-bit CSPRNG serial (§4.1.2.2)."""
+KEY_USAGE_SIGNING = x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                                  data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                  crl_sign=False, encipher_only=False, decipher_only=False)
+
+
+def build_end_entity(*, issuing: Authority, ca_key, public_key, subject: x509.Name, days: int, base_url: str,
+                     extended_key_usage: list | None, eku_critical: bool = False) -> x509.Certificate:
+    """An end-entity certificate of the hub's issuing CA: keyUsage digitalSignature + nonRepudiation
+    (critical), the given extendedKeyUsage (none if ``None``), CRL distribution point and caIssuers
+    pointing at the hub, a 159-bit CSPRNG serial (RFC 5280 §4.1.2.2)."""
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     not_after = min(now + dt.timedelta(days=days), issuing.certificate.not_valid_after_utc)
     if not_after <= now:
         raise DomainError("the issuing CA has expired; a new CA is needed before issuing certificates")
     ca_ski = issuing.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return (x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuing.certificate.subject)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(issuing.certificate.subject)
+               .public_key(public_key)
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5))
+               .not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(KEY_USAGE_SIGNING, critical=True))
+    if extended_key_usage is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(extended_key_usage), critical=eku_critical)
+    return (builder
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
             .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
@@ -107,6 +112,36 @@ def build_certificate(*, issuing: Authority, ca_key, public_key, subject: x509.N
                 AuthorityInformationAccessOID.CA_ISSUERS,
                 x509.UniformResourceIdentifier(cert_url(base_url, issuing.id)))]), critical=False)
             .sign(ca_key, hashes.SHA256()))
+
+
+def build_certificate(*, issuing: Authority, ca_key, public_key, subject: x509.Name, days: int,
+                      base_url: str) -> x509.Certificate:
+    """An official's login certificate: TLS client authentication (extendedKeyUsage clientAuth only)
+    and their own signatures (nonRepudiation)."""
+    return build_end_entity(issuing=issuing, ca_key=ca_key, public_key=public_key, subject=subject, days=days,
+                            base_url=base_url, extended_key_usage=[ExtendedKeyUsageOID.CLIENT_AUTH])
+
+
+def seal_subject(*, seal_name: str, department_name: str, organization: str) -> x509.Name:
+    """C=CN, O=<city government>, OU=<department>, CN=<the seal's name>."""
+    return official_subject(person_name=seal_name, department_name=department_name, organization=organization)
+
+
+def build_seal_certificate(*, issuing: Authority, ca_key, public_key, subject: x509.Name, days: int,
+                           base_url: str) -> x509.Certificate:
+    """A department seal's document-signing certificate: keyUsage digitalSignature + nonRepudiation
+    and no extendedKeyUsage, so it cannot log in (login needs clientAuth) while ``openssl cms -verify``'s
+    default S/MIME signing purpose and PDF validators (which want nonRepudiation) accept it."""
+    return build_end_entity(issuing=issuing, ca_key=ca_key, public_key=public_key, subject=subject, days=days,
+                            base_url=base_url, extended_key_usage=None)
+
+
+def build_tsa_certificate(*, issuing: Authority, ca_key, public_key, subject: x509.Name, days: int,
+                          base_url: str) -> x509.Certificate:
+    """The hub's timestamp authority: extendedKeyUsage timeStamping only, critical (RFC 3161 §2.3)."""
+    return build_end_entity(issuing=issuing, ca_key=ca_key, public_key=public_key, subject=subject, days=days,
+                            base_url=base_url, extended_key_usage=[ExtendedKeyUsageOID.TIME_STAMPING],
+                            eku_critical=True)
 
 
 def check_pkcs12_password(password: str) -> None:
