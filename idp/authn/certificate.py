@@ -109,7 +109,9 @@ def login_with_certificate(p: Presented, previous: SsoSession | None):
                detail={"method": METHOD})
     if previous is not None and previous.person_id == person.id:
         a = assess(person, [*(previous.amr or []), METHOD])
-        return check, previous, raise_session(previous, acr=a.acr, amr=a.amr)
+        return check, previous, raise_session(previous, acr=a.acr, amr=a.amr,
+                                              certificate_fingerprint=check.record.fingerprint)
     a = assess(person, [METHOD])
-    s, cookie = start_session(person, acr=a.acr, amr=a.amr, replaces=previous)
+    s, cookie = start_session(person, acr=a.acr, amr=a.amr, replaces=previous,
+                              certificate_fingerprint=check.record.fingerprint)
     return check, s, cookie

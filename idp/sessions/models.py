@@ -21,6 +21,9 @@ class SsoSession(db.Model):
     auth_time: Mapped[datetime]
     acr: Mapped[str] = mapped_column(String(128))
     amr: Mapped[list] = mapped_column(JSON, default=list)
+    # The login certificate (SHA-256 of its DER) of the last certificate sign-in, so acts that need it
+    # (applying a seal) can check it is still unrevoked.
+    certificate_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     idle_expires_at: Mapped[datetime] = mapped_column(index=True)  # the expiry sweep looks sessions up by these

@@ -21,7 +21,8 @@ def _digest(cookie: str) -> str:
     return hashlib.sha256(cookie.encode()).hexdigest()
 
 
-def start_session(person: Person, *, acr: str, amr: list[str], replaces: SsoSession | None = None) -> tuple[SsoSession, str]:
+def start_session(person: Person, *, acr: str, amr: list[str], replaces: SsoSession | None = None,
+                  certificate_fingerprint: str | None = None) -> tuple[SsoSession, str]:
     """A new session with a new identifier at every login (no fixation); returns it and the cookie value."""
     cfg = current_app.config
     now = utcnow()
@@ -32,6 +33,7 @@ def start_session(person: Person, *, acr: str, amr: list[str], replaces: SsoSess
         idle_expires_at=now + timedelta(seconds=cfg["SESSION_IDLE_TTL"]),
         absolute_expires_at=now + timedelta(seconds=cfg["SESSION_ABSOLUTE_TTL"]),
         ip=request.remote_addr, user_agent=(request.user_agent.string or "")[:256],
+        certificate_fingerprint=certificate_fingerprint,
     )
     with transaction():
         if replaces is not None and replaces.ended_at is None:
@@ -43,7 +45,7 @@ def start_session(person: Person, *, acr: str, amr: list[str], replaces: SsoSess
     return s, cookie
 
 
-def raise_session(s: SsoSession, *, acr: str, amr: list[str]) -> str:
+def raise_session(s: SsoSession, *, acr: str, amr: list[str], certificate_fingerprint: str | None = None) -> str:
     """Step-up: the same session, re-authenticated now at a higher assurance; returns the new cookie value.
 
     ``sid`` stays (subsites' ID tokens and logout tokens still match it); the cookie value changes, so
@@ -53,6 +55,8 @@ def raise_session(s: SsoSession, *, acr: str, amr: list[str]) -> str:
     now = utcnow()
     with transaction():
         s.cookie_digest, s.acr, s.amr, s.auth_time = _digest(cookie), acr, amr, now
+        if certificate_fingerprint:
+            s.certificate_fingerprint = certificate_fingerprint
         s.last_seen_at = now
         s.idle_expires_at = min(now + timedelta(seconds=current_app.config["SESSION_IDLE_TTL"]), s.absolute_expires_at)
         record("session.stepped_up", actor=f"person:{s.person.sub}", target=f"session:{s.sid}", detail={"acr": acr, "amr": amr})
