@@ -10,6 +10,7 @@ from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFProtect
 
 from . import config as config_module
+from .limits import limit_for
 from .db import db
 
 csrf = CSRFProtect()
@@ -126,6 +127,7 @@ def _register_blueprints(app: Flask) -> None:
     from .portal.security import bp as security_bp
     from .portal import profile, recovery, registration
     from .portal import consents as consent_views
+    from .seals.api import bp as seal_api_bp
     from .sessions import views as session_views
 
     app.register_blueprint(oauth_views.bp)
@@ -140,6 +142,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(recovery.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(consent_views.bp)
+    app.register_blueprint(seal_api_bp)
+    csrf.exempt(seal_api_bp)  # DPoP-bound tokens, no browser cookies
     csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
     for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,
@@ -191,7 +195,9 @@ def _register_hooks(app: Flask) -> None:
             g.pop(key, None)
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             return render_error(414, "uri_too_long", _l("The address is too long."))
-        if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+        limit = limit_for(app, request.endpoint)
+        request.max_content_length = limit  # also bounds bodies sent without a Content-Length
+        if (request.content_length or 0) > limit:
             return render_error(413, "request_too_large", _l("The request is too large."))
         if request.method == "POST" and not _same_origin(request.headers.get("Origin"), app.config["ISSUER"]):
             return render_error(400, "invalid_request",

@@ -98,6 +98,10 @@ DEFAULTS: dict[str, object] = {
     # Subject attribute of an external certificate holding the holder's resident ID number
     # (e.g. "serialNumber" or a dotted OID), to map it to an official; unset: registered fingerprints only.
     "PKI_EXTERNAL_SUBJECT_ATTRIBUTE": None,
+    # A seal applied in the browser needs a certificate sign-in at most this many seconds old.
+    "SEAL_FRESH_LOGIN_SECONDS": 300,
+    # Largest file accepted for a detached signature or for verification (with its signature), bytes.
+    "SEAL_MAX_FILE_BYTES": 64 * 1024 * 1024,
     # Issuer shown by authenticator apps for the hub's TOTP entries (otpauth:// URI, RFC 6238 apps).
     "TOTP_ISSUER": "本溪市统一身份认证",
     # Seconds a login that passed the password step may wait for its second factor.

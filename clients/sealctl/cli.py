@@ -1,4 +1,4 @@
-"""``sealctl login`` and ``sealctl whoami`` (more commands come with the seal API).
+"""The officials' tool: ``sealctl login``, ``whoami``, ``seals``, ``apply``, ``sign``, ``verify``.
 
 State (``--state DIR`` or ``SEALCTL_STATE``): ``token.json`` (the DPoP-bound access token) and
 ``key.json`` (a reference to the PKCS#12 file, never the key); the password is asked again for
@@ -73,6 +73,105 @@ def whoami(state, password, state_dir):
     click.echo(json.dumps(hubapi.call(token, key, "GET", "/api/official"), ensure_ascii=False))
 
 
+def _signed_in(state: hubapi.State, password: str | None):
+    token, ref = state.load("token.json"), state.load("key.json")
+    if not token or not ref:
+        raise click.ClickException("not signed in: run 'sealctl login' first")
+    if token.get("expires_at", 0) <= time.time():
+        raise click.ClickException("the sign-in has expired: run 'sealctl login' again")
+    return token, open_key(ref, _password(password))
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def _write(path: str, data: bytes) -> None:
+    tmp = f"{path}.partial"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
+
+
+_password_option = click.option("--password", default=None,
+                                help="the PKCS#12 password (or SEALCTL_PASSWORD, or a prompt)")
+_state_option = click.option("--state", "state_dir", metavar="DIR", help="state directory (default: $SEALCTL_STATE)")
+
+
+@cli.command()
+@_password_option
+@_state_option
+@click.pass_obj
+def seals(state, password, state_dir):
+    """The seals I may apply now (JSON)."""
+    state = hubapi.State(state_dir) if state_dir else state
+    token, key = _signed_in(state, password)
+    click.echo(json.dumps(hubapi.call(token, key, "GET", "/api/seals")["seals"], ensure_ascii=False))
+
+
+@cli.command()
+@click.option("--seal", "seal_id", required=True, type=int, help="the seal's id (see 'sealctl seals')")
+@click.option("--in", "src", required=True, type=click.Path(dir_okay=False), help="the PDF to seal")
+@click.option("--out", "dst", required=True, type=click.Path(dir_okay=False), help="where to write the sealed PDF")
+@click.option("--page", type=int, default=None, help="page for the stamp, from 1 (default: the last)")
+@click.option("--x", type=float, default=None, help="stamp position from the page's left edge, points")
+@click.option("--y", type=float, default=None, help="stamp position from the page's bottom edge, points")
+@_password_option
+@_state_option
+@click.pass_obj
+def apply(state, seal_id, src, dst, page, x, y, password, state_dir):
+    """Seal a PDF: a visible stamp and a PAdES signature with the hub's trusted time."""
+    state = hubapi.State(state_dir) if state_dir else state
+    token, key = _signed_in(state, password)
+    params = {k: v for k, v in (("page", page), ("x", x), ("y", y)) if v is not None}
+    resp = hubapi.call_raw(token, key, "POST", f"/api/seals/{seal_id}/apply", body=_read(src, "the PDF"),
+                           content_type="application/pdf", params=params)
+    _write(dst, resp.content)
+    click.echo(json.dumps({"application": resp.headers.get("Seal-Application"), "out": dst}))
+
+
+@cli.command()
+@click.option("--seal", "seal_id", required=True, type=int, help="the seal's id (see 'sealctl seals')")
+@click.option("--in", "src", required=True, type=click.Path(dir_okay=False), help="the file to sign")
+@click.option("--out", "dst", required=True, type=click.Path(dir_okay=False), help="the signature (.p7s, DER)")
+@_password_option
+@_state_option
+@click.pass_obj
+def sign(state, seal_id, src, dst, password, state_dir):
+    """A detached CMS signature (DER) over the exact bytes of any file."""
+    state = hubapi.State(state_dir) if state_dir else state
+    token, key = _signed_in(state, password)
+    resp = hubapi.call_raw(token, key, "POST", f"/api/seals/{seal_id}/sign", body=_read(src, "the file"),
+                           content_type="application/octet-stream")
+    _write(dst, resp.content)
+    click.echo(json.dumps({"application": resp.headers.get("Seal-Application"), "out": dst}))
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--signature", type=click.Path(dir_okay=False), default=None, help="the detached signature (.p7s)")
+@click.option("--hub", default=None, metavar="URL", help="the hub (default: the one signed in to)")
+@_state_option
+@click.pass_obj
+def verify(state, path, signature, hub, state_dir):
+    """Verify a sealed PDF, or a file and its detached signature, at the hub (no sign-in needed).
+    Exit 0 valid, 1 invalid, 2 indeterminate."""
+    state = hubapi.State(state_dir) if state_dir else state
+    hub = hub or (state.load("token.json") or {}).get("hub")
+    if not hub:
+        raise click.ClickException("which hub? give --hub URL (or sign in first)")
+    _, report = hubapi.verify(hub, _read(path, "the file"), _read(signature, "the signature") if signature else None)
+    click.echo(json.dumps(report, ensure_ascii=False))
+    raise SystemExit({"valid": 0, "invalid": 1}.get(report.get("verdict"), 2))
+
+
 def main(argv=None) -> int:
     try:
         cli.main(args=argv, prog_name="sealctl", standalone_mode=False)
@@ -85,4 +184,6 @@ def main(argv=None) -> int:
     except click.exceptions.Abort:
         click.echo("sealctl: aborted", err=True)
         return 1
+    except SystemExit as exc:  # verify's verdict
+        return int(exc.code or 0)
     return 0

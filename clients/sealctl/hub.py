@@ -18,6 +18,7 @@ from .keys import OfficialKey
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME = 120  # seconds (the hub accepts at most 300)
 TIMEOUT = 15
+UPLOAD_TIMEOUT = 120  # sealing a large document takes longer than a JSON call
 
 
 class HubError(Exception):
@@ -110,6 +111,44 @@ def call(state: dict, key: OfficialKey, method: str, path: str) -> dict:
     except requests.RequestException as exc:
         raise HubError(f"{path}: cannot reach the hub: {type(exc).__name__}") from exc
     return _json(resp, path)
+
+
+def call_raw(state: dict, key: OfficialKey, method: str, path: str, *, body: bytes, content_type: str,
+             params: dict | None = None) -> requests.Response:
+    """A DPoP-protected upload whose answer is a file (a sealed PDF, a signature); errors are JSON."""
+    url = state["hub"] + path
+    token = state["access_token"]
+    headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token),
+               "Content-Type": content_type}
+    try:
+        resp = requests.request(method, url, headers=headers, params=params or None, data=body,
+                                timeout=UPLOAD_TIMEOUT)
+    except requests.RequestException as exc:
+        raise HubError(f"{path}: cannot reach the hub: {type(exc).__name__}") from exc
+    if resp.status_code != 200:
+        _json(resp, path)  # raises with the hub's error_description
+        raise HubError(f"{path}: HTTP {resp.status_code}")
+    return resp
+
+
+def verify(hub: str, document: bytes, signature: bytes | None) -> tuple[int, dict]:
+    """The hub's public verification API (no sign-in): (HTTP status, report)."""
+    files = {"file": ("document", document, "application/octet-stream")}
+    if signature is not None:
+        files["signature"] = ("signature.p7s", signature, "application/pkcs7-signature")
+    url = hub.rstrip("/") + "/api/seals/verify"
+    try:
+        resp = requests.post(url, files=files, timeout=UPLOAD_TIMEOUT)
+    except requests.RequestException as exc:
+        raise HubError(f"verify: cannot reach {urlsplit(url).netloc}: {type(exc).__name__}") from exc
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "verdict" not in body:
+        desc = (body or {}).get("error_description") if isinstance(body, dict) else None
+        raise HubError(f"verify refused: {desc or f'HTTP {resp.status_code}'}")
+    return resp.status_code, body
 
 
 class State:

@@ -36,6 +36,12 @@ def _security_event(reason: str, row) -> None:
 
 def dpop_principal(min_level: int = 3):
     """The token's row and person, or Refused (RFC 9449 §7.1, RFC 6750 §3.1 error codes)."""
+    row, person, _ = dpop_principal_and_key(min_level)
+    return row, person
+
+
+def dpop_principal_and_key(min_level: int = 3):
+    """``dpop_principal``, plus the thumbprint of the key the token is bound to (``cnf.jkt``)."""
     scheme, _, value = (request.headers.get("Authorization") or "").partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer":
@@ -66,7 +72,7 @@ def dpop_principal(min_level: int = 3):
     person = db.session.get(Person, row.person_id) if row.person_id else None
     if person is None or not person.active:
         raise Refused("invalid_token", "The access token is invalid, expired or revoked.")
-    return row, person
+    return row, person, jkt
 
 
 def _challenge(exc: Refused):

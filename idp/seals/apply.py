@@ -1,0 +1,205 @@
+"""Applying a seal: who may, on what proof, and the record of every application.
+
+The rule (issue 6): only an official authorized for the seal (``service.check_may_apply``), signed in
+at level 3 with a certificate that is still valid *now*, may apply it:
+
+- through the API (``sealctl``): a DPoP-bound level-3 token (``oauth.api.dpop_principal``) whose key
+  is the key of one of the person's unrevoked, unexpired login certificates — so revoking the
+  certificate stops its tokens at once;
+- in the browser: an SSO session whose last certificate sign-in (``SsoSession.certificate_fingerprint``)
+  is at most ``SEAL_FRESH_LOGIN_SECONDS`` old and whose certificate is still unrevoked.
+
+The hub holds the seal key and signs; each application is a ``SealApplication`` row plus a
+``seal.applied`` event on the hash-chained audit log, in one transaction after signing. Every refusal
+is audited (``seal.apply_refused``, with a reason code) and nothing is signed.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from asn1crypto import cms as asn1_cms
+from cryptography import x509
+from flask import current_app
+from sqlalchemy import select
+
+from ..accounts.models import Department, Person
+from ..audit.service import record
+from ..db import db, transaction, utcnow
+from ..errors import DomainError
+from ..pki.models import Certificate
+from .credential import Approver
+from .models import Seal, SealApplication
+
+API, BROWSER = "api", "browser"
+
+
+@dataclass(frozen=True)
+class Proof:
+    """How the official proved who they are for this application: the login certificate behind it."""
+
+    channel: str                         # api | browser
+    certificate: Certificate | None      # the hub's record of the login certificate
+
+
+@dataclass(frozen=True)
+class Applied:
+    application: SealApplication
+    output: bytes                        # the sealed PDF, or the detached CMS (DER)
+
+
+class ApplyRefused(DomainError):
+    status = 403
+
+
+def _jwk_thumbprint(cert_pem: str) -> str:
+    from ..oauth import dpop
+    from joserfc.jwk import ECKey, RSAKey
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public_key = x509.load_pem_x509_certificate(cert_pem.encode()).public_key()
+    key = (ECKey if isinstance(public_key, ec.EllipticCurvePublicKey) else RSAKey).import_key(public_key)
+    return dpop.thumbprint(key)
+
+
+def certificate_for_token(person: Person, jkt: str) -> Certificate | None:
+    """The person's login certificate whose key the DPoP-bound token is bound to (RFC 9449 §6.1:
+    ``cnf.jkt`` is that key's JWK thumbprint), if any — revoked ones included, so the refusal can
+    say why."""
+    import hmac
+    rows = db.session.execute(select(Certificate).where(
+        Certificate.person_id == person.id, Certificate.usage == "login")
+        .order_by(Certificate.id.desc())).scalars().all()
+    for row in rows:
+        try:
+            if hmac.compare_digest(_jwk_thumbprint(row.pem), jkt):
+                return row
+        except (ValueError, TypeError):
+            continue
+    return None
+
+
+def certificate_for_session(session) -> Certificate | None:
+    if not session.certificate_fingerprint:
+        return None
+    return db.session.execute(select(Certificate).where(
+        Certificate.fingerprint == session.certificate_fingerprint)).scalar()
+
+
+def _refuse(person: Person, seal_id, kind: str, channel: str, code: str, message: str):
+    with transaction():
+        record("seal.apply_refused", actor=f"person:{person.sub}", target=f"seal:{seal_id}", outcome="refused",
+               detail={"reason": code, "kind": kind, "channel": channel})
+    _count(kind, "refused")
+    raise ApplyRefused(message, code=code)
+
+
+def _count(kind: str, outcome: str) -> None:
+    try:
+        from ..ops.metrics import record_seal_application
+    except ImportError:  # metrics not installed in this build
+        return
+    record_seal_application(kind, outcome)
+
+
+def check_fresh_browser_login(person: Person, session) -> Proof:
+    """The browser rule: a certificate sign-in at most SEAL_FRESH_LOGIN_SECONDS ago."""
+    max_age = int(current_app.config["SEAL_FRESH_LOGIN_SECONDS"])
+    if (session is None or session.person_id != person.id or "swk" not in (session.amr or [])
+            or session.certificate_fingerprint is None
+            or session.auth_time is None or utcnow() - session.auth_time > timedelta(seconds=max_age)):
+        raise ApplyRefused(f"Sign in with your certificate again (at most {max_age // 60} minutes before sealing).",
+                           code="fresh_certificate_login_required", status=401)
+    return Proof(BROWSER, certificate_for_session(session))
+
+
+def _check(person: Person, seal_id: int, kind: str, proof: Proof) -> tuple[Seal, object]:
+    from . import service
+
+    cert = proof.certificate
+    now = utcnow()
+    if cert is None:
+        _refuse(person, seal_id, kind, proof.channel, "no_certificate",
+                "This needs a sign-in with your official certificate.")
+    if cert.status == "revoked":
+        _refuse(person, seal_id, kind, proof.channel, "certificate_revoked",
+                "Your certificate has been revoked; you cannot apply seals with it.")
+    if cert.not_after <= now or cert.person_id != person.id:
+        _refuse(person, seal_id, kind, proof.channel, "certificate_expired", "Your certificate has expired.")
+    seal = db.session.get(Seal, seal_id)
+    if seal is None:
+        _refuse(person, seal_id, kind, proof.channel, "seal_not_found", f"There is no seal {seal_id}.")
+    try:
+        official = service.check_may_apply(person, seal)
+    except DomainError as exc:
+        _refuse(person, seal_id, kind, proof.channel, exc.code, exc.message)
+    return seal, official
+
+
+def _approver(person: Person, official) -> Approver:
+    dept = db.session.get(Department, official.department_id)
+    return Approver(name=(person.name or person.username).strip(), username=person.username,
+                    department=dept.name if dept else "", title=getattr(official, "title", None) or None)
+
+
+def _tsa_serial(signed_data: asn1_cms.SignedData) -> str | None:
+    """The serial of the signature timestamp (RFC 3161 §2.4.2 TSTInfo.serialNumber) in the signer info."""
+    try:
+        for attr in signed_data["signer_infos"][0]["unsigned_attrs"] or []:
+            if attr["type"].native == "signature_time_stamp_token":
+                tst = attr["values"][0]["content"]["encap_content_info"]["content"].parsed
+                return format(tst["serial_number"].native, "x")
+    except (KeyError, IndexError, ValueError, TypeError):
+        return None
+    return None
+
+
+def _store(person: Person, seal: Seal, official, *, kind: str, channel: str, document: bytes | str,
+           output: bytes, signed_data: asn1_cms.SignedData, signature_der: bytes) -> SealApplication:
+    doc_digest = document if isinstance(document, str) else hashlib.sha256(document).hexdigest()
+    app_row = SealApplication(seal_id=seal.id, person_id=person.id, official_id=official.id, kind=kind,
+                              channel=channel, document_sha256=doc_digest,
+                              result_sha256=hashlib.sha256(output).hexdigest(), signature=signature_der,
+                              tsa_serial=_tsa_serial(signed_data), at=utcnow())
+    with transaction():
+        db.session.add(app_row)
+        db.session.flush()
+        record("seal.applied", actor=f"person:{person.sub}", target=f"seal:{seal.id}",
+               detail={"application": app_row.id, "kind": kind, "channel": channel,
+                       "document_sha256": app_row.document_sha256, "result_sha256": app_row.result_sha256,
+                       "tsa_serial": app_row.tsa_serial})
+    _count(kind, "applied")
+    return app_row
+
+
+def apply_pdf(person: Person, seal_id: int, data: bytes, *, proof: Proof, page: int | None = None,
+              x: float | None = None, y: float | None = None) -> Applied:
+    """Seal a PDF: a visible stamp and a PAdES signature with the hub's trusted time."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    import io
+
+    from . import pdf, service, tsa
+
+    seal, official = _check(person, seal_id, "pdf", proof)
+    output = pdf.seal_pdf(data, service.credential_for(seal), _approver(person, official),
+                          timestamper=tsa.hub_timestamper(), page=page, x=x, y=y)
+    embedded = PdfFileReader(io.BytesIO(output)).embedded_signatures[-1]
+    signed_data = embedded.signed_data
+    signature_der = asn1_cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    row = _store(person, seal, official, kind="pdf", channel=proof.channel, document=data, output=output,
+                 signed_data=signed_data, signature_der=signature_der)
+    return Applied(row, output)
+
+
+def sign_file(person: Person, seal_id: int, data: bytes, *, proof: Proof) -> Applied:
+    """A detached CMS signature (DER) over the exact bytes of any file."""
+    from . import cms, service, tsa
+
+    seal, official = _check(person, seal_id, "cms", proof)
+    signature = cms.sign_detached(data, service.credential_for(seal), _approver(person, official),
+                                  timestamper=tsa.hub_timestamper())
+    signed_data = asn1_cms.ContentInfo.load(signature)["content"]
+    row = _store(person, seal, official, kind="cms", channel=proof.channel, document=data, output=signature,
+                 signed_data=signed_data, signature_der=signature)
+    return Applied(row, signature)
