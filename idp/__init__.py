@@ -128,6 +128,7 @@ def _register_blueprints(app: Flask) -> None:
     from .portal import profile, recovery, registration
     from .portal import consents as consent_views
     from .seals.api import bp as seal_api_bp
+    from .seals.views import bp as seal_pages_bp
     from .sessions import views as session_views
 
     app.register_blueprint(oauth_views.bp)
@@ -143,6 +144,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(profile.bp)
     app.register_blueprint(consent_views.bp)
     app.register_blueprint(seal_api_bp)
+    app.register_blueprint(seal_pages_bp)
     csrf.exempt(seal_api_bp)  # DPoP-bound tokens, no browser cookies
     csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
