@@ -304,12 +304,21 @@ def audit_group():
 @audit_group.command("verify")
 @with_appcontext
 def audit_verify():
-    """Check the hash chain; exit 1 if any event was altered, inserted or removed."""
+    """Check the hash chain, and every seal application against its audit event; exit 1 if any event
+    was altered, inserted or removed, or an application's record does not match its event."""
     from .audit.service import verify_chain
+    from .seals import record as seal_record
 
     count, broken = verify_chain()
-    emit({"events": count, "intact": broken is None, "first_broken_id": broken})
+    applications = seal_record.check()
+    emit({"events": count, "intact": broken is None and applications.intact, "first_broken_id": broken,
+          "seal_applications": applications.to_dict()})
     if broken is not None:
+        click.echo(f"audit: the chain is broken at event {broken} (altered, inserted or removed)", err=True)
+    if not applications.intact:
+        click.echo("audit: seal applications do not match their audit events: "
+                   + json.dumps(applications.to_dict()), err=True)
+    if broken is not None or not applications.intact:
         sys.exit(1)
 
 
