@@ -25,6 +25,7 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.rw_common import find_inherited_value_in_tree
 from pyhanko.sign import fields, signers
+from pyhanko.sign.ades.report import AdESIndeterminate
 from pyhanko.sign.diff_analysis import ModificationLevel, SuspiciousModification
 from pyhanko.sign.general import SigningError, find_unique_cms_attribute
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
@@ -164,7 +165,7 @@ def seal_pdf(data: bytes, credential: SealCredential, approver: Approver, *, tim
         raise DomainError(_l("The timestamp authority did not answer; nothing was sealed. Try again later."),
                           code="temporarily_unavailable", status=503, detail=str(exc)) from None
     except SigningError as exc:  # e.g. a certification signature that forbids further changes
-        raise DomainError(_l("This PDF does not accept another signature: %(why)s", why=str(exc)),
+        raise DomainError(_l("This PDF cannot be sealed: it does not allow further signatures."),
                           code="not_signable", detail=str(exc)) from None
     except PdfError as exc:
         raise DomainError(_l("The PDF is damaged and cannot be read."), code="damaged_pdf", detail=str(exc)) from None
@@ -279,7 +280,7 @@ def _report_one(embedded, status, later_fields: set[str]) -> SignatureReport:
     else:
         ts_ok = bool(ts.valid and ts.intact)
         rep.timestamp = {"serial": _tst_serial(embedded), "time": _iso(ts.timestamp),
-                         "tsa": ts.signing_cert.subject.human_friendly if ts.signing_cert else None,
+                         "tsa": trust.from_asn1(ts.signing_cert).subject.rfc4514_string() if ts.signing_cert else None,
                          "valid": ts_ok and bool(ts.trusted)}
         if not ts_ok:
             finding(INVALID, "The seal's timestamp does not verify.")
@@ -291,8 +292,13 @@ def _report_one(embedded, status, later_fields: set[str]) -> SignatureReport:
 
     rep.chain_trusted = bool(status.trusted)
     if not status.trusted:
-        finding(INVALID, "The seal's certificate does not chain to the hub's root CA"
-                + (f" ({status.trust_problem_indic.name.lower()})." if status.trust_problem_indic else "."))
+        problem = status.trust_problem_indic
+        if problem is None or problem == AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
+            finding(INVALID, "The seal's certificate does not chain to the hub's root CA.")
+        elif isinstance(problem, AdESIndeterminate):  # expired with no trusted time, and the like
+            finding(INDETERMINATE, f"The seal's certificate cannot be validated ({problem.name.lower()}).")
+        else:
+            finding(INVALID, f"The seal's certificate is not valid ({problem.name.lower()}).")
 
     seal, row = trust.seal_for(cert) if cert is not None else (None, None)
     if seal is not None:

@@ -27,9 +27,12 @@ def page_text(n: int) -> bytes:
     return b"Approval document, page %d" % n
 
 
-def make_pdf(pages: int = 1, media_box=A4) -> bytes:
-    """A PDF of ``pages`` A4 pages, each saying which page it is (classic xref table)."""
+def make_pdf(pages: int = 1, media_box=A4, password: str | None = None) -> bytes:
+    """A PDF of ``pages`` A4 pages, each saying which page it is (classic xref table); with a
+    ``password``, encrypted (AES-256, ISO 32000-2 §7.6.4)."""
     w = PdfFileWriter(stream_xrefs=False)
+    if password:
+        w.encrypt(password, password)
     font = generic.DictionaryObject({pdf_name("/Type"): pdf_name("/Font"), pdf_name("/Subtype"): pdf_name("/Type1"),
                                      pdf_name("/BaseFont"): pdf_name("/Helvetica")})
     font_ref = w.add_object(font)
@@ -98,7 +101,8 @@ def make_seal(app, ca, *, name: str = SEAL_NAME, department=DEPARTMENT):
                 key_encrypted="(not used by these tests)", image_png=image)
     db.session.add(seal)
     db.session.commit()
-    return SealCredential(seal_id=seal.id, name=name, seal_type="审批专用章", department=dept_name, private_key=key,
+    return SealCredential(seal_id=seal.id, name=name, seal_type="审批专用章", department=dept_name,
+                          private_key=key,
                           certificate=cert, chain=tuple(a.certificate for a in ca.chain()), image_png=image)
 
 
