@@ -116,7 +116,7 @@ def _tsa_key():
     return _TSA_KEY[0]
 
 
-def make_timestamper(app, ca, *, fixed_dt: dt.datetime | None = None) -> DummyTimeStamper:
+def make_timestamper(app, ca, *, fixed_dt: dt.datetime | None = None, days: int = 365) -> DummyTimeStamper:
     """pyHanko's in-process TSA with a certificate from the hub CA (critical timeStamping EKU)."""
     from idp.pki.profile import build_tsa_certificate
     from idp.seals.trust import to_asn1
@@ -124,7 +124,7 @@ def make_timestamper(app, ca, *, fixed_dt: dt.datetime | None = None) -> DummyTi
     key = _tsa_key()
     cert = build_tsa_certificate(issuing=ca.issuing, ca_key=ca.issuing.private_key(app.config["KEYS_PASSPHRASE"]),
                                  public_key=key.public_key(), subject=_name("本溪政务网时间戳服务", "测试"),
-                                 days=365, base_url=app.config["ISSUER"])
+                                 days=days, base_url=app.config["ISSUER"])
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     return DummyTimeStamper(tsa_cert=to_asn1(cert), tsa_key=asn1_keys.PrivateKeyInfo.load(der),

@@ -279,6 +279,27 @@ def test_a_seal_from_another_ca_is_invalid(app, seal, tsa):
     assert sig.seal is None
 
 
+def test_a_seal_certificate_expired_since_is_judged_at_the_trusted_time(app, ca, seal, monkeypatch):
+    """Verifying 400 days from now, when the seal's one-year certificate has expired: the timestamp
+    (its TSA certificate still valid) proves the seal was made while the certificate was valid
+    (ETSI EN 319 102-1 §5.6.2.1, past signature validation), so the seal stays valid."""
+    from idp.seals import trust
+
+    tsa = make_timestamper(app, ca, days=800)
+    sealed = seal_pdf(make_pdf(), seal, APPROVER, timestamper=tsa)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=400)
+    assert seal.certificate.not_valid_after_utc < later < ca.issuing.certificate.not_valid_after_utc
+    real = trust.validation_context
+    monkeypatch.setattr(trust, "validation_context", lambda moment=None: real(moment=moment or later))
+    sig = only(verify_pdf(sealed))
+    assert sig.verdict == "valid" and sig.chain_trusted, sig.to_dict()
+
+    untimed = make_timestamper(app, ca, days=30)  # its own certificate expired by then: no trusted time
+    sig = only(verify_pdf(seal_pdf(make_pdf(), seal, APPROVER, timestamper=untimed)))
+    assert sig.verdict == "indeterminate" and not sig.chain_trusted, sig.to_dict()
+    assert "The seal's certificate cannot be validated (out_of_bounds_no_poe)." in sig.reasons
+
+
 # --- revocation (report.revocation_verdict; RFC 5280 §5.3.2) -----------------------------------
 
 def test_revoked_after_sealing_stays_valid(app, ca, seal):
