@@ -159,6 +159,10 @@ DEFAULTS: dict[str, object] = {
     "TIMEZONE": "Asia/Shanghai",
     # idp serve writes an access log on stdout (1) or none (0); query strings are never logged.
     "ACCESS_LOG": 0,
+    # Side of a seal's visible stamp on a PDF, in points (1/72 in): 119 pt is a real 42 mm seal.
+    "SEAL_STAMP_SIZE_PT": 119,
+    # Largest document (bytes) accepted for sealing or verification.
+    "SEAL_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
@@ -263,6 +267,10 @@ def validate(cfg: dict) -> None:
     for key in ("PKI_CERT_DAYS", "PKI_CRL_DAYS"):
         if not 1 <= cfg[key] <= 3650:
             raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")
+    if not 28 <= cfg["SEAL_STAMP_SIZE_PT"] <= 288:
+        raise ConfigError("IDP_SEAL_STAMP_SIZE_PT must be between 28 and 288 points (10 mm to 100 mm)")
+    if cfg["SEAL_MAX_UPLOAD_BYTES"] < 1024:
+        raise ConfigError("IDP_SEAL_MAX_UPLOAD_BYTES must be at least 1024")
     trusted_proxy_networks(cfg)
     try:
         zoneinfo.ZoneInfo(str(cfg["TIMEZONE"]))
