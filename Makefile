@@ -23,8 +23,10 @@ $(NODE_STAMP): $(NODE_RP)/package-lock.json
 	cd $(NODE_RP) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-# Sets up everything (venv, database, keys, demo data) and starts the hub with two demo subsites.
+# Sets up everything (venv, the CJK font for seal images, database, keys, demo data) and starts the hub
+# with two demo subsites.
 run: $(STAMP)
+	bash deploy/ensure-packages.sh fonts-noto-cjk
 	$(PY) -m clients.demo
 
 # Sets up and runs the whole suite; under CI=true, tests needing a missing service fail, never skip.

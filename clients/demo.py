@@ -38,7 +38,11 @@ BIN = Path(sys.executable).parent
 # Bumped when the registration of the subsites changes: older state is re-provisioned.
 # 2: logout URIs (back-channel, front-channel, post-logout redirect).
 # 3: departments, the citizen verified at a counter, official of the market regulator, a business.
-STATE_VERSION = 3
+# 4: the market regulator's approval seal, the demo official authorized for it, a login certificate.
+STATE_VERSION = 4
+DEMO_SEAL = {"department": "SCJGJ", "name": "本溪市市场监督管理局行政审批专用章", "type": "审批专用章"}
+# The demo official's login certificate (PKCS#12 in the instance directory, mode 0600) for `sealctl login`.
+DEMO_P12_PASSWORD = "Taizihe-p12-2026"
 
 
 def idp(*args: str) -> dict:
@@ -94,6 +98,7 @@ def provision() -> dict:
                                                        "--name", DEMO_BUSINESS["name"],
                                                        "--representative", DEMO_USER["username"])) or {}
         save(state)
+    provision_seal(state)
     for key, name, port in SUBSITES:
         if key not in state:
             print(f"• registering the subsite {name}…", flush=True)
@@ -105,6 +110,27 @@ def provision() -> dict:
             save(state)  # its secret is shown only now: keep it even if a later step fails
     save(state)
     return state
+
+
+def provision_seal(state: dict) -> None:
+    """The market regulator's approval seal, the demo official authorized to apply it, and the
+    official's login certificate for the officials' tool (each step finds what is already there)."""
+    seal = next((x for x in idp("seals", "list", "--department", DEMO_SEAL["department"])
+                 if x["name"] == DEMO_SEAL["name"] and x["status"] != "revoked"), None)
+    if seal is None:
+        print("• creating the seal 本溪市市场监督管理局行政审批专用章…", flush=True)
+        seal = idp("seals", "create", "--department", DEMO_SEAL["department"], "--name", DEMO_SEAL["name"],
+                   "--type", DEMO_SEAL["type"])
+    idp("seals", "authorize", "--seal", str(seal["id"]), "--username", DEMO_USER["username"])
+    state["seal"] = seal["id"]
+    p12 = INSTANCE / f"{DEMO_USER['username']}.p12"
+    if not p12.exists():
+        print("• issuing the demo official's login certificate…", flush=True)
+        INSTANCE.mkdir(exist_ok=True)
+        idp("pki", "issue", "--username", DEMO_USER["username"], "--out", str(p12), "--password", DEMO_P12_PASSWORD)
+    os.chmod(p12, 0o600)  # `idp pki issue` creates it 0600; kept so if it was copied in
+    state["p12"], state["p12_password"] = str(p12), DEMO_P12_PASSWORD
+    save(state)
 
 
 def wait_for(url: str, timeout: float = 30) -> None:
@@ -158,6 +184,8 @@ def main() -> None:
  Add TOTP at {ISSUER}/account/security to reach assurance level 2.
  Register at {ISSUER}/register or reset a password at {ISSUER}/reset:
  no SMS or email is sent; the codes are printed below (files in {OUTBOX}).
+ Official {u['username']} may apply seal {state.get('seal')} ({DEMO_SEAL['name']}); sign in with the tool:
+   {BIN / 'sealctl'} login --hub {ISSUER} --p12 {state.get('p12')} --password {state.get('p12_password')}
 ==============================================================
 """, flush=True)
         seen = set(OUTBOX.glob("*.json"))

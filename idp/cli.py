@@ -429,9 +429,10 @@ def logout_retry(delivery_id):
 def register_cli(app) -> None:
     from .accounts import cli as accounts_cli
     from .pki.cli import pki_group
+    from .seals import cli as seals_cli
 
     for cmd in (init_command, users_group, clients_group, keys_group, audit_group, sessions_group, logout_group,
-                *accounts_cli.COMMANDS, pki_group):
+                *accounts_cli.COMMANDS, pki_group, *seals_cli.COMMANDS):
         app.cli.add_command(cmd)
 
 

@@ -102,6 +102,17 @@ DEFAULTS: dict[str, object] = {
     "SEAL_FRESH_LOGIN_SECONDS": 300,
     # Largest file accepted for a detached signature or for verification (with its signature), bytes.
     "SEAL_MAX_FILE_BYTES": 64 * 1024 * 1024,
+    # Font file for generated seal images (a Simplified Chinese face; in a .ttc the SC face is chosen);
+    # unset: fonts-noto-cjk (Noto Serif CJK SC Bold) or what fontconfig finds.
+    "SEAL_FONT": None,
+    # Key type of seal signing keys: "ec-p256" or "rsa-3072".
+    "SEAL_KEY_TYPE": "ec-p256",
+    # Lifetime of a seal's document-signing certificate, days (capped by the issuing CA's own).
+    "SEAL_CERT_DAYS": 1095,
+    # Largest seal image an operator may upload, bytes.
+    "SEAL_IMAGE_MAX_BYTES": 1024 * 1024,
+    # Most pixels (width × height) of an uploaded seal image.
+    "SEAL_IMAGE_MAX_PIXELS": 2048 * 2048,
     # Issuer shown by authenticator apps for the hub's TOTP entries (otpauth:// URI, RFC 6238 apps).
     "TOTP_ISSUER": "本溪市统一身份认证",
     # Seconds a login that passed the password step may wait for its second factor.
@@ -264,6 +275,11 @@ def validate(cfg: dict) -> None:
         raise ConfigError("IDP_ACR_VALUES must list exactly three values (levels 1, 2, 3)")
     if cfg["PKI_KEY_TYPE"] not in ("ec-p256", "rsa-3072"):
         raise ConfigError("IDP_PKI_KEY_TYPE must be ec-p256 or rsa-3072")
+    if cfg["SEAL_KEY_TYPE"] not in ("ec-p256", "rsa-3072"):
+        raise ConfigError("IDP_SEAL_KEY_TYPE must be ec-p256 or rsa-3072")
+    if cfg["SEAL_CERT_DAYS"] < 1 or cfg["SEAL_IMAGE_MAX_BYTES"] < 1 or cfg["SEAL_IMAGE_MAX_PIXELS"] < 256:
+        raise ConfigError("IDP_SEAL_CERT_DAYS and IDP_SEAL_IMAGE_MAX_BYTES must be positive, "
+                          "IDP_SEAL_IMAGE_MAX_PIXELS at least 256")
     for key in ("PKI_CERT_DAYS", "PKI_CRL_DAYS"):
         if not 1 <= cfg[key] <= 3650:
             raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")

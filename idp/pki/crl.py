@@ -40,8 +40,9 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def build(authority: Authority, ca_key, number: int, revoked: list[Certificate], days: int,
           now: dt.datetime) -> x509.CertificateRevocationList:
-    """A v2 CRL with cRLNumber and authorityKeyIdentifier (§5.2.1, §5.2.3) and a reasonCode per entry
-    except ``unspecified``, which §5.3.1 says to leave out."""
+    """A v2 CRL with cRLNumber and authorityKeyIdentifier (§5.2.1, §5.2.3), a reasonCode per entry
+    except ``unspecified``, which §5.3.1 says to leave out, and an invalidityDate (§5.3.2) where a
+    compromise date was given."""
     ski = authority.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (x509.CertificateRevocationListBuilder()
                .issuer_name(authority.certificate.subject)
@@ -53,6 +54,8 @@ def build(authority: Authority, ca_key, number: int, revoked: list[Certificate],
         entry = x509.RevokedCertificateBuilder().serial_number(int(c.serial, 16)).revocation_date(_aware(c.revoked_at))
         if c.revocation_reason and c.revocation_reason != "unspecified":
             entry = entry.add_extension(x509.CRLReason(x509.ReasonFlags(c.revocation_reason)), critical=False)
+        if c.invalidity_date is not None:
+            entry = entry.add_extension(x509.InvalidityDate(c.invalidity_date), critical=False)
         builder = builder.add_revoked_certificate(entry.build())
     return builder.sign(ca_key, hashes.SHA256())
 

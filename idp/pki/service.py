@@ -3,6 +3,7 @@ revoke, list. Each state change is audited in its own transaction; personal data
 audit details (certificates are named by serial)."""
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -194,39 +195,66 @@ def normalize_serial(serial: str) -> str:
     return format(value, "x")
 
 
-def revoke_certificate(serial: str, reason: str = "unspecified", *, actor: str = "cli") -> dict:
-    """Revoke a certificate and publish its CA's CRL in the same transaction (RFC 5280 §5.3.1 reasons)."""
+def check_revocation(reason: str, invalidity_date: dt.datetime | None) -> dt.datetime | None:
+    """Refuse an unknown reason or a compromise date in the future; the date as naive UTC, whole seconds."""
     if reason not in REVOCATION_REASONS:
         raise DomainError(f"unknown revocation reason {reason!r}; one of: {', '.join(REVOCATION_REASONS)}")
+    if invalidity_date is None:
+        return None
+    if invalidity_date.tzinfo is not None:
+        invalidity_date = invalidity_date.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    invalidity_date = invalidity_date.replace(microsecond=0)
+    if invalidity_date > utcnow():
+        raise DomainError("the compromise date (invalidity date) cannot be in the future")
+    return invalidity_date
+
+
+def revoke_certificate(serial: str, reason: str = "unspecified", *, actor: str = "cli",
+                       invalidity_date: dt.datetime | None = None) -> dict:
+    """Revoke a certificate and publish its CA's CRL in the same transaction (RFC 5280 §5.3.1 reasons).
+    ``invalidity_date`` (UTC): when the key is known or suspected to have been compromised, written
+    to the CRL entry (§5.3.2); not in the future."""
+    invalidity_date = check_revocation(reason, invalidity_date)
     serial = normalize_serial(serial)
     rows = db.session.execute(select(Certificate).where(Certificate.serial == serial)).scalars().all()
     if not rows:
         raise NotFound(f"no certificate with serial {serial}")
     if len(rows) > 1:
         raise Conflict(f"several certificates have serial {serial}")
-    row = rows[0]
+    with transaction():
+        return revoke_record(rows[0], reason, actor=actor, invalidity_date=invalidity_date)
+
+
+def revoke_record(row: Certificate, reason: str, *, actor: str, invalidity_date: dt.datetime | None = None) -> dict:
+    """Revoke ``row`` and publish its CA's CRL inside the caller's transaction (so a caller such as
+    the seal registry changes its own rows in the same commit). Arguments checked by ``check_revocation``."""
+    invalidity_date = check_revocation(reason, invalidity_date)
     authority = authorities().by_id.get(row.issuer_ca) if row.origin != "external" else None
     ca_key = authority.private_key(_cfg()["KEYS_PASSPHRASE"]) if authority else None
-    with transaction():
-        crl.lock()
-        db.session.refresh(row)
-        if row.status == "revoked":
-            raise Conflict(f"certificate {serial} is already revoked ({row.revocation_reason})")
-        row.status, row.revoked_at, row.revocation_reason = "revoked", utcnow().replace(microsecond=0), reason
-        db.session.flush()
-        published = crl.publish(authority, ca_key) if authority else None
-        detail = {"reason": reason}
-        if published:
-            detail["crl_number"] = published.number
-        record("pki.certificate_revoked", actor=actor, target=f"certificate:{serial}", detail=detail)
-    return {"serial": serial, "status": "revoked", "reason": reason,
+    crl.lock()
+    db.session.refresh(row)
+    if row.status == "revoked":
+        raise Conflict(f"certificate {row.serial} is already revoked ({row.revocation_reason})")
+    row.status, row.revoked_at, row.revocation_reason = "revoked", utcnow().replace(microsecond=0), reason
+    row.invalidity_date = invalidity_date
+    db.session.flush()
+    published = crl.publish(authority, ca_key) if authority else None
+    detail = {"reason": reason}
+    if invalidity_date is not None:
+        detail["invalidity_date"] = invalidity_date.isoformat(timespec="seconds") + "Z"
+    if published:
+        detail["crl_number"] = published.number
+    record("pki.certificate_revoked", actor=actor, target=f"certificate:{row.serial}", detail=detail)
+    return {"serial": row.serial, "status": "revoked", "reason": reason,
             "revoked_at": row.revoked_at.isoformat(timespec="seconds") + "Z",
+            "invalidity_date": invalidity_date.isoformat(timespec="seconds") + "Z" if invalidity_date else None,
             "crl_number": published.number if published else None}
 
 
 def list_certificates(username: str | None = None) -> list[dict]:
+    # Seal and TSA certificates have no person: an outer join keeps them in the list.
     q = (select(Certificate, Person.username, Department.code)
-         .join(Person, Certificate.person_id == Person.id)
+         .outerjoin(Person, Certificate.person_id == Person.id)
          .outerjoin(Department, Certificate.department_id == Department.id))
     if username:
         q = q.where(Person.username == username)
@@ -234,10 +262,12 @@ def list_certificates(username: str | None = None) -> list[dict]:
     out = []
     for row, uname, dept in db.session.execute(q.order_by(Certificate.id)).all():
         status = row.status if row.status == "revoked" else ("expired" if row.not_after <= now else "active")
-        out.append({**_summary(row), "username": uname, "department": dept, "origin": row.origin,
+        out.append({**_summary(row), "usage": row.usage, "username": uname, "department": dept, "origin": row.origin,
                     "ca": row.issuer_ca, "not_before": row.not_before.isoformat(timespec="seconds") + "Z",
                     "status": status, "revocation_reason": row.revocation_reason,
-                    "revoked_at": row.revoked_at.isoformat(timespec="seconds") + "Z" if row.revoked_at else None})
+                    "revoked_at": row.revoked_at.isoformat(timespec="seconds") + "Z" if row.revoked_at else None,
+                    "invalidity_date": (row.invalidity_date.isoformat(timespec="seconds") + "Z"
+                                        if row.invalidity_date else None)})
     return out
 
 

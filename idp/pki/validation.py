@@ -7,8 +7,9 @@ can act on. The first that applies is the answer:
 ``invalid``        not a certificate (later also: the path does not validate — bad signature, CA
                    constraints, unknown critical extension, an expired CA, …)
 ``unknown_ca``     no CA we trust issued it
-``wrong_purpose``  no extendedKeyUsage clientAuth (RFC 5280 §4.2.1.12), keyUsage without
-                   digitalSignature (§4.2.1.3), or a CA certificate
+``wrong_purpose``  a certificate the hub issued for something else (a seal's or the TSA's: usage
+                   other than "login"), no extendedKeyUsage clientAuth (RFC 5280 §4.2.1.12), keyUsage
+                   without digitalSignature (§4.2.1.3), or a CA certificate
 ``not_yet_valid`` / ``expired``  outside its validity (§4.1.2.5)
 ``revoked``        revoked here (the hub's records, the same data its CRLs publish), with the reason
 ``unmapped``       no active official holds it (unknown fingerprint, membership ended, account disabled)
@@ -135,6 +136,12 @@ def _purpose_problem(cert: x509.Certificate) -> str | None:
     return None
 
 
+def _recorded_usage(cert: x509.Certificate) -> str | None:
+    """What the hub issued this certificate for (login, seal, tsa), if it did. A seal's or the TSA's
+    certificate never signs anyone in, whatever its extensions say."""
+    return db.session.execute(select(Certificate.usage).where(Certificate.fingerprint == fingerprint(cert))).scalar()
+
+
 def _verifier(anchors: list[x509.Certificate], at: dt.datetime):
     # Client certificates need no subjectAltName here: the holder is found by fingerprint, not by name.
     ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
@@ -171,6 +178,8 @@ def validate_certificate(leaf: x509.Certificate | bytes | str, chain: list = (),
     issuer_known = any(_issued_by(cert, c) for c in known)
     if not issuer_known and not any(_issued_by(cert, c) for c in supplied):
         return _refuse("unknown_ca", "no trusted or supplied CA issued it", cert)
+    if issuer_known and (usage := _recorded_usage(cert)) not in (None, "login"):
+        return _refuse("wrong_purpose", f"a {usage} certificate of the hub, not a login certificate", cert)
     if problem := _purpose_problem(cert):
         return _refuse("wrong_purpose", problem, cert)
     timing = _timing(cert, now)

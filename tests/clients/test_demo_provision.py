@@ -12,11 +12,21 @@ from clients import demo
 @pytest.fixture
 def calls(tmp_path, monkeypatch):
     recorded: list[tuple[str, ...]] = []
+    created_seals: list[tuple[str, ...]] = []
 
     def fake_idp(*args: str) -> dict:
         recorded.append(args)
         if args[:2] == ("clients", "create"):
             return {"client_id": f"id-{len(recorded)}", "client_secret": f"-secret-{len(recorded)}"}
+        if args[:2] == ("seals", "list"):
+            return [{"id": 7, "name": demo.DEMO_SEAL["name"], "status": "active"}] if created_seals else []
+        if args[:2] == ("seals", "create"):
+            created_seals.append(args)
+            return {"id": 7, "name": demo.DEMO_SEAL["name"], "status": "active"}
+        if args[:2] == ("pki", "issue"):
+            out = args[args.index("--out") + 1]
+            with open(out, "wb") as fh:
+                fh.write(b"p12")
         return {}
 
     monkeypatch.setattr(demo, "idp", fake_idp)
@@ -50,6 +60,23 @@ def test_subsites_are_registered_with_their_logout_uris(calls):
     calls.clear()
     demo.provision()  # remembered: nothing registered again
     assert registrations(calls) == []
+
+
+def test_the_demo_seal_is_created_once_and_the_official_gets_a_certificate(calls):
+    """The market regulator's approval seal, zhangsan authorized for it, and zhangsan's PKCS#12 file
+    in the instance directory (0600) for `sealctl login`; a second run creates neither again."""
+    state = demo.provision()
+    [create] = [c for c in calls if c[:2] == ("seals", "create")]
+    assert option(create, "--department") == "SCJGJ" and option(create, "--name") == "本溪市市场监督管理局行政审批专用章"
+    assert ("seals", "authorize", "--seal", "7", "--username", "zhangsan") in calls
+    [issue] = [c for c in calls if c[:2] == ("pki", "issue")]
+    assert option(issue, "--username") == "zhangsan" and option(issue, "--password") == state["p12_password"]
+    p12 = demo.INSTANCE / "zhangsan.p12"
+    assert state["p12"] == str(p12) and state["seal"] == 7 and (p12.stat().st_mode & 0o777) == 0o600
+    calls.clear()
+    demo.provision()
+    assert not any(c[:2] in (("seals", "create"), ("pki", "issue")) for c in calls)
+    assert ("seals", "authorize", "--seal", "7", "--username", "zhangsan") in calls  # idempotent
 
 
 def test_state_from_before_logout_is_reprovisioned(calls):
