@@ -1,0 +1,253 @@
+"""Applying a seal (issue 6): only an authorized official, signed in at level 3 with a certificate that
+is still valid, through a DPoP-bound token (RFC 9449 §7.1) or a fresh certificate sign-in in the
+browser; every application is a record plus an audit event, every refusal is audited and signs nothing."""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from urllib.parse import quote, urlencode
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select
+
+from clients.sealctl import hub as hubapi
+from clients.sealctl.keys import Pkcs12Key
+from idp.audit.models import AuditEvent
+from idp.db import db
+from idp.seals.models import SealApplication
+from tests.oauth.official_support import quick_pkcs12, token_request, tool  # noqa: F401
+from tests.pki.conftest import P12_PASSWORD, issue_p12
+from tests.seals.pdfs import make_pdf
+from tests.seals.registry_support import DEPARTMENT, authorized_seal, ca, make_official, official, seal  # noqa: F401
+
+TRUSTED = "127.0.0.1"
+
+
+@pytest.fixture
+def app_config():
+    return {"TRUSTED_PROXIES": TRUSTED}
+
+
+@pytest.fixture
+def zhangsan_key(official, runner, tmp_path):
+    r, p12 = issue_p12(runner, tmp_path, "zhangsan", "zhangsan.p12")
+    assert r.exit_code == 0, r.output
+    return Pkcs12Key(p12, P12_PASSWORD)
+
+
+@pytest.fixture
+def token(app, client, zhangsan_key, tool):
+    r = token_request(client, app, zhangsan_key, tool)
+    assert r.status_code == 200, r.json
+    return r.json["access_token"]
+
+
+def call(app, client, key, token, method, path, *, data=None, query=None, content_type="application/pdf"):
+    url = app.config["ISSUER"] + path
+    headers = {"Authorization": f"DPoP {token}", "DPoP": hubapi.dpop_proof(key, method, url, token)}
+    target = path + ("?" + urlencode(query) if query else "")
+    if method == "GET":
+        return client.get(target, headers=headers)
+    return client.post(target, headers=headers, data=data, content_type=content_type)
+
+
+def events(action):
+    return db.session.execute(select(AuditEvent).where(AuditEvent.action == action)).scalars().all()
+
+
+def applications():
+    return db.session.execute(select(SealApplication)).scalars().all()
+
+
+def test_my_seals_lists_what_i_may_apply(app, client, zhangsan_key, token, authorized_seal):
+    r = call(app, client, zhangsan_key, token, "GET", "/api/seals")
+    assert r.status_code == 200, r.json
+    assert [(s["id"], s["name"], s["department"]) for s in r.json["seals"]] == [
+        (authorized_seal.id, authorized_seal.name, DEPARTMENT[0])]
+
+
+def test_sealing_a_pdf_through_the_api_records_it_and_verifies(app, client, zhangsan_key, token, authorized_seal):
+    """The sealed PDF verifies (seal, official, trusted time), and the application is a row whose
+    digests match, plus a ``seal.applied`` event on the chain (``idp audit verify`` stays intact)."""
+    import hashlib
+
+    from idp.seals.pdf import verify_pdf
+
+    doc = make_pdf(2)
+    r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=doc,
+             query={"page": 1, "x": 300, "y": 200})
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    assert r.mimetype == "application/pdf"
+    sealed = r.data
+    report = verify_pdf(sealed)
+    assert report.verdict == "valid", report.to_dict()
+    sig = report.signatures[0]
+    assert sig.official and "张三" in sig.official
+    assert sig.seal["name"] == authorized_seal.name and sig.signing_time
+    [row] = applications()
+    assert str(row.id) == r.headers["Seal-Application"]
+    assert row.document_sha256 == hashlib.sha256(doc).hexdigest()
+    assert row.result_sha256 == hashlib.sha256(sealed).hexdigest()
+    assert (row.kind, row.channel) == ("pdf", "api") and row.tsa_serial
+    [ev] = events("seal.applied")
+    assert ev.detail["application"] == row.id and ev.detail["tsa_serial"] == row.tsa_serial
+    out = app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert out.exit_code == 0, out.output
+
+
+def test_signing_any_file_gives_a_detached_cms_that_openssl_accepts(app, client, zhangsan_key, token,
+                                                                    authorized_seal, tmp_path):
+    """``openssl cms -verify -binary -content FILE -inform DER -CAfile CHAIN`` (the issue's contract)."""
+    from idp.seals.trust import chain_certificates
+
+    data = b"approval decision \x00\x01 binary bytes\n" * 1000
+    r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/sign", data=data,
+             content_type="application/octet-stream")
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    assert r.mimetype == "application/pkcs7-signature"
+    (tmp_path / "file.bin").write_bytes(data)
+    (tmp_path / "file.bin.p7s").write_bytes(r.data)
+    (tmp_path / "chain.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in chain_certificates()))
+    ok = subprocess.run(["openssl", "cms", "-verify", "-binary", "-content", str(tmp_path / "file.bin"),
+                         "-inform", "DER", "-in", str(tmp_path / "file.bin.p7s"), "-CAfile", str(tmp_path / "chain.pem"),
+                         "-out", "/dev/null"], capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    [row] = applications()
+    assert row.kind == "cms" and row.signature == r.data
+
+
+def _assert_refused(app, r, code, status=403):
+    assert r.status_code == status, r.get_data(as_text=True)[:300]
+    assert r.json["error"] == code
+    assert applications() == []
+    assert code in [e.detail["reason"] for e in events("seal.apply_refused")]
+
+
+def test_an_official_not_authorized_for_the_seal_is_refused(app, client, zhangsan_key, token, seal):
+    r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{seal.id}/apply", data=make_pdf())
+    _assert_refused(app, r, "not_authorized")
+
+
+def test_a_suspended_seal_is_refused(app, client, zhangsan_key, token, authorized_seal):
+    from idp.seals.service import suspend
+
+    suspend(authorized_seal.id, actor="operator")
+    r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/sign", data=b"x",
+             content_type="application/octet-stream")
+    _assert_refused(app, r, "seal_suspended")
+
+
+def test_a_revoked_official_certificate_stops_its_token_at_once(app, client, zhangsan_key, token, authorized_seal):
+    from idp.pki.service import revoke_certificate
+
+    serial = format(zhangsan_key.certificate().serial_number, "x") if hasattr(zhangsan_key, "certificate") else None
+    if serial is None:
+        from cryptography import x509
+        import base64
+        serial = format(x509.load_der_x509_certificate(base64.b64decode(zhangsan_key.x5c()[0])).serial_number, "x")
+    revoke_certificate(serial, "keyCompromise")
+    r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=make_pdf())
+    _assert_refused(app, r, "certificate_revoked")
+
+
+def test_a_stolen_token_without_the_key_signs_nothing(app, client, token, authorized_seal):
+    """RFC 9449 §7.1: the token alone (as Bearer, or with a proof by another key) is refused."""
+    r = client.post(f"/api/seals/{authorized_seal.id}/apply", data=make_pdf(), content_type="application/pdf",
+                    headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and r.json["error"] == "invalid_token"
+    assert applications() == []
+
+
+def test_a_level_2_token_is_refused(app, client, authorized_seal, tokens):
+    """A citizen-style access token (password sign-in, Bearer) cannot reach the seal API."""
+    r = client.post(f"/api/seals/{authorized_seal.id}/apply", data=make_pdf(), content_type="application/pdf",
+                    headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert r.status_code == 401
+    assert applications() == []
+
+
+def test_bad_input_gets_a_clear_error_and_nothing_is_recorded(app, client, zhangsan_key, token, authorized_seal):
+    r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=b"not a pdf")
+    assert r.status_code == 400 and r.json["error_description"]
+    r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=make_pdf(),
+             query={"page": 7})
+    assert r.status_code == 400 and "page" in r.json["error_description"].lower()
+    r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=make_pdf(),
+             query={"x": "left"})
+    assert r.status_code == 400
+    assert applications() == []
+
+
+# --- the browser ------------------------------------------------------------------------------------
+
+def cert_login(client, key):
+    import base64
+
+    from cryptography import x509
+    cert = x509.load_der_x509_certificate(base64.b64decode(key.x5c()[0]))
+    pem = quote(cert.public_bytes(Encoding.PEM).decode(), safe="")
+    return client.get("/login/certificate?next=/seals/apply&lang=en",
+                      headers={"X-SSL-Client-Cert": pem, "X-SSL-Client-Verify": "SUCCESS"},
+                      environ_base={"REMOTE_ADDR": TRUSTED})
+
+
+def _csrf(html: str) -> str:
+    import re
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+def test_the_sealing_page_needs_a_fresh_certificate_sign_in(app, client, zhangsan_key, authorized_seal):
+    import io
+
+    r = cert_login(client, zhangsan_key)
+    assert r.status_code == 303
+    page = client.get("/seals/apply?lang=en")
+    assert page.status_code == 200 and authorized_seal.name in page.get_data(as_text=True)
+    doc = make_pdf()
+    form = {"csrf_token": _csrf(page.get_data(as_text=True)), "seal": str(authorized_seal.id),
+            "document": (io.BytesIO(doc), "批文.pdf"), "page": "1", "x": "400", "y": "100"}
+    r = client.post("/seals/apply?lang=en", data=form, content_type="multipart/form-data")
+    assert r.status_code == 200, r.get_data(as_text=True)[:800]
+    assert r.mimetype == "application/pdf" and "attachment" in r.headers["Content-Disposition"]
+    [row] = applications()
+    assert row.channel == "browser"
+
+    # Later than SEAL_FRESH_LOGIN_SECONDS: sign in with the certificate again.
+    from idp.sessions.models import SsoSession
+    s = db.session.execute(select(SsoSession)).scalar_one()
+    s.auth_time = s.auth_time - dt.timedelta(seconds=app.config["SEAL_FRESH_LOGIN_SECONDS"] + 1)
+    db.session.commit()
+    page = client.get("/seals/apply?lang=en").get_data(as_text=True)
+    assert "/login/certificate" in page
+    form["document"] = (io.BytesIO(doc), "批文.pdf")
+    r = client.post("/seals/apply?lang=en", data=form, content_type="multipart/form-data")
+    assert r.status_code == 401 and len(applications()) == 1
+
+
+def test_a_password_session_cannot_seal_in_the_browser(app, client, browser, user, authorized_seal):
+    browser.login()
+    page = client.get("/seals/apply?lang=en").get_data(as_text=True)
+    assert "not authorized" in page or "/login/certificate" in page
+    assert applications() == []
+
+
+def test_the_public_verification_page_and_api(app, client, zhangsan_key, token, authorized_seal):
+    import io
+
+    sealed = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply",
+                  data=make_pdf()).data
+    fresh = app.test_client()  # nobody signed in
+    r = fresh.post("/api/seals/verify", data={"file": (io.BytesIO(sealed), "a.pdf")},
+                   content_type="multipart/form-data")
+    assert r.status_code == 200 and r.json["verdict"] == "valid"
+    tampered = bytearray(sealed)
+    i = sealed.index(b"Approval document")
+    tampered[i] ^= 0x01
+    r = fresh.post("/api/seals/verify", data={"file": (io.BytesIO(bytes(tampered)), "a.pdf")},
+                   content_type="multipart/form-data")
+    assert r.json["verdict"] == "invalid" and r.json["signatures"][0]["reasons"]
+    page = fresh.get("/seals/verify?lang=en")
+    form = {"csrf_token": _csrf(page.get_data(as_text=True)), "document": (io.BytesIO(sealed), "a.pdf")}
+    html = fresh.post("/seals/verify?lang=en", data=form, content_type="multipart/form-data").get_data(as_text=True)
+    assert 'data-verdict="valid"' in html and authorized_seal.name in html and "张三" in html
