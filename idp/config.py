@@ -155,6 +155,11 @@ DEFAULTS: dict[str, object] = {
     "TIMEZONE": "Asia/Shanghai",
     # idp serve writes an access log on stdout (1) or none (0); query strings are never logged.
     "ACCESS_LOG": 0,
+    # Log lines as "text" or "json" (one object per line, with the request id); "auto": json when
+    # idp serve runs with ENV=production, text otherwise (development server, CLI, tests).
+    "LOG_FORMAT": "auto",
+    # Comma-separated addresses/networks that may read GET /metrics (others get 404); loopback by default.
+    "METRICS_ALLOWED": "127.0.0.0/8,::1",
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
@@ -205,15 +210,28 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def trusted_proxy_networks(cfg: dict) -> list:
+def networks(cfg: dict, key: str) -> list:
+    """A comma- or space-separated list of addresses/networks (``TRUSTED_PROXIES``, ``METRICS_ALLOWED``)."""
     nets = []
-    for item in str(cfg.get("TRUSTED_PROXIES") or "").replace(" ", ",").split(","):
+    for item in str(cfg.get(key) or "").replace(" ", ",").split(","):
         if item:
             try:
                 nets.append(ipaddress.ip_network(item, strict=False))
             except ValueError as exc:
-                raise ConfigError(f"IDP_TRUSTED_PROXIES: {item!r} is not an address or network") from exc
+                raise ConfigError(f"IDP_{key}: {item!r} is not an address or network") from exc
     return nets
+
+
+def trusted_proxy_networks(cfg: dict) -> list:
+    return networks(cfg, "TRUSTED_PROXIES")
+
+
+def log_format(cfg: dict, serving: bool = False) -> str:
+    """"text" or "json": ``LOG_FORMAT``, where "auto" means json for a production server."""
+    fmt = str(cfg.get("LOG_FORMAT") or "auto")
+    if fmt == "auto":
+        return "json" if serving and cfg.get("ENV") == "production" else "text"
+    return fmt
 
 
 def _messaging_problems(cfg: dict) -> list[str]:
@@ -260,6 +278,9 @@ def validate(cfg: dict) -> None:
         if not 1 <= cfg[key] <= 3650:
             raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")
     trusted_proxy_networks(cfg)
+    networks(cfg, "METRICS_ALLOWED")
+    if cfg["LOG_FORMAT"] not in ("auto", "text", "json"):
+        raise ConfigError("IDP_LOG_FORMAT must be 'auto', 'text' or 'json'")
     try:
         zoneinfo.ZoneInfo(str(cfg["TIMEZONE"]))
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
