@@ -108,3 +108,16 @@ def test_a_trusted_proxy_passes_its_request_id(client):
         .headers["X-Request-Id"] != "bad id\nx"
     assert client.get("/healthz", headers={"X-Request-Id": "4f9c0d1e2a"},
                       environ_base={"REMOTE_ADDR": "10.0.0.6"}).headers["X-Request-Id"] != "4f9c0d1e2a"
+
+
+def test_log_format_auto_means_json_for_a_production_server_only():
+    from idp.config import ConfigError, load, log_format
+
+    assert log_format({"LOG_FORMAT": "auto", "ENV": "production"}, serving=True) == "json"
+    assert log_format({"LOG_FORMAT": "auto", "ENV": "production"}) == "text"  # CLI commands
+    assert log_format({"LOG_FORMAT": "auto", "ENV": "development"}, serving=True) == "text"
+    assert log_format({"LOG_FORMAT": "json", "ENV": "development"}) == "json"
+    with pytest.raises(ConfigError, match="IDP_LOG_FORMAT"):
+        load({"LOG_FORMAT": "xml"})
+    with pytest.raises(ConfigError, match="IDP_METRICS_ALLOWED"):
+        load({"METRICS_ALLOWED": "not-a-network"})
