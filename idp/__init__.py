@@ -37,7 +37,7 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     )
     from . import logs
 
-    logs.install()
+    logs.install(config_module.log_format(settings))
     for problem in settings["INSECURE_WARNINGS"]:
         log.warning("INSECURE (development only): %s", problem)
 
@@ -57,6 +57,10 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     from . import messaging
 
     messaging.init_app(app)
+
+    from . import ops
+
+    ops.init_app(app)
     _register_blueprints(app)
     _register_hooks(app)
     if load_keys:
@@ -64,6 +68,7 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
 
     from .proxy import TrustedProxies
 
+    ops.wrap_wsgi(app)
     app.wsgi_app = TrustedProxies(app.wsgi_app, config_module.trusted_proxy_networks(settings))
 
     from .cli import register_cli
@@ -151,18 +156,6 @@ def _register_blueprints(app: Flask) -> None:
     for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,
                  oauth_views.authorize):
         csrf.exempt(view)
-
-    @app.get("/healthz")
-    def healthz():
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    def readyz():
-        from sqlalchemy import text
-
-        db.session.execute(text("SELECT 1"))
-        app.extensions["idp.keystore"].jwks_json()
-        return {"status": "ready"}
 
     @app.get("/")
     def home():

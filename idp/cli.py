@@ -94,10 +94,12 @@ def _ensure_ca() -> list[str]:
               help="open connections per worker; lower spreads keep-alive clients over the workers")
 def serve_command(host, port, workers, threads, worker_connections):
     """Run the production server (gunicorn)."""
-    from .config import load
+    from .config import load, log_format
     from .serve import run
 
-    run(host, port, workers, threads, worker_connections, access_log=bool(load()["ACCESS_LOG"]))
+    cfg = load()
+    run(host, port, workers, threads, worker_connections, access_log=bool(cfg["ACCESS_LOG"]),
+        log_format=log_format(cfg, serving=True))
 
 
 @click.group("users")

@@ -113,6 +113,10 @@ DEFAULTS: dict[str, object] = {
     "SEAL_IMAGE_MAX_BYTES": 1024 * 1024,
     # Most pixels (width × height) of an uploaded seal image.
     "SEAL_IMAGE_MAX_PIXELS": 2048 * 2048,
+    # Side of a seal's visible stamp on a PDF, in points (1/72 in): 119 pt is a real 42 mm seal.
+    "SEAL_STAMP_SIZE_PT": 119,
+    # Largest PDF (bytes) accepted for sealing (the API and the officials' page).
+    "SEAL_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
     # Issuer shown by authenticator apps for the hub's TOTP entries (otpauth:// URI, RFC 6238 apps).
     "TOTP_ISSUER": "本溪市统一身份认证",
     # Seconds a login that passed the password step may wait for its second factor.
@@ -170,10 +174,11 @@ DEFAULTS: dict[str, object] = {
     "TIMEZONE": "Asia/Shanghai",
     # idp serve writes an access log on stdout (1) or none (0); query strings are never logged.
     "ACCESS_LOG": 0,
-    # Side of a seal's visible stamp on a PDF, in points (1/72 in): 119 pt is a real 42 mm seal.
-    "SEAL_STAMP_SIZE_PT": 119,
-    # Largest document (bytes) accepted for sealing or verification.
-    "SEAL_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
+    # Log lines as "text" or "json" (one object per line, with the request id); "auto": json when
+    # idp serve runs with ENV=production, text otherwise (development server, CLI, tests).
+    "LOG_FORMAT": "auto",
+    # Comma-separated addresses/networks that may read GET /metrics (others get 404); loopback by default.
+    "METRICS_ALLOWED": "127.0.0.0/8,::1",
 }
 
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
@@ -224,15 +229,28 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def trusted_proxy_networks(cfg: dict) -> list:
+def networks(cfg: dict, key: str) -> list:
+    """A comma- or space-separated list of addresses/networks (``TRUSTED_PROXIES``, ``METRICS_ALLOWED``)."""
     nets = []
-    for item in str(cfg.get("TRUSTED_PROXIES") or "").replace(" ", ",").split(","):
+    for item in str(cfg.get(key) or "").replace(" ", ",").split(","):
         if item:
             try:
                 nets.append(ipaddress.ip_network(item, strict=False))
             except ValueError as exc:
-                raise ConfigError(f"IDP_TRUSTED_PROXIES: {item!r} is not an address or network") from exc
+                raise ConfigError(f"IDP_{key}: {item!r} is not an address or network") from exc
     return nets
+
+
+def trusted_proxy_networks(cfg: dict) -> list:
+    return networks(cfg, "TRUSTED_PROXIES")
+
+
+def log_format(cfg: dict, serving: bool = False) -> str:
+    """"text" or "json": ``LOG_FORMAT``, where "auto" means json for a production server."""
+    fmt = str(cfg.get("LOG_FORMAT") or "auto")
+    if fmt == "auto":
+        return "json" if serving and cfg.get("ENV") == "production" else "text"
+    return fmt
 
 
 def _messaging_problems(cfg: dict) -> list[str]:
@@ -288,6 +306,9 @@ def validate(cfg: dict) -> None:
     if cfg["SEAL_MAX_UPLOAD_BYTES"] < 1024:
         raise ConfigError("IDP_SEAL_MAX_UPLOAD_BYTES must be at least 1024")
     trusted_proxy_networks(cfg)
+    networks(cfg, "METRICS_ALLOWED")
+    if cfg["LOG_FORMAT"] not in ("auto", "text", "json"):
+        raise ConfigError("IDP_LOG_FORMAT must be 'auto', 'text' or 'json'")
     try:
         zoneinfo.ZoneInfo(str(cfg["TIMEZONE"]))
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):

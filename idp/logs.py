@@ -11,11 +11,18 @@ the ``Authorization`` header. So every access log the hub can write omits query 
 - SQL statements are logged, if ever, without their parameters (``hide_parameters`` on the engine)
   and without the rows they return;
 - Authlib logs issued tokens at DEBUG, so its logger is held at WARNING unless set to INFO or above.
+
+With ``IDP_LOG_FORMAT=json`` every line (the hub's loggers, gunicorn's error and access logs) is one
+JSON object: ``time``, ``level``, ``logger``, ``message``, ``request_id`` and only the extras named
+in ``SAFE_EXTRAS``; the rules above hold unchanged.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
+import sys
+from datetime import datetime, timezone
 
 from gunicorn.glogging import Logger
 
@@ -64,8 +71,88 @@ class GunicornLogger(Logger):
         return atoms
 
 
-def install() -> None:
-    """Filters on the process's loggers (idempotent)."""
+# Attributes a record may carry (``extra=``) into a JSON line; anything else stays out.
+SAFE_EXTRAS = ("method", "path", "status", "bytes", "duration_ms", "remote_addr", "user_agent", "referrer",
+               "endpoint", "client_id", "grant_type", "pid")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or "-",
+        }
+        for key in SAFE_EXTRAS:
+            value = record.__dict__.get(key)
+            if value is not None:
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class _Stderr(logging.StreamHandler):
+    """The current ``sys.stderr`` at each write (like logging's last-resort handler)."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+class JsonGunicornLogger(GunicornLogger):
+    """``GunicornLogger`` writing JSON lines; access lines carry the request id (``idp serve``)."""
+
+    def setup(self, cfg):
+        from .ops.requestid import RequestIdFilter
+
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(JsonFormatter())
+                if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+                    handler.addFilter(RequestIdFilter())
+
+    def access(self, resp, req, environ, request_time):
+        if not self.access_log_enabled:
+            return
+        a = self.atoms(resp, req, environ, request_time)
+        extra = {"request_id": environ.get("idp.request_id") or "-", "method": a["m"],
+                 "path": redact(environ.get("RAW_URI") or environ.get("PATH_INFO") or ""),
+                 "status": int(a["s"]) if str(a["s"]).isdigit() else a["s"], "bytes": a["B"],
+                 "duration_ms": round(request_time.total_seconds() * 1000, 3), "remote_addr": a["h"],
+                 "user_agent": a["a"], "referrer": a["f"]}
+        try:
+            self.access_log.info(a["r"], extra=extra)
+        except Exception:
+            self.exception("access log")
+
+
+def install(log_format: str = "text") -> None:
+    """Filters on the process's loggers, and in JSON mode a JSON handler on the root (idempotent)."""
+    if log_format == "json":
+        root = logging.getLogger()
+        if not any(getattr(h, "_idp_json", False) for h in root.handlers):
+            from .ops.requestid import RequestIdFilter
+
+            handler = _Stderr()
+            handler.setFormatter(JsonFormatter())
+            handler.addFilter(RequestIdFilter())
+            handler._idp_json = True
+            root.addHandler(handler)
     werkzeug = logging.getLogger("werkzeug")
     if not any(isinstance(f, RedactQueryStrings) for f in werkzeug.filters):
         werkzeug.addFilter(RedactQueryStrings())

@@ -21,6 +21,7 @@ from ..audit.service import record
 from ..authn import throttle, verification
 from ..config import acr_for_level
 from ..db import db, transaction
+from ..ops.metrics import record_login
 from ..sessions.models import SsoSession
 from ..sessions.service import start_session
 from . import notices
@@ -131,5 +132,6 @@ def complete(ticket: str | None, code: str, *, username: str, password: str, nam
     with transaction():
         record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}",
                detail={"method": "pwd", "via": "registration"})
+    record_login("registration", "success")
     return start_session(person, acr=acr_for_level(current_app.config, 1), amr=["pwd"], replaces=previous)
 

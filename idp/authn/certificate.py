@@ -26,6 +26,7 @@ from flask import current_app, request
 from ..audit.service import record
 from ..config import trusted_proxy_networks
 from ..db import transaction
+from ..ops.metrics import record_login
 from ..pki.validation import CertificateCheck, validate_certificate
 from ..sessions.models import SsoSession
 from ..sessions.service import raise_session, start_session
@@ -88,6 +89,7 @@ def refuse(reason: str) -> None:
     """Audit a refused certificate login (the reason word only: no subject, no serial)."""
     with transaction():
         record("login.failed", actor="anonymous", outcome="failure", detail={"method": METHOD, "reason": reason})
+    record_login("certificate", "failure")
 
 
 def login_with_certificate(p: Presented, previous: SsoSession | None):
@@ -107,6 +109,7 @@ def login_with_certificate(p: Presented, previous: SsoSession | None):
     with transaction():
         record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}",
                detail={"method": METHOD})
+    record_login("certificate", "success")
     if previous is not None and previous.person_id == person.id:
         a = assess(person, [*(previous.amr or []), METHOD])
         return check, previous, raise_session(previous, acr=a.acr, amr=a.amr,

@@ -9,6 +9,7 @@ from ..accounts.models import Person
 from ..accounts.service import check_password
 from ..audit.service import record
 from ..db import transaction
+from ..ops.metrics import record_login
 from ..sessions.models import SsoSession
 from ..sessions.service import raise_session, start_session
 from . import throttle, totp
@@ -22,25 +23,37 @@ class SecondFactorRequired:
     person: Person
 
 
+def _checked(check, *args, method: str, **kwargs):
+    """Run a throttled check, counting a refusal while locked as a ``locked`` login."""
+    try:
+        return check(*args, **kwargs)
+    except throttle.Throttled:
+        record_login(method, "locked")
+        raise
+
+
 def login_with_password(login: str, password: str, previous: SsoSession | None):
     """Returns (session, cookie), ``SecondFactorRequired``, or None for a wrong name or password;
     raises 429 while the name or address is locked. Failures are audited without the name typed."""
     keys = throttle.keys_for(login)
-    throttle.check(keys)
+    _checked(throttle.check, keys, method="password")
     person = check_password(login, password)
     if person is None:
         with transaction():
             throttle.record_failure(keys)
             record("login.failed", actor="anonymous", outcome="failure", detail={"method": "pwd"})
+        record_login("password", "failure")
         return None
     throttle.clear_name(keys)
     if totp.has_totp(person):
         with transaction():  # also commits a password rehash
             record("login.password_verified", actor=f"person:{person.sub}", target=f"person:{person.sub}",
                    detail={"method": "pwd", "next": "otp"})
+        record_login("password", "second_factor_required")
         return SecondFactorRequired(person)
     with transaction():
         record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}", detail={"method": "pwd"})
+    record_login("password", "success")
     a = assess(person, ["pwd"])
     return start_session(person, acr=a.acr, amr=a.amr, replaces=previous)
 
@@ -48,12 +61,14 @@ def login_with_password(login: str, password: str, previous: SsoSession | None):
 def login_with_second_factor(person: Person, code: str, previous: SsoSession | None):
     """The second step of a login whose password passed: (session, cookie), or None for a wrong code;
     raises 429 while the person's codes or the address are locked."""
-    method = totp.check_second_factor(person, code, purpose="login")
+    method = _checked(totp.check_second_factor, person, code, purpose="login", method="otp")
     if method is None:
+        record_login("otp", "failure")
         return None
     with transaction():
         record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}",
                detail={"method": "pwd+" + method})
+    record_login("otp", "success")
     a = assess(person, ["pwd", AMR[method]])
     return start_session(person, acr=a.acr, amr=a.amr, replaces=previous)
 

@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from ..audit.service import record
 from ..config import acr_for_level
 from ..db import db, utcnow
+from ..ops.metrics import record_login
 from ..pki.validation import validate_certificate
 from . import dpop, tokens
 from .clients import get_client
@@ -88,6 +89,7 @@ class OfficialJWTBearerGrant(JWTBearerGrant):
                target=f"person:{person.sub}" if person is not None else None, outcome="refused",
                detail={"reason": reason})
         db.session.commit()
+        record_login("jwt-bearer", "failure")
         raise error(description=message)
 
     def extract_assertion(self, assertion: str):
@@ -215,4 +217,5 @@ class OfficialJWTBearerGrant(JWTBearerGrant):
         record("official_login.succeeded", actor=f"person:{person.sub}",
                target=f"client:{self.request.client.client_id}",
                detail={"method": "jwt-bearer", "serial": getattr(cert, "serial", None)})
+        record_login("jwt-bearer", "success")
         return super().create_token_response()

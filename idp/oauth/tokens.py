@@ -12,6 +12,7 @@ from ..keystore.jwt import sign_jwt
 from sqlalchemy import bindparam, insert, select, update
 
 from ..db import db, epoch, utcnow
+from ..ops.metrics import record_token
 from .claims import subject_for
 from .models import Token
 
@@ -114,6 +115,7 @@ def save_token(token: dict, request) -> None:
         ttl = cfg["OFFLINE_REFRESH_TOKEN_TTL"] if offline else cfg["REFRESH_TOKEN_TTL"]
         row.update(refresh_digest=digest(refresh), refresh_expires_at=now + timedelta(seconds=ttl))
     db.session.execute(_INSERT_TOKEN, row)
+    record_token(row["grant_type"])
 
 
 def find_access_row(value: str) -> Token | None:

@@ -21,6 +21,7 @@ from sqlalchemy import or_, select, update
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from ..keystore.jwt import sign_jwt
+from ..ops.metrics import record_logout_delivery
 from .models import LogoutDelivery
 
 log = logging.getLogger(__name__)
@@ -76,14 +77,16 @@ def _record(d: LogoutDelivery, error: str | None) -> None:
         d.locked_until = None
         if error is None:
             d.status, d.delivered_at, d.last_error = "delivered", now, None
-            return
-        d.last_error = error[:255]
-        if d.attempts >= cfg["LOGOUT_MAX_ATTEMPTS"]:
-            d.status = "failed"
-            record("logout.delivery_failed", actor="system", target=f"client:{d.client_id}", outcome="failure",
-                   detail={"sid": d.sid, "attempts": d.attempts, "error": d.last_error})
         else:
-            d.next_attempt_at = now + timedelta(seconds=min(cfg["LOGOUT_RETRY_BASE"] * 2 ** (d.attempts - 1), 300))
+            d.last_error = error[:255]
+            if d.attempts >= cfg["LOGOUT_MAX_ATTEMPTS"]:
+                d.status = "failed"
+                record("logout.delivery_failed", actor="system", target=f"client:{d.client_id}", outcome="failure",
+                       detail={"sid": d.sid, "attempts": d.attempts, "error": d.last_error})
+            else:
+                d.next_attempt_at = now + timedelta(seconds=min(cfg["LOGOUT_RETRY_BASE"] * 2 ** (d.attempts - 1),
+                                                                300))
+    record_logout_delivery("retry" if d.status == "pending" else d.status)
 
 
 def deliver_due(limit: int = 50) -> int:
