@@ -28,6 +28,7 @@ from ..accounts.models import Department, Person
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from ..errors import DomainError
+from ..ops.metrics import record_seal_application
 from ..pki.models import Certificate
 from .credential import Approver
 from .models import Seal, SealApplication
@@ -96,10 +97,6 @@ def _refuse(person: Person, seal_id, kind: str, channel: str, code: str, message
 
 
 def _count(kind: str, outcome: str) -> None:
-    try:
-        from ..ops.metrics import record_seal_application
-    except ImportError:  # metrics not installed in this build
-        return
     record_seal_application(kind, outcome)
 
 
