@@ -98,6 +98,12 @@ DEFAULTS: dict[str, object] = {
     # Subject attribute of an external certificate holding the holder's resident ID number
     # (e.g. "serialNumber" or a dotted OID), to map it to an official; unset: registered fingerprints only.
     "PKI_EXTERNAL_SUBJECT_ATTRIBUTE": None,
+    # Policy OID in every timestamp token of the hub's TSA (RFC 3161 §2.4.2); requests naming another are refused.
+    "TSA_POLICY_OID": "2.25.77094259346348185218404927771064258497",
+    # Lifetime of the TSA's certificate, days (capped by the issuing CA's).
+    "TSA_CERT_DAYS": 5 * 365,
+    # Largest accepted timestamp request (POST /tsa), bytes; a request is about 100 bytes.
+    "TSA_MAX_REQUEST_BYTES": 4096,
     # Issuer shown by authenticator apps for the hub's TOTP entries (otpauth:// URI, RFC 6238 apps).
     "TOTP_ISSUER": "本溪市统一身份认证",
     # Seconds a login that passed the password step may wait for its second factor.
@@ -256,9 +262,13 @@ def validate(cfg: dict) -> None:
         raise ConfigError("IDP_ACR_VALUES must list exactly three values (levels 1, 2, 3)")
     if cfg["PKI_KEY_TYPE"] not in ("ec-p256", "rsa-3072"):
         raise ConfigError("IDP_PKI_KEY_TYPE must be ec-p256 or rsa-3072")
-    for key in ("PKI_CERT_DAYS", "PKI_CRL_DAYS"):
+    for key in ("PKI_CERT_DAYS", "PKI_CRL_DAYS", "TSA_CERT_DAYS"):
         if not 1 <= cfg[key] <= 3650:
             raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")
+    if not re.fullmatch(r"[0-2](\.(0|[1-9][0-9]*))+", str(cfg["TSA_POLICY_OID"])):
+        raise ConfigError("IDP_TSA_POLICY_OID must be a dotted object identifier such as 2.25.…")
+    if not 256 <= cfg["TSA_MAX_REQUEST_BYTES"] <= 65536:
+        raise ConfigError("IDP_TSA_MAX_REQUEST_BYTES must be between 256 and 65536")
     trusted_proxy_networks(cfg)
     try:
         zoneinfo.ZoneInfo(str(cfg["TIMEZONE"]))
