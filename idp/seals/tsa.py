@@ -47,6 +47,13 @@ SERIAL_BITS = 127  # RFC 3161 §2.4.2: unique per TSA; random, so no node needs 
 ACCURACY_SECONDS = 1  # genTime is truncated to the second
 
 
+class TimeStampResp(tsp.TimeStampResp):
+    """RFC 3161 §2.4.2 ``TimeStampResp``, whose ``timeStampToken`` is OPTIONAL (absent in rejections);
+    asn1crypto's schema requires it."""
+
+    _fields = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
+
+
 class TsaRefusal(Exception):
     """A request the TSA rejects (RFC 3161 §2.4.2 PKIFailureInfo name, English text)."""
 
@@ -161,8 +168,8 @@ def chain() -> list[x509.Certificate]:
     return [current().certificate, *(a.certificate for a in authorities().chain())]
 
 
-def _rejection(failure: str, text: str) -> tsp.TimeStampResp:
-    return tsp.TimeStampResp({"status": tsp.PKIStatusInfo({
+def _rejection(failure: str, text: str) -> TimeStampResp:
+    return TimeStampResp({"status": tsp.PKIStatusInfo({
         "status": "rejection", "status_string": [text], "fail_info": tsp.PKIFailureInfo({failure})})})
 
 
@@ -207,12 +214,12 @@ def _signer(tsa: Tsa, key) -> SimpleSigner:
         cert_registry=SimpleCertificateStore.from_certs([issuing]), embed_roots=False)
 
 
-def issue(request: tsp.TimeStampReq) -> tsp.TimeStampResp:
+def issue(request: tsp.TimeStampReq) -> TimeStampResp:
     """Answer one request (see :func:`async_issue`)."""
     return asyncio.run(async_issue(request))
 
 
-async def async_issue(request: tsp.TimeStampReq) -> tsp.TimeStampResp:
+async def async_issue(request: tsp.TimeStampReq) -> TimeStampResp:
     """Answer one request (RFC 3161 §2.4.2): a granted TimeStampResp with a token, or a rejection with
     the PKIFailureInfo. The serial is recorded (and committed: do not call this inside another
     use case's transaction) before the token is returned."""
@@ -259,7 +266,7 @@ async def async_issue(request: tsp.TimeStampReq) -> tsp.TimeStampResp:
         db.session.add(IssuedTimestamp(serial=format(serial, "x"), at=now.replace(tzinfo=None),
                                        hash_algorithm=algorithm, message_imprint=imprint["hashed_message"].native.hex(),
                                        policy=policy_oid()))
-    return tsp.TimeStampResp({"status": tsp.PKIStatusInfo({"status": "granted"}), "time_stamp_token": token})
+    return TimeStampResp({"status": tsp.PKIStatusInfo({"status": "granted"}), "time_stamp_token": token})
 
 
 def issue_der(body: bytes) -> bytes:
@@ -275,7 +282,7 @@ class HubTimeStamper(TimeStamper):
     """pyHanko's TimeStamper, answered in-process by :func:`issue` (no HTTP): the PDF and CMS signers'
     signature timestamps (RFC 3161 §2.4; CAdES-T / PAdES-B-T)."""
 
-    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> TimeStampResp:
         return await async_issue(req)
 
 
