@@ -244,3 +244,28 @@ def test_concurrent_creation_makes_one_tsa(app, tmp_path):
     assert len([r for r in results if r]) == 1
     key_file = next((keys / "tsa").glob("*.key.pem")).read_bytes()
     assert b"ENCRYPTED PRIVATE KEY" in key_file  # encrypted at rest with the passphrase
+
+
+@pytest.mark.live
+@pytest.mark.xdist_group("live-sqlite")
+def test_live_hub_over_http(request, tmp_path):
+    """RFC 3161 §3.4 over real HTTP: a live hub (``idp init`` made its TSA, ``idp serve``), the query
+    from ``openssl ts -query``, the reply accepted by ``openssl ts -verify``."""
+    import requests
+
+    from tests.e2e.hub import shared_hub
+
+    hub_ = shared_hub(request, "sqlite")
+    data_file, q = query(tmp_path, "-sha512", "-cert")
+    resp = requests.post(hub_.url("/tsa"), data=q.read_bytes(), headers=QUERY, timeout=30)
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/timestamp-reply"
+    (tmp_path / "r.tsr").write_bytes(resp.content)
+    pem = requests.get(hub_.url("/tsa/certificate.pem"), timeout=30).content
+    certs = x509.load_pem_x509_certificates(pem)
+    (tmp_path / "root.pem").write_bytes(certs[-1].public_bytes(Encoding.PEM))
+    (tmp_path / "chain.pem").write_bytes(pem)
+    r = openssl("ts", "-verify", "-data", str(data_file), "-in", str(tmp_path / "r.tsr"),
+                "-CAfile", str(tmp_path / "root.pem"), "-untrusted", str(tmp_path / "chain.pem"))
+    assert r.returncode == 0, r.stderr
+    wrong = requests.post(hub_.url("/tsa"), data=b"garbage", headers=QUERY, timeout=30)
+    assert wrong.status_code == 200 and b"TimeStampReq" in wrong.content
