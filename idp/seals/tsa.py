@@ -279,8 +279,10 @@ def issue_der(body: bytes) -> bytes:
 
 
 class HubTimeStamper(TimeStamper):
-    """pyHanko's TimeStamper, answered in-process by :func:`issue` (no HTTP): the PDF and CMS signers'
-    signature timestamps (RFC 3161 §2.4; CAdES-T / PAdES-B-T)."""
+    """pyHanko's TimeStamper, answered in-process by :func:`async_issue` (no HTTP): the PDF and CMS
+    signers' signature timestamps (RFC 3161 §2.4; CAdES-T / PAdES-B-T). A refusal raises pyHanko's
+    ``TimestampRequestError``. pyHanko's size estimate (dry run) asks one real token per instance and
+    algorithm, so keep one instance per document."""
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> TimeStampResp:
         return await async_issue(req)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from idp.seals.report import INDETERMINATE, INVALID, VALID, revocation_verdict
-from tests.seals.seal_fixtures import approver, ca_files, credential, hub, make_seal_credential, openssl  # noqa: F401
+from tests.seals.seal_fixtures import approver, ca_files, credential, hub, openssl  # noqa: F401
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
