@@ -43,6 +43,10 @@ DIGEST = "sha256"
 CHUNK = 1024 * 1024
 
 register_cms_attribute(APPROVER_OID, APPROVER_ATTRIBUTE, core.UTF8String)
+if cms.CMSAttributeType._reverse_map is not None:
+    # asn1crypto builds the name → OID map once, at the type's first use; if that was before this
+    # import (pyHanko's PDF code, say), add our name to it too.
+    cms.CMSAttributeType._reverse_map[APPROVER_ATTRIBUTE] = APPROVER_OID
 
 
 def approver_text(approver: Approver) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -96,6 +98,15 @@ def test_openssl_ts_verifies_the_signature_timestamp(signed, ca_files, client, t
     r = openssl("ts", "-verify", "-token_in", "-in", str(tst), "-digest", digest, "-CAfile", str(ca_files[0]),
                 "-untrusted", str(untrusted))
     assert r.returncode == 0, r.stderr
+
+
+def test_approver_attribute_registered_after_asn1crypto_first_use():
+    """The approver attribute's name resolves even when asn1crypto's attribute types were used before
+    ``idp.seals.cms`` was imported (a fresh interpreter, so the import order is the one under test)."""
+    code = ("from asn1crypto import cms; cms.CMSAttributeType('content_type'); import idp.seals.cms as c; "
+            "assert cms.CMSAttributeType(c.APPROVER_ATTRIBUTE).dotted == c.APPROVER_OID")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
 
 
 def test_one_byte_changed(signed, ca_files):
