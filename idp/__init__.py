@@ -130,6 +130,7 @@ def _register_blueprints(app: Flask) -> None:
     from .pki.views import bp as pki_bp
     from .portal import businesses as portal_businesses
     from .portal.security import bp as security_bp
+    from .seals import tsa_views
     from .portal import profile, recovery, registration
     from .portal import consents as consent_views
     from .seals.api import bp as seal_api_bp
@@ -151,6 +152,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(seal_api_bp)
     app.register_blueprint(seal_pages_bp)
     csrf.exempt(seal_api_bp)  # DPoP-bound tokens, no browser cookies
+    app.register_blueprint(tsa_views.bp)
+    csrf.exempt(tsa_views.timestamp)  # RFC 3161 §3.4 protocol endpoint: public, no browser session
     csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
     for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,

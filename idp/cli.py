@@ -68,11 +68,12 @@ def init_command():
         for k in created:
             record("key.created", actor="cli", target=f"key:{k['kid']}", detail={"alg": k["alg"]})
     ca_created = _ensure_ca()
+    tsa_created = _ensure_tsa()
     from .oauth.clients import ensure_officials_tool_client
 
     tool_client = ensure_officials_tool_client()
     emit({"database": "up to date", "keys_created": [k["kid"] for k in created], "ca_created": ca_created,
-          "officials_tool_client_created": tool_client})
+          "tsa_created": tsa_created, "officials_tool_client_created": tool_client})
 
 
 def _ensure_ca() -> list[str]:
@@ -81,6 +82,16 @@ def _ensure_ca() -> list[str]:
 
     try:
         return [entry["id"] for entry in ensure_ca()]
+    except CaError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _ensure_tsa() -> list[str]:
+    from .pki.ca import CaError
+    from .seals.tsa import ensure_tsa
+
+    try:
+        return ensure_tsa()
     except CaError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -117,6 +117,12 @@ DEFAULTS: dict[str, object] = {
     "SEAL_STAMP_SIZE_PT": 119,
     # Largest PDF (bytes) accepted for sealing (the API and the officials' page).
     "SEAL_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
+    # Policy OID in every timestamp token of the hub's TSA (RFC 3161 §2.4.2); requests naming another are refused.
+    "TSA_POLICY_OID": "2.25.77094259346348185218404927771064258497",
+    # Lifetime of the TSA's certificate, days (capped by the issuing CA's).
+    "TSA_CERT_DAYS": 5 * 365,
+    # Largest accepted timestamp request (POST /tsa), bytes; a request is about 100 bytes.
+    "TSA_MAX_REQUEST_BYTES": 4096,
     # Issuer shown by authenticator apps for the hub's TOTP entries (otpauth:// URI, RFC 6238 apps).
     "TOTP_ISSUER": "本溪市统一身份认证",
     # Seconds a login that passed the password step may wait for its second factor.
@@ -298,13 +304,17 @@ def validate(cfg: dict) -> None:
     if cfg["SEAL_CERT_DAYS"] < 1 or cfg["SEAL_IMAGE_MAX_BYTES"] < 1 or cfg["SEAL_IMAGE_MAX_PIXELS"] < 256:
         raise ConfigError("IDP_SEAL_CERT_DAYS and IDP_SEAL_IMAGE_MAX_BYTES must be positive, "
                           "IDP_SEAL_IMAGE_MAX_PIXELS at least 256")
-    for key in ("PKI_CERT_DAYS", "PKI_CRL_DAYS"):
-        if not 1 <= cfg[key] <= 3650:
-            raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")
     if not 28 <= cfg["SEAL_STAMP_SIZE_PT"] <= 288:
         raise ConfigError("IDP_SEAL_STAMP_SIZE_PT must be between 28 and 288 points (10 mm to 100 mm)")
     if cfg["SEAL_MAX_UPLOAD_BYTES"] < 1024:
         raise ConfigError("IDP_SEAL_MAX_UPLOAD_BYTES must be at least 1024")
+    for key in ("PKI_CERT_DAYS", "PKI_CRL_DAYS", "TSA_CERT_DAYS"):
+        if not 1 <= cfg[key] <= 3650:
+            raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")
+    if not re.fullmatch(r"[0-2](\.(0|[1-9][0-9]*))+", str(cfg["TSA_POLICY_OID"])):
+        raise ConfigError("IDP_TSA_POLICY_OID must be a dotted object identifier such as 2.25.…")
+    if not 256 <= cfg["TSA_MAX_REQUEST_BYTES"] <= 65536:
+        raise ConfigError("IDP_TSA_MAX_REQUEST_BYTES must be between 256 and 65536")
     trusted_proxy_networks(cfg)
     networks(cfg, "METRICS_ALLOWED")
     if cfg["LOG_FORMAT"] not in ("auto", "text", "json"):

@@ -26,6 +26,8 @@ KEY_TYPES = ("ec-p256", "rsa-3072")
 INDEX = "ca.json"
 ROOT_DAYS = 20 * 365
 ISSUING_DAYS = 10 * 365
+ISSUING_CA_EKU = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION,
+                  ExtendedKeyUsageOID.TIME_STAMPING]
 
 
 class CaError(Exception):
@@ -115,9 +117,12 @@ def _ca_certificate(subject: x509.Name, key, issuer: x509.Certificate | None, is
                .add_extension(ski, critical=False)
                .add_extension(aki, critical=False))
     if issuer is not None:
-        # The issuing CA only certifies officials' login keys: say so, and where its status is published.
+        # What the issuing CA certifies, and where its status is published: officials' login keys
+        # (clientAuth), seals' document signatures (emailProtection: OpenSSL's and NSS's S/MIME signing
+        # checks carry extendedKeyUsage down the chain, so without it `openssl cms -verify` refuses a
+        # seal's signature as "unsuitable certificate purpose") and the hub's TSA (timeStamping).
         builder = (builder
-                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                   .add_extension(x509.ExtendedKeyUsage(ISSUING_CA_EKU), critical=False)
                    .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
                        full_name=[x509.UniformResourceIdentifier(crl_url(base_url, issuer_id))],
                        relative_name=None, reasons=None, crl_issuer=None)]), critical=False)

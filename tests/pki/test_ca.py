@@ -65,7 +65,8 @@ def test_ca_extensions(ca):
     dp = issuing.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert dp[0].full_name[0].value == f"http://127.0.0.1:5000/pki/crl/{ca.root.id}.crl"
     eku = issuing.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert list(eku) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION,
+                         x509.oid.ExtendedKeyUsageOID.TIME_STAMPING]
 
 
 def test_ca_cert_prints_a_chain_openssl_verifies(chain_file, ca, tmp_path):
