@@ -39,10 +39,8 @@ def login_with_password(login: str, password: str, previous: SsoSession | None):
             record("login.password_verified", actor=f"person:{person.sub}", target=f"person:{person.sub}",
                    detail={"method": "pwd", "next": "otp"})
         return SecondFactorRequired(person)
-    with transaction():
-        record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}", detail={"method": "pwd"})
     a = assess(person, ["pwd"])
-    return start_session(person, acr=a.acr, amr=a.amr, replaces=previous)
+    return start_session(person, acr=a.acr, amr=a.amr, replaces=previous, login={"method": "pwd"})
 
 
 def login_with_second_factor(person: Person, code: str, previous: SsoSession | None):
@@ -51,11 +49,8 @@ def login_with_second_factor(person: Person, code: str, previous: SsoSession | N
     method = totp.check_second_factor(person, code, purpose="login")
     if method is None:
         return None
-    with transaction():
-        record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}",
-               detail={"method": "pwd+" + method})
     a = assess(person, ["pwd", AMR[method]])
-    return start_session(person, acr=a.acr, amr=a.amr, replaces=previous)
+    return start_session(person, acr=a.acr, amr=a.amr, replaces=previous, login={"method": "pwd+" + method})
 
 
 def step_up(session: SsoSession, code: str) -> str | None:
