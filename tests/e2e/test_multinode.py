@@ -196,12 +196,13 @@ def test_rotation_on_one_node_is_seen_by_the_other(cluster):
     """``idp keys rotate`` run with node A's settings: node B publishes the new keys (RFC 7517) without a
     restart, and once they sign, B's tokens carry the new ``kid`` and validate against B's JWKS."""
     c = cluster
-    rotated = {k["kid"] for k in c.a.cli("keys", "rotate")["rotated"]}
+    result = c.a.cli("keys", "rotate")["rotated"]
+    rotated = {k["kid"] for k in result}
     assert len(rotated) == 2
     published = _wait("node B publishing the new keys",
                       lambda: rotated <= {k["kid"] for k in requests.get(c.b.url("/jwks.json"), timeout=5).json()["keys"]})
     assert published
-    new_es256 = next(k["kid"] for k in c.a.cli("keys", "list") if k["kid"] in rotated and k["alg"] == "ES256")
+    new_es256 = next(k["kid"] for k in result if k["alg"] == "ES256")
     tokens = []
 
     def signs_with_new_key():
@@ -290,7 +291,8 @@ class Traffic:
     def _hook(self, resp, *args, **kwargs):
         with self.lock:
             self.responses.append((time.monotonic(), resp.status_code, urlsplit(resp.url).path,
-                                   resp.headers.get("Content-Type", ""), resp.text[:2000],
+                                   resp.headers.get("Content-Type", ""),
+                                   resp.text if resp.status_code >= 500 else resp.text[:2000],
                                    resp.elapsed.total_seconds()))
 
     def _logins(self, user):
@@ -396,7 +398,8 @@ def test_postgres_stopped_under_load_fails_fast_and_recovers(cluster, pg):
     for res in cli_results:
         assert res.returncode in (0, 1), res.stderr
         if res.returncode == 1:
-            assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+            assert "Traceback" not in res.stderr, res.stderr
+            assert res.stderr.strip().splitlines()[-1].startswith("Error: the database is unavailable"), res.stderr
     assert_no_partial_state(c)
 
 
