@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     app.config.update(settings)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings["DATABASE_URL"]),
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
         SESSION_COOKIE_NAME="idp_ui",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -114,12 +114,19 @@ def init_keys(app: Flask) -> None:
     app.extensions["idp.resource_protector"] = build_resource_protector()
 
 
-def _engine_options(url: str) -> dict:
-    # Statement parameters (login names, blind indexes, ciphertexts) never reach logs or error text.
-    if url.startswith("sqlite"):
+def _engine_options(settings: dict) -> dict:
+    """Statement parameters (login names, blind indexes, ciphertexts) never reach logs or error text.
+
+    PostgreSQL: connections are checked before use (``pool_pre_ping``), so after a database restart
+    a stale pooled connection is replaced instead of failing the request; connecting and waiting for
+    a pooled connection are bounded, so an outage is answered with 503 within seconds (README
+    "Several nodes").
+    """
+    if settings["DATABASE_URL"].startswith("sqlite"):
         return {"connect_args": {"timeout": 10}, "hide_parameters": True}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "pool_timeout": 5,
-            "connect_args": {"connect_timeout": 3}, "hide_parameters": True}
+    return {"pool_pre_ping": True, "pool_size": settings["DB_POOL_SIZE"], "max_overflow": settings["DB_MAX_OVERFLOW"],
+            "pool_timeout": settings["DB_POOL_TIMEOUT"],
+            "connect_args": {"connect_timeout": settings["DB_CONNECT_TIMEOUT"]}, "hide_parameters": True}
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -6,6 +6,7 @@ import sys
 import time
 
 import click
+from sqlalchemy.exc import InterfaceError, OperationalError
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
@@ -464,6 +465,11 @@ class _Group(FlaskGroup):
             return super().main(*args, **kwargs)
         except ConfigError as exc:
             click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except (OperationalError, InterfaceError) as exc:
+            # PostgreSQL down or unreachable: one line, no trace; the command's transaction was rolled back.
+            click.echo(f"Error: the database is unavailable ({type(exc.orig or exc).__name__}); nothing was "
+                       "changed, try again when it is back", err=True)
             sys.exit(1)
 
 

@@ -23,6 +23,13 @@ DEFAULTS: dict[str, object] = {
     "ISSUER": "http://127.0.0.1:5000",
     # SQLAlchemy URL; SQLite under instance/ by default, postgresql+psycopg://... in production.
     "DATABASE_URL": None,
+    # PostgreSQL connections each server process keeps open (pool), and may open beyond that.
+    "DB_POOL_SIZE": 5,
+    "DB_MAX_OVERFLOW": 10,
+    # Seconds a request waits for a free pooled connection before it is answered 503.
+    "DB_POOL_TIMEOUT": 5,
+    # Seconds to wait for PostgreSQL to accept a new connection (a database outage answers 503 this fast).
+    "DB_CONNECT_TIMEOUT": 3,
     # Directory holding signing keys and the data-protection key (a mounted secret on several nodes).
     "KEYS_DIR": "keys",
     # Flask secret (CSRF tokens, signed cookies). Must be long and random in production.

@@ -129,9 +129,7 @@ def complete(ticket: str | None, code: str, *, username: str, password: str, nam
     person = create_citizen(username=username, password=password, name=name, id_number=id_number,
                             actor="self-registration", also=lambda: verification.consume(row),
                             **{channel: destination, f"{channel}_verified": True})
-    with transaction():
-        record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}",
-               detail={"method": "pwd", "via": "registration"})
     record_login("registration", "success")
-    return start_session(person, acr=acr_for_level(current_app.config, 1), amr=["pwd"], replaces=previous)
+    return start_session(person, acr=acr_for_level(current_app.config, 1), amr=["pwd"], replaces=previous,
+                         login={"method": "pwd", "via": "registration"})
 

@@ -106,15 +106,15 @@ def login_with_certificate(p: Presented, previous: SsoSession | None):
         refuse(check.reason)
         return check, None, None
     person = check.person
-    with transaction():
-        record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}",
-               detail={"method": METHOD})
     record_login("certificate", "success")
     if previous is not None and previous.person_id == person.id:
+        with transaction():
+            record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}",
+                   detail={"method": METHOD})
         a = assess(person, [*(previous.amr or []), METHOD])
         return check, previous, raise_session(previous, acr=a.acr, amr=a.amr,
                                               certificate_fingerprint=check.record.fingerprint)
     a = assess(person, [METHOD])
-    s, cookie = start_session(person, acr=a.acr, amr=a.amr, replaces=previous,
+    s, cookie = start_session(person, acr=a.acr, amr=a.amr, replaces=previous, login={"method": METHOD},
                               certificate_fingerprint=check.record.fingerprint)
     return check, s, cookie

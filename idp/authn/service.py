@@ -51,11 +51,9 @@ def login_with_password(login: str, password: str, previous: SsoSession | None):
                    detail={"method": "pwd", "next": "otp"})
         record_login("password", "second_factor_required")
         return SecondFactorRequired(person)
-    with transaction():
-        record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}", detail={"method": "pwd"})
     record_login("password", "success")
     a = assess(person, ["pwd"])
-    return start_session(person, acr=a.acr, amr=a.amr, replaces=previous)
+    return start_session(person, acr=a.acr, amr=a.amr, replaces=previous, login={"method": "pwd"})
 
 
 def login_with_second_factor(person: Person, code: str, previous: SsoSession | None):
@@ -65,12 +63,9 @@ def login_with_second_factor(person: Person, code: str, previous: SsoSession | N
     if method is None:
         record_login("otp", "failure")
         return None
-    with transaction():
-        record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}",
-               detail={"method": "pwd+" + method})
     record_login("otp", "success")
     a = assess(person, ["pwd", AMR[method]])
-    return start_session(person, acr=a.acr, amr=a.amr, replaces=previous)
+    return start_session(person, acr=a.acr, amr=a.amr, replaces=previous, login={"method": "pwd+" + method})
 
 
 def step_up(session: SsoSession, code: str) -> str | None:

@@ -22,8 +22,12 @@ def _digest(cookie: str) -> str:
 
 
 def start_session(person: Person, *, acr: str, amr: list[str], replaces: SsoSession | None = None,
-                  certificate_fingerprint: str | None = None) -> tuple[SsoSession, str]:
-    """A new session with a new identifier at every login (no fixation); returns it and the cookie value."""
+                  certificate_fingerprint: str | None = None, login: dict | None = None) -> tuple[SsoSession, str]:
+    """A new session with a new identifier at every login (no fixation); returns it and the cookie value.
+
+    ``login``: the detail of the ``login.succeeded`` event, recorded in the same transaction as the
+    session, so a crash or a database outage never leaves a login recorded without its session.
+    """
     cfg = current_app.config
     now = utcnow()
     cookie = secrets.token_urlsafe(32)
@@ -36,6 +40,8 @@ def start_session(person: Person, *, acr: str, amr: list[str], replaces: SsoSess
         certificate_fingerprint=certificate_fingerprint,
     )
     with transaction():
+        if login is not None:
+            record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}", detail=login)
         if replaces is not None and replaces.ended_at is None:
             replaces.ended_at, replaces.end_reason = now, "replaced"
             record("session.ended", actor=f"person:{person.sub}", target=f"session:{replaces.sid}", detail={"reason": "replaced"})
