@@ -10,7 +10,7 @@ from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFProtect
 
 from . import config as config_module
-from .limits import limit_for
+from .limits import LimitedRequest
 from .db import db
 
 csrf = CSRFProtect()
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
+    app.request_class = LimitedRequest
     os.makedirs(app.instance_path, exist_ok=True)
     settings = config_module.load(test_config, instance_path=app.instance_path)
     app.config.update(settings)
@@ -200,9 +201,7 @@ def _register_hooks(app: Flask) -> None:
             g.pop(key, None)
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             return render_error(414, "uri_too_long", _l("The address is too long."))
-        limit = limit_for(app, request.endpoint)
-        request.max_content_length = limit  # also bounds bodies sent without a Content-Length
-        if (request.content_length or 0) > limit:
+        if (request.content_length or 0) > request.max_content_length:  # the view's limit (idp.limits)
             return render_error(413, "request_too_large", _l("The request is too large."))
         if request.method == "POST" and not _same_origin(request.headers.get("Origin"), app.config["ISSUER"]):
             return render_error(400, "invalid_request",

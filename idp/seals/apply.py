@@ -16,6 +16,8 @@ is audited (``seal.apply_refused``, with a reason code) and nothing is signed.
 from __future__ import annotations
 
 import hashlib
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -34,6 +36,7 @@ from .credential import Approver
 from .models import Seal, SealApplication
 
 API, BROWSER = "api", "browser"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,20 @@ def _store(person: Person, seal: Seal, official, *, kind: str, channel: str, doc
     return app_row
 
 
+@contextmanager
+def _hub_keys():
+    """The CA or TSA keys missing or unreadable (``idp init`` not run, wrong passphrase): a clear 503,
+    nothing signed or recorded."""
+    from ..pki.ca import CaError
+
+    try:
+        yield
+    except CaError as exc:
+        log.error("sealing unavailable: %s", exc)
+        raise DomainError("Sealing is unavailable: the hub's signing keys are not set up. Tell the operator.",
+                          code="temporarily_unavailable", status=503) from exc
+
+
 def apply_pdf(person: Person, seal_id: int, data: bytes, *, proof: Proof, page: int | None = None,
               x: float | None = None, y: float | None = None) -> Applied:
     """Seal a PDF: a visible stamp and a PAdES signature with the hub's trusted time."""
@@ -179,8 +196,9 @@ def apply_pdf(person: Person, seal_id: int, data: bytes, *, proof: Proof, page: 
     from . import pdf, service, tsa
 
     seal, official = _check(person, seal_id, "pdf", proof)
-    output = pdf.seal_pdf(data, service.credential_for(seal), _approver(person, official),
-                          timestamper=tsa.hub_timestamper(), page=page, x=x, y=y)
+    with _hub_keys():
+        output = pdf.seal_pdf(data, service.credential_for(seal), _approver(person, official),
+                              timestamper=tsa.hub_timestamper(), page=page, x=x, y=y)
     embedded = PdfFileReader(io.BytesIO(output)).embedded_signatures[-1]
     signed_data = embedded.signed_data
     signature_der = asn1_cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
@@ -194,8 +212,9 @@ def sign_file(person: Person, seal_id: int, data: bytes, *, proof: Proof) -> App
     from . import cms, service, tsa
 
     seal, official = _check(person, seal_id, "cms", proof)
-    signature = cms.sign_detached(data, service.credential_for(seal), _approver(person, official),
-                                  timestamper=tsa.hub_timestamper())
+    with _hub_keys():
+        signature = cms.sign_detached(data, service.credential_for(seal), _approver(person, official),
+                                      timestamper=tsa.hub_timestamper())
     signed_data = asn1_cms.ContentInfo.load(signature)["content"]
     row = _store(person, seal, official, kind="cms", channel=proof.channel, document=data, output=signature,
                  signed_data=signed_data, signature_der=signature)

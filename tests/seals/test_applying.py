@@ -172,7 +172,7 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_recorded(app, client, zhang
     assert r.status_code == 400 and r.json["error_description"]
     r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=make_pdf(),
              query={"page": 7})
-    assert r.status_code == 400 and "page" in r.json["error_description"].lower()
+    assert r.status_code == 400 and "7" in r.json["error_description"]
     r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=make_pdf(),
              query={"x": "left"})
     assert r.status_code == 400
