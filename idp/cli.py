@@ -267,15 +267,24 @@ def keys_list():
 @keys_group.command("rotate")
 @click.option("--alg", "algs", multiple=True, type=click.Choice(["RS256", "ES256"]),
               help="rotate only these algorithms (default: all)")
+@click.option("--now", "immediately", is_flag=True,
+              help="emergency: the new keys sign at once instead of after IDP_KEYS_PUBLISH_AHEAD seconds "
+                   "(relying parties may fail validations for a few seconds)")
+@click.option("--revoke-old", is_flag=True,
+              help="compromised key: implies --now, and the earlier keys leave the JWKS at once and are "
+                   "deleted (every token they signed stops validating)")
 @with_appcontext
-def keys_rotate(algs):
-    """Publish new keys at once; the old ones stay published until their tokens expire."""
+def keys_rotate(algs, immediately, revoke_old):
+    """Publish new keys now; they sign after IDP_KEYS_PUBLISH_AHEAD seconds, when the current ones
+    retire (still published until their tokens expire)."""
     _ensure_keys()
     from .keystore.service import rotate_keys
     from .keystore.signing import ALGS
 
-    created = rotate_keys(list(algs) or list(ALGS))
-    emit({"rotated": [{"kid": k["kid"], "alg": k["alg"]} for k in created]})
+    result = rotate_keys(list(algs) or list(ALGS), immediately=immediately, revoke_old=revoke_old)
+    emit({"rotated": [{"kid": k["kid"], "alg": k["alg"], "not_before": k["not_before"]} for k in result["created"]],
+          "retired": [{"kid": k["kid"], "alg": k["alg"], "retired_at": k["retired_at"]} for k in result["retired"]],
+          "revoked": [{"kid": k["kid"], "alg": k["alg"]} for k in result["revoked"]]})
 
 
 @keys_group.command("prune")

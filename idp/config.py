@@ -66,6 +66,10 @@ DEFAULTS: dict[str, object] = {
     "ASSERTION_MAX_AGE": 600,
     # How often (seconds) a node re-reads the key directory to notice a rotation.
     "KEYS_RELOAD_INTERVAL": 2,
+    # Seconds a new signing key is published before it signs (`idp keys rotate`). At least
+    # 2 x KEYS_RELOAD_INTERVAL + 1 so every process publishes it first; the default 305 also covers
+    # relying parties that keep the JWKS for its max-age (300 s) without refetching on a new kid.
+    "KEYS_PUBLISH_AHEAD": 305,
     # Leeway (seconds) for clock skew when checking client assertions.
     "CLOCK_LEEWAY": 60,
     # Run the back-channel logout delivery worker in each server process (off in unit tests).
@@ -320,6 +324,9 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")
     if not re.fullmatch(r"[0-2](\.(0|[1-9][0-9]*))+", str(cfg["TSA_POLICY_OID"])):
         raise ConfigError("IDP_TSA_POLICY_OID must be a dotted object identifier such as 2.25.…")
+    if cfg["KEYS_PUBLISH_AHEAD"] < 2 * cfg["KEYS_RELOAD_INTERVAL"] + 1:
+        raise ConfigError("IDP_KEYS_PUBLISH_AHEAD must be at least 2 x IDP_KEYS_RELOAD_INTERVAL + 1 seconds, "
+                          "or a process could sign with a key another one does not publish yet")
     if not 256 <= cfg["TSA_MAX_REQUEST_BYTES"] <= 65536:
         raise ConfigError("IDP_TSA_MAX_REQUEST_BYTES must be between 256 and 65536")
     trusted_proxy_networks(cfg)

@@ -1,6 +1,7 @@
 """Key operations as use cases: each one audited."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from flask import current_app
@@ -22,25 +23,41 @@ def ensure_keys(cfg) -> list[dict]:
     return signing.create_missing(keys_dir, cfg["KEYS_PASSPHRASE"])
 
 
-def rotate_keys(algs, actor: str = "cli") -> list[dict]:
+def rotate_keys(algs, *, immediately: bool = False, revoke_old: bool = False, actor: str = "cli") -> dict:
+    """Publish new keys now; they sign from now + KEYS_PUBLISH_AHEAD (so every process publishes them
+    first) and the current keys retire then. ``immediately``: the new keys sign at once (processes
+    that have not re-read the index yet may sign with the old key for up to KEYS_RELOAD_INTERVAL);
+    ``revoke_old`` (a compromised key; implies ``immediately``): earlier keys leave the JWKS at once."""
     cfg = current_app.config
-    created = signing.rotate(Path(cfg["KEYS_DIR"]), cfg["KEYS_PASSPHRASE"], algs)
+    ahead = 0 if immediately or revoke_old else cfg["KEYS_PUBLISH_AHEAD"]
+    result = signing.rotate(Path(cfg["KEYS_DIR"]), cfg["KEYS_PASSPHRASE"], algs, publish_ahead=ahead,
+                            revoke_old=revoke_old)
     with transaction():
-        for k in created:
-            record("key.rotated", actor=actor, target=f"key:{k['kid']}", detail={"alg": k["alg"]})
+        for k in result["created"]:
+            record("key.rotated", actor=actor, target=f"key:{k['kid']}",
+                   detail={"alg": k["alg"], "not_before": k["not_before"], "immediately": bool(immediately or revoke_old)})
+        for k in result["retired"]:
+            record("key.retired", actor=actor, target=f"key:{k['kid']}",
+                   detail={"alg": k["alg"], "retired_at": k["retired_at"]})
+        for k in result["revoked"]:
+            record("key.revoked", actor=actor, target=f"key:{k['kid']}", detail={"alg": k["alg"]})
     current_app.extensions["idp.keystore"].reload(force=True)
-    return created
+    return result
 
 
 def list_keys() -> list[dict]:
-    import time
-
     cfg = current_app.config
     now, grace = int(time.time()), token_grace(cfg)
     out = []
     for k in signing.read_index(Path(cfg["KEYS_DIR"])):
-        status = "active" if k["retired_at"] is None else ("retired" if now < k["retired_at"] + grace else "expired")
-        out.append({**k, "status": status, "published": status != "expired"})
+        status = signing.key_status(k, now, grace)
+        not_before, retired_at, revoked_at = signing.key_times(k)
+        unpublished_at = revoked_at if revoked_at is not None else (None if retired_at is None else retired_at + grace)
+        out.append({"kid": k["kid"], "alg": k["alg"], "status": status, "signing": status == "active",
+                    "published": status in ("pending", "active", "retired"),
+                    "created_at": k["created_at"], "not_before": not_before, "retired_at": retired_at,
+                    "unpublished_at": unpublished_at,
+                    "revoked_at": revoked_at})
     return out
 
 

@@ -1,18 +1,25 @@
 """Signing keys (RS256, ES256) in ``<keys>/signing/``: create, rotate, load, publish.
 
 Layout: ``<kid>.pem`` (PKCS#8, encrypted with IDP_KEYS_PASSPHRASE when set) and ``keys.json``
-listing every key with its algorithm, creation and retirement time. The newest unretired key
-per algorithm signs; a retired key stays in the JWKS until everything it signed has expired.
-A node notices a rotation by re-reading ``keys.json`` when its modification time changes.
+listing every key with its algorithm and times: ``created_at``, ``not_before`` (when it starts
+signing), ``retired_at`` (when it stops) and ``revoked_at`` (compromised: withdrawn at once).
+
+A rotation publishes the new key *before* it signs (``not_before`` = now + IDP_KEYS_PUBLISH_AHEAD)
+and the old key keeps signing until then, so every process has published the new key — it re-reads
+``keys.json`` when its modification time changes — before any process signs with it. Which key
+signs is decided per signing call from the loaded index and the clock, so the switch needs no
+reload at that moment. A retired key stays in the JWKS until everything it signed has expired.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import ECKey, RSAKey
@@ -21,24 +28,43 @@ from .files import load_private_key_pem, locked, private_key_pem, read_json, wri
 
 ALGS = ("RS256", "ES256")
 INDEX = "keys.json"
+STATUSES = ("pending", "active", "retired", "expired", "revoked")
 
 
 class KeyStoreError(Exception):
     pass
 
 
+def key_times(entry: dict) -> tuple[int, int | None, int | None]:
+    """(not_before, retired_at, revoked_at) of an index entry; entries written before publication
+    ahead existed have no ``not_before``: they signed from their creation."""
+    return entry.get("not_before", entry["created_at"]), entry["retired_at"], entry.get("revoked_at")
+
+
+def key_status(entry: dict, now: float, grace: int) -> str:
+    """THE lifecycle rule: pending (published, not signing yet) → active (signing) → retired
+    (published, not signing, for ``grace`` seconds) → expired (unpublished, prunable); or revoked."""
+    not_before, retired_at, revoked_at = key_times(entry)
+    if revoked_at is not None:
+        return "revoked"
+    if retired_at is not None and now >= retired_at:
+        return "retired" if now < retired_at + grace else "expired"
+    return "pending" if now < not_before else "active"
+
+
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
     alg: str
-    created_at: int
-    retired_at: int | None
+    entry: dict  # its line of keys.json
     jwk: object  # joserfc key (private)
 
-    def status(self, now: int, grace: int) -> str:
-        if self.retired_at is None:
-            return "active"
-        return "retired" if now < self.retired_at + grace else "expired"
+    @property
+    def not_before(self) -> int:
+        return key_times(self.entry)[0]
+
+    def status(self, now: float, grace: int) -> str:
+        return key_status(self.entry, now, grace)
 
 
 def _dir(keys_dir: Path) -> Path:
@@ -65,11 +91,12 @@ def _to_jwk(private_key, alg: str, kid: str | None = None):
     return cls.import_key(private_key, parameters={"alg": alg, "use": "sig", "kid": kid})
 
 
-def _add_key(d: Path, index: dict, alg: str, passphrase: str | None, now: int) -> dict:
+def _add_key(d: Path, index: dict, alg: str, passphrase: str | None, now: int, not_before: int) -> dict:
     private_key = _generate(alg)
     kid = _to_jwk(private_key, alg).kid
     write_private(d / f"{kid}.pem", private_key_pem(private_key, passphrase))
-    entry = {"kid": kid, "alg": alg, "created_at": now, "retired_at": None}
+    entry = {"kid": kid, "alg": alg, "created_at": now, "not_before": not_before, "retired_at": None,
+             "revoked_at": None}
     index["keys"].append(entry)
     return entry
 
@@ -79,44 +106,70 @@ def _read_index(d: Path) -> dict:
     return read_json(p) if p.exists() else {"keys": []}
 
 
-def create_missing(keys_dir: Path, passphrase: str | None) -> list[dict]:
-    """Ensure one active key per algorithm; returns the keys created."""
+def _now(now: float | None) -> int:
+    return int(time.time() if now is None else now)
+
+
+def create_missing(keys_dir: Path, passphrase: str | None, now: float | None = None) -> list[dict]:
+    """Ensure each algorithm has a key that signs now or will (one that is not retired); returns
+    the keys created. A first key signs at once: no relying party can hold an older JWKS."""
     created = []
     with _locked(keys_dir) as d:
         index = _read_index(d)
-        now = int(time.time())
+        now = _now(now)
         for alg in ALGS:
             if not any(k["alg"] == alg and k["retired_at"] is None for k in index["keys"]):
-                created.append(_add_key(d, index, alg, passphrase, now))
+                created.append(_add_key(d, index, alg, passphrase, now, now))
         if created:
             write_json(d / INDEX, index)
     return created
 
 
-def rotate(keys_dir: Path, passphrase: str | None, algs=ALGS) -> list[dict]:
-    """Publish a new key per algorithm at once and retire the previous active one."""
-    created = []
+def rotate(keys_dir: Path, passphrase: str | None, algs=ALGS, *, publish_ahead: int,
+           revoke_old: bool = False, now: float | None = None) -> dict:
+    """A new key per algorithm, published now and signing from now + ``publish_ahead``; the keys
+    that sign until then retire at that moment. ``revoke_old`` (a compromised key; needs
+    ``publish_ahead`` 0) withdraws every earlier key of the algorithm at once and deletes it.
+
+    Returns ``{"created": [entries], "retired": [entries], "revoked": [entries]}``.
+    """
+    if revoke_old and publish_ahead:
+        raise KeyStoreError("revoking the old keys needs the new ones to sign at once")
+    out = {"created": [], "retired": [], "revoked": []}
     with _locked(keys_dir) as d:
         index = _read_index(d)
-        now = int(time.time())
+        exact = time.time() if now is None else now
+        now = int(exact)
+        # Rounded up so the delay is never shorter than asked; an immediate start is rounded down.
+        start = math.ceil(exact) + publish_ahead if publish_ahead else now
         for alg in algs:
             for k in index["keys"]:
-                if k["alg"] == alg and k["retired_at"] is None:
-                    k["retired_at"] = now
-            created.append(_add_key(d, index, alg, passphrase, now))
+                if k["alg"] != alg or k.get("revoked_at") is not None:
+                    continue
+                if revoke_old:
+                    k["revoked_at"] = now
+                    if k["retired_at"] is None or k["retired_at"] > now:
+                        k["retired_at"] = now
+                    with contextlib.suppress(FileNotFoundError):
+                        (d / f"{k['kid']}.pem").unlink()
+                    out["revoked"].append(k)
+                elif k["retired_at"] is None or k["retired_at"] > start:
+                    k["retired_at"] = start  # signs (or would have) until the new key takes over
+                    out["retired"].append(k)
+            out["created"].append(_add_key(d, index, alg, passphrase, now, start))
         write_json(d / INDEX, index)
-    return created
+    return out
 
 
-def prune(keys_dir: Path, grace: int) -> list[str]:
-    """Delete keys retired longer ago than ``grace`` seconds (no token they signed is still valid)."""
+def prune(keys_dir: Path, grace: int, now: float | None = None) -> list[str]:
+    """Delete expired keys (no token they signed is still valid) and revoked ones from the index."""
     removed = []
     with _locked(keys_dir) as d:
         index = _read_index(d)
-        now = int(time.time())
+        now = _now(now)
         keep = []
         for k in index["keys"]:
-            if k["retired_at"] is not None and now >= k["retired_at"] + grace:
+            if key_status(k, now, grace) in ("expired", "revoked"):
                 removed.append(k["kid"])
                 with contextlib.suppress(FileNotFoundError):
                     (d / f"{k['kid']}.pem").unlink()
@@ -132,24 +185,30 @@ def read_index(keys_dir: Path) -> list[dict]:
 
 
 class KeyStore:
-    """The keys one process signs with; reloads itself when ``keys.json`` changes on disk."""
+    """The keys one process signs with and publishes; reloads itself when ``keys.json`` changes.
 
-    def __init__(self, keys_dir: Path, passphrase: str | None, grace: int, reload_interval: int = 2):
+    ``clock`` (wall time, seconds) and ``timer`` (monotonic, for the reload interval) are
+    replaceable so tests can run several "processes" on one simulated clock.
+    """
+
+    def __init__(self, keys_dir: Path, passphrase: str | None, grace: int, reload_interval: int = 2, *,
+                 clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.monotonic):
         self.keys_dir = Path(keys_dir)
         self.passphrase = passphrase
         self.grace = grace
         self.reload_interval = reload_interval
+        self.clock, self.timer = clock, timer
         self._lock = threading.Lock()
         self._mtime = None
         self._checked = 0.0
         self._keys: dict[str, SigningKey] = {}
-        self._active: dict[str, SigningKey] = {}
+        self._signers: dict[str, list[SigningKey]] = {}
         self._jwks_json = b""
         self._jwks_expires = 0
         self.reload(force=True)
 
     def reload(self, force: bool = False) -> None:
-        now = time.monotonic()
+        now = self.timer()
         if not force and now - self._checked < self.reload_interval:
             return
         with self._lock:
@@ -159,50 +218,55 @@ class KeyStore:
                 mtime = path.stat().st_mtime_ns
             except FileNotFoundError as exc:
                 raise KeyStoreError(f"{path} is missing; run 'idp init'") from exc
-            if not force and mtime == self._mtime and time.time() < self._jwks_expires:
+            if not force and mtime == self._mtime and self.clock() < self._jwks_expires:
                 return
             self._load(path)
             self._mtime = mtime
 
+    def _open(self, path: Path, entry: dict):
+        pem = (path.parent / f"{entry['kid']}.pem").read_bytes()
+        if b"ENCRYPTED" in pem and not self.passphrase:
+            raise KeyStoreError("signing keys are encrypted; set IDP_KEYS_PASSPHRASE")
+        try:
+            pk = load_private_key_pem(pem, self.passphrase)
+        except ValueError as exc:
+            raise KeyStoreError(f"cannot open signing key {entry['kid']}: wrong IDP_KEYS_PASSPHRASE?") from exc
+        return _to_jwk(pk, entry["alg"], entry["kid"])
+
     def _load(self, path: Path) -> None:
-        keys = dict(self._keys)
-        index = read_json(path)["keys"]
+        index = [e for e in read_json(path)["keys"] if e.get("revoked_at") is None]
+        keys = {}
         for entry in index:
-            if entry["kid"] in keys:
-                old = keys[entry["kid"]]
-                keys[entry["kid"]] = SigningKey(old.kid, old.alg, old.created_at, entry["retired_at"], old.jwk)
-                continue
-            pem = (path.parent / f"{entry['kid']}.pem").read_bytes()
-            if b"ENCRYPTED" in pem and not self.passphrase:
-                raise KeyStoreError("signing keys are encrypted; set IDP_KEYS_PASSPHRASE")
-            try:
-                pk = load_private_key_pem(pem, self.passphrase)
-            except ValueError as exc:
-                raise KeyStoreError(f"cannot open signing key {entry['kid']}: wrong IDP_KEYS_PASSPHRASE?") from exc
-            keys[entry["kid"]] = SigningKey(entry["kid"], entry["alg"], entry["created_at"], entry["retired_at"], _to_jwk(pk, entry["alg"], entry["kid"]))
-        listed = {e["kid"] for e in index}
-        keys = {kid: k for kid, k in keys.items() if kid in listed}
-        active = {}
-        for k in sorted(keys.values(), key=lambda k: k.created_at):
-            if k.retired_at is None:
-                active[k.alg] = k
-        missing = [a for a in ALGS if a not in active]
+            old = self._keys.get(entry["kid"])
+            keys[entry["kid"]] = SigningKey(entry["kid"], entry["alg"], dict(entry),
+                                            old.jwk if old else self._open(path, entry))
+        # Every key that signs at some time, newest start first: signing_key picks by the clock.
+        signers = {alg: sorted((k for k in keys.values() if k.alg == alg),
+                               key=lambda k: (k.not_before, k.entry["created_at"]), reverse=True)
+                   for alg in ALGS}
+        now = self.clock()
+        missing = [a for a in ALGS if not any(k.status(now, self.grace) == "active" for k in signers[a])]
         if missing:
             raise KeyStoreError(f"no active signing key for {', '.join(missing)}; run 'idp init'")
-        now = int(time.time())
+        # Pending keys are published too: that is what makes a rotation safe.
         published = [k for k in keys.values() if k.status(now, self.grace) != "expired"]
-        self._keys, self._active = keys, active
+        self._keys, self._signers = keys, signers
         self._jwks_json = json.dumps({"keys": [k.jwk.as_dict(private=False) for k in published]}).encode()
-        # Re-evaluate when the next retired key leaves the JWKS.
-        ends = [k.retired_at + self.grace for k in published if k.retired_at is not None]
+        # Re-evaluate when the next retired key leaves the JWKS (a pending key is already in it).
+        ends = [k.entry["retired_at"] + self.grace for k in published if k.entry["retired_at"] is not None]
         self._jwks_expires = min(ends) if ends else float("inf")
 
     def signing_key(self, alg: str) -> SigningKey:
+        """The key that signs now: decided per call from the loaded index and the clock."""
         self.reload()
-        try:
-            return self._active[alg]
-        except KeyError as exc:
-            raise KeyStoreError(f"no signing key for {alg}") from exc
+        now = self.clock()
+        for k in self._signers.get(alg, ()):
+            if k.status(now, self.grace) == "active":
+                return k
+        raise KeyStoreError(f"no signing key for {alg}")
+
+    def published_kids(self) -> set[str]:
+        return {k["kid"] for k in json.loads(self.jwks_json())["keys"]}
 
     def jwks_json(self) -> bytes:
         self.reload()

@@ -36,6 +36,9 @@ from tests.sessions.receiver import Receiver
 pytestmark = [pytest.mark.live, pytest.mark.postgres, pytest.mark.xdist_group("multinode")]
 
 LOAD_USERS = 3
+# The smallest publication delay allowed with the production reload interval (2 s): the rotation tests
+# check the guarantee at its edge.
+PUBLISH_AHEAD = 5
 TIMEOUT = 15  # no single request may take longer; every wait below is bounded too
 
 
@@ -74,7 +77,8 @@ def cluster(pg, receivers, tmp_path_factory):
     infos.append(info)
     users = [LiveHub.user_args(username="u" + secrets.token_hex(5)) for _ in range(1 + LOAD_USERS)]
     commands += [u[0] for u in users]
-    c, results = start_cluster(workdir, pg, "idp_cluster", commands)
+    c, results = start_cluster(workdir, pg, "idp_cluster", commands,
+                               extra_env={"IDP_KEYS_PUBLISH_AHEAD": str(PUBLISH_AHEAD)})
     try:
         c.rp1, c.rp2, c.service = ({**i, **r} for i, r in zip(infos, results))
         c.users = [{**u[1], **r} for u, r in zip(users, results[3:])]
@@ -194,22 +198,31 @@ def _service_token(url: str, service: dict) -> str:
 
 def test_rotation_on_one_node_is_seen_by_the_other(cluster):
     """``idp keys rotate`` run with node A's settings: node B publishes the new keys (RFC 7517) without a
-    restart, and once they sign, B's tokens carry the new ``kid`` and validate against B's JWKS."""
+    restart before they sign; from ``not_before`` B's tokens carry the new ``kid`` and validate against
+    B's JWKS, and until then they carried the old one."""
     c = cluster
+    started = time.time()
     result = c.a.cli("keys", "rotate")["rotated"]
     rotated = {k["kid"] for k in result}
     assert len(rotated) == 2
-    published = _wait("node B publishing the new keys",
-                      lambda: rotated <= {k["kid"] for k in requests.get(c.b.url("/jwks.json"), timeout=5).json()["keys"]})
-    assert published
+    not_before = min(k["not_before"] for k in result)
+    assert not_before >= started + PUBLISH_AHEAD
+    _wait("node B publishing the new keys",
+          lambda: rotated <= {k["kid"] for k in requests.get(c.b.url("/jwks.json"), timeout=5).json()["keys"]})
+    assert time.time() < not_before  # published before any node may sign with it
     new_es256 = next(k["kid"] for k in result if k["alg"] == "ES256")
     tokens = []
 
     def signs_with_new_key():
+        sent = time.time()
         tokens.append(_service_token(c.b.issuer, c.service))
-        return jwt.decode(tokens[-1], jwks(c.b.url("/jwks.json"))).header["kid"] == new_es256
+        kid = jwt.decode(tokens[-1], jwks(c.b.url("/jwks.json"))).header["kid"]
+        if kid != new_es256:
+            return False
+        assert time.time() >= not_before, "signed with the new key before its not_before"
+        return sent >= not_before - 1  # a token signed at the switch
 
-    _wait("node B signing with the new key", signs_with_new_key, timeout=20, step=0.5)
+    _wait("node B signing with the new key", signs_with_new_key, timeout=PUBLISH_AHEAD + 20, step=0.5)
     keys_b = jwks(c.b.url("/jwks.json"))
     for t in tokens:  # tokens signed before and after the switch both validate against B's JWKS
         jwt.decode(t, keys_b)
@@ -238,40 +251,64 @@ class JwksCache:
 
 
 def test_rotation_under_load_no_failed_validations(cluster):
-    """Key rotation while tokens are issued by both nodes: a relying party that refetches the JWKS on
-    an unknown ``kid`` (OIDC Core §10.1.1) never fails a validation — every node publishes a new key
-    before any node signs with it."""
+    """Key rotation while tokens are issued by both nodes (and both workers of each): relying parties
+    that refetch the JWKS on an unknown ``kid`` (OIDC Core §10.1.1) never fail a validation — whether
+    they fetch through nginx or always from node A or always from node B, each refetching exactly once
+    per new key — because every process publishes a new key before any process signs with it
+    (``IDP_KEYS_PUBLISH_AHEAD``), and no token carries the new ``kid`` before its ``not_before``."""
     c = cluster
-    rp = JwksCache(c.url("/jwks.json"))
-    stop, failures, seen = threading.Event(), [], []
+    rps = {"nginx": JwksCache(c.url("/jwks.json")), "A": JwksCache(c.a.url("/jwks.json")),
+           "B": JwksCache(c.b.url("/jwks.json"))}
+    stop, failures, seen = threading.Event(), [], []  # seen: (kid, time the request was sent)
+    rotation = {}
 
     def load():
         with requests.Session() as http:
             while not stop.is_set():
+                sent = time.time()
                 resp = http.post(c.url("/token"), data={"grant_type": "client_credentials"},
                                  auth=(c.service["client_id"], c.service["client_secret"]), timeout=TIMEOUT)
                 if resp.status_code != 200:
                     failures.append(f"HTTP {resp.status_code} {resp.text[:200]}")
                     continue
-                try:
-                    seen.append(rp.validate(resp.json()["access_token"]))
-                except JoseError as exc:
-                    failures.append(f"validation: {exc!r}")
+                token = resp.json()["access_token"]
+                for name, rp in rps.items():
+                    try:
+                        kid = rp.validate(token)
+                    except JoseError as exc:
+                        failures.append(f"validation at RP fetching from {name}: {exc!r}")
+                        break
+                else:
+                    seen.append((kid, sent))
+                    nb = rotation.get(kid)
+                    if nb is not None and time.time() < nb:
+                        failures.append(f"{kid} signed before its not_before")
 
     threads = [threading.Thread(target=load) for _ in range(3)]
     for t in threads:
         t.start()
     try:
         time.sleep(1)
-        rotated = {k["kid"] for k in c.a.cli("keys", "rotate")["rotated"]}
-        _wait("tokens signed with the new key", lambda: rotated & set(seen[-20:]) and len(
-            [k for k in seen[-40:] if k in rotated]) >= 20, timeout=30)
+        result = c.a.cli("keys", "rotate")["rotated"]
+        rotation.update({k["kid"]: k["not_before"] for k in result})
+        rotated = set(rotation)
+
+        def switched():
+            recent = [kid for kid, _ in seen[-40:]]
+            return len(recent) == 40 and all(kid in rotated for kid in recent)
+
+        _wait("only tokens signed with the new key", switched, timeout=PUBLISH_AHEAD + 30)
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=TIMEOUT)
     assert failures == []
-    assert len(seen) > 50 and rp.refetches >= 1
+    before = [kid for kid, sent in seen if sent < min(rotation.values()) - 1]
+    after = [kid for kid, sent in seen if sent > min(rotation.values()) + 1]
+    assert len(before) > 50 and not rotated & set(before)  # the old key signed until not_before
+    assert after and set(after) <= rotated  # the new one after it, on every node
+    new_kids_seen = rotated & {kid for kid, _ in seen}
+    assert all(rp.refetches == len(new_kids_seen) for rp in rps.values()), {n: rp.refetches for n, rp in rps.items()}
 
 
 # -- faults --------------------------------------------------------------------------------------------

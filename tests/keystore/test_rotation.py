@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import time
+
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -26,40 +28,101 @@ def test_jwks_publishes_public_members_with_kid_alg_use(client):
     assert len(n) * 8 >= 2048
 
 
-def test_rotation_publishes_new_key_at_once_and_keeps_old(app, client, runner):
-    """A new key signs at once; the retired key stays published so tokens it signed still verify."""
-    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[])
-    old_token = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(rp)).get_json()["access_token"]
-    before = {k["kid"] for k in client.get("/jwks.json").get_json()["keys"]}
-    result = runner.invoke(args=["keys", "rotate"])
-    assert result.exit_code == 0, result.output
-    rotated = {k["kid"] for k in json.loads(result.output)["rotated"]}
-    after = {k["kid"] for k in client.get("/jwks.json").get_json()["keys"]}
-    assert after == before | rotated
-    new_token = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(rp)).get_json()["access_token"]
-    ks = KeySet.import_key_set(client.get("/jwks.json").get_json())
-    assert jwt.decode(new_token, ks).header["kid"] in rotated
-    assert jwt.decode(old_token, ks).header["kid"] in before
-    listing = json.loads(runner.invoke(args=["keys", "list"]).output)
-    assert {k["kid"] for k in listing if k["status"] == "retired"} == before
+def _kids(client) -> set[str]:
+    return {k["kid"] for k in client.get("/jwks.json").get_json()["keys"]}
 
 
-def test_retired_key_leaves_jwks_after_its_tokens_expire(app, client, runner, instance):
-    """Retired keys are published for the longest token lifetime (+ leeway), then dropped and prunable."""
-    from idp.keystore.service import token_grace
+def _token(client, rp) -> str:
+    return client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(rp)).get_json()["access_token"]
 
-    before = {k["kid"] for k in client.get("/jwks.json").get_json()["keys"]}
-    runner.invoke(args=["keys", "rotate"])
-    assert before <= {k["kid"] for k in client.get("/jwks.json").get_json()["keys"]}
-    assert json.loads(runner.invoke(args=["keys", "prune"]).output)["deleted"] == []  # still needed
-    # Let the grace period pass: move the retirement back in time rather than sleeping.
+
+def _shift_index(instance, seconds: int) -> None:
+    """Move every time in keys.json back by ``seconds``: time passing, without sleeping."""
     index_path = instance / "keys" / "signing" / "keys.json"
     index = json.loads(index_path.read_text())
     for k in index["keys"]:
-        if k["retired_at"]:
-            k["retired_at"] -= token_grace(app.config) + 1
+        for field in ("created_at", "not_before", "retired_at", "revoked_at"):
+            if k.get(field) is not None:
+                k[field] -= seconds
     index_path.write_text(json.dumps(index))
-    now_published = {k["kid"] for k in client.get("/jwks.json").get_json()["keys"]}
+
+
+def test_rotation_publishes_new_key_before_it_signs(app, client, runner):
+    """A rotation publishes the new key at once but it signs only from ``not_before`` = now +
+    IDP_KEYS_PUBLISH_AHEAD; until then the old key signs (OIDC Core §10.1.1: a signer must publish a
+    key before using it). Changed contract: before, the new key signed at once."""
+    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[])
+    old_token = _token(client, rp)
+    before = _kids(client)
+    started = time.time()
+    result = runner.invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    rotated = {k["kid"] for k in out["rotated"]}
+    ahead = app.config["KEYS_PUBLISH_AHEAD"]
+    assert ahead >= 2 * 2 + 1  # the default covers the production reload interval twice
+    for k in out["rotated"]:
+        assert started + ahead <= k["not_before"] <= time.time() + ahead + 1  # whole seconds, rounded up
+    assert {k["kid"] for k in out["retired"]} == before
+    assert {k["retired_at"] for k in out["retired"]} == {k["not_before"] for k in out["rotated"]}
+    assert _kids(client) == before | rotated  # published at once
+    pending_token = _token(client, rp)
+    ks = KeySet.import_key_set(client.get("/jwks.json").get_json())
+    assert jwt.decode(pending_token, ks).header["kid"] in before  # the old key still signs
+    listing = {k["kid"]: k for k in json.loads(runner.invoke(args=["keys", "list"]).output)}
+    assert {listing[kid]["status"] for kid in rotated} == {"pending"}
+    assert {listing[kid]["status"] for kid in before} == {"active"}
+    # At not_before the new key signs: the store decides per call from its clock, no reload needed.
+    store = app.extensions["idp.keystore"]
+    store.clock = lambda: time.time() + ahead + 1
+    new_token = _token(client, rp)
+    assert jwt.decode(new_token, ks).header["kid"] in rotated
+    assert jwt.decode(old_token, ks).header["kid"] in before  # tokens of the old key still verify
+    store.clock = time.time
+
+
+def test_keys_list_shows_every_status_with_its_times(app, client, runner, instance):
+    """``idp keys list``: pending → active → retired (published for the token grace) → expired."""
+    from idp.keystore.service import token_grace
+
+    before = _kids(client)
+    rotated = {k["kid"] for k in json.loads(runner.invoke(args=["keys", "rotate"]).output)["rotated"]}
+    ahead, grace = app.config["KEYS_PUBLISH_AHEAD"], token_grace(app.config)
+
+    def listing():
+        return {k["kid"]: k for k in json.loads(runner.invoke(args=["keys", "list"]).output)}
+
+    first = listing()
+    for kid in rotated:
+        k = first[kid]
+        assert (k["status"], k["signing"], k["published"], k["retired_at"]) == ("pending", False, True, None)
+    for kid in before:
+        k = first[kid]
+        assert (k["status"], k["signing"], k["published"]) == ("active", True, True)
+        assert k["unpublished_at"] == k["retired_at"] + grace
+    _shift_index(instance, ahead + 1)
+    second = listing()
+    assert {second[kid]["status"] for kid in rotated} == {"active"}
+    assert {(second[kid]["status"], second[kid]["signing"]) for kid in before} == {("retired", False)}
+    _shift_index(instance, grace)
+    third = listing()
+    assert {(third[kid]["status"], third[kid]["published"]) for kid in before} == {("expired", False)}
+
+
+def test_retired_key_leaves_jwks_after_its_tokens_expire(app, client, runner, instance):
+    """Retired keys are published for the longest token lifetime (+ leeway) after they stop signing,
+    then dropped and prunable (RFC 7517 §4.5: a kid names a key still in use for verification)."""
+    from idp.keystore.service import token_grace
+
+    before = _kids(client)
+    runner.invoke(args=["keys", "rotate"])
+    assert before <= _kids(client)
+    assert json.loads(runner.invoke(args=["keys", "prune"]).output)["deleted"] == []  # still needed
+    _shift_index(instance, app.config["KEYS_PUBLISH_AHEAD"] + token_grace(app.config) - 1)
+    assert before <= _kids(client)  # a second before the grace ends: still published
+    assert json.loads(runner.invoke(args=["keys", "prune"]).output)["deleted"] == []
+    _shift_index(instance, 2)
+    now_published = _kids(client)
     assert not before & now_published and len(now_published) == 2
     pruned = json.loads(runner.invoke(args=["keys", "prune"]).output)["deleted"]
     assert set(pruned) == before
@@ -68,18 +131,94 @@ def test_retired_key_leaves_jwks_after_its_tokens_expire(app, client, runner, in
 
 
 def test_other_node_sees_rotation_without_restart(instance):
-    """Two app instances sharing keys/: a rotation on one is used and published by the other."""
+    """Two app instances sharing keys/: a rotation on one is published by the other at once and used
+    by it from ``not_before``."""
     node_a = create_app(_config(instance))
     node_b = create_app(_config(instance))
     with node_b.app_context():
         before = {k["kid"] for k in node_b.test_client().get("/jwks.json").get_json()["keys"]}
     with node_a.app_context():
-        rotated = {k["kid"] for k in json.loads(node_a.test_cli_runner().invoke(args=["keys", "rotate"]).output)["rotated"]}
+        out = json.loads(node_a.test_cli_runner().invoke(args=["keys", "rotate"]).output)["rotated"]
+        rotated = {k["kid"] for k in out}
     with node_b.app_context():
         after = {k["kid"] for k in node_b.test_client().get("/jwks.json").get_json()["keys"]}
         assert rotated <= after and before <= after
         store = node_b.extensions["idp.keystore"]
+        assert store.signing_key("ES256").kid in before
+        store.clock = lambda: max(k["not_before"] for k in out)
         assert store.signing_key("ES256").kid in rotated
+
+
+def test_rotate_now_signs_at_once_and_keeps_old_published(app, client, runner):
+    """``idp keys rotate --now`` (urgent, not compromised): the new key signs at once; the old key
+    stays published for the token grace so tokens it signed keep validating."""
+    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[])
+    old_token = _token(client, rp)
+    before = _kids(client)
+    out = json.loads(runner.invoke(args=["keys", "rotate", "--now"]).output)
+    rotated = {k["kid"] for k in out["rotated"]}
+    assert all(k["not_before"] <= time.time() for k in out["rotated"]) and out["revoked"] == []
+    ks = KeySet.import_key_set(client.get("/jwks.json").get_json())
+    assert jwt.decode(_token(client, rp), ks).header["kid"] in rotated
+    assert jwt.decode(old_token, ks).header["kid"] in before
+    assert {k["status"] for k in json.loads(runner.invoke(args=["keys", "list"]).output) if k["kid"] in before} == {"retired"}
+
+
+def test_rotate_revoke_old_withdraws_compromised_keys_at_once(app, client, runner, instance):
+    """``idp keys rotate --revoke-old`` (a compromised key): new keys sign at once, the old ones leave
+    the JWKS at once and their private keys are deleted, so a token forged with them (or signed before)
+    no longer validates (RFC 7517 §4.5); each step is audited."""
+    from sqlalchemy import select
+
+    from idp.audit.models import AuditEvent
+    from idp.db import db
+    from idp.keystore.jwt import verify_own_jwt
+
+    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[])
+    old_token = _token(client, rp)
+    assert verify_own_jwt(old_token) is not None
+    before = _kids(client)
+    result = runner.invoke(args=["keys", "rotate", "--revoke-old"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    rotated = {k["kid"] for k in out["rotated"]}
+    assert {k["kid"] for k in out["revoked"]} == before
+    assert _kids(client) == rotated
+    assert verify_own_jwt(old_token) is None
+    assert jwt.decode(_token(client, rp), KeySet.import_key_set(client.get("/jwks.json").get_json())).header["kid"] in rotated
+    for kid in before:
+        assert not (instance / "keys" / "signing" / f"{kid}.pem").exists()
+    listing = {k["kid"]: k for k in json.loads(runner.invoke(args=["keys", "list"]).output)}
+    assert {(listing[kid]["status"], listing[kid]["published"]) for kid in before} == {("revoked", False)}
+    events = db.session.execute(select(AuditEvent.action, AuditEvent.target)).all()
+    assert {t for a, t in events if a == "key.revoked"} == {f"key:{kid}" for kid in before}
+    assert {t for a, t in events if a == "key.rotated"} == {f"key:{kid}" for kid in rotated}
+    assert set(json.loads(runner.invoke(args=["keys", "prune"]).output)["deleted"]) == before
+    assert {k["kid"] for k in json.loads(runner.invoke(args=["keys", "list"]).output)} == rotated
+
+
+def test_rotation_is_audited(app, runner):
+    """Each change to the keys is an audit event: the new key (with its start) and the retired one."""
+    from sqlalchemy import select
+
+    from idp.audit.models import AuditEvent
+    from idp.db import db
+
+    out = json.loads(runner.invoke(args=["keys", "rotate", "--alg", "ES256"]).output)
+    rows = {r.action: r for r in db.session.execute(select(AuditEvent)).scalars()}
+    assert rows["key.rotated"].target == f"key:{out['rotated'][0]['kid']}"
+    assert rows["key.rotated"].detail["not_before"] == out["rotated"][0]["not_before"]
+    assert rows["key.retired"].target == f"key:{out['retired'][0]['kid']}"
+    assert rows["key.retired"].detail["retired_at"] == out["rotated"][0]["not_before"]
+
+
+def test_publish_ahead_shorter_than_two_reload_intervals_is_refused(tmp_path):
+    """A publication delay that a process's reload interval could outlast would reopen the window."""
+    from idp.config import ConfigError
+
+    with pytest.raises(ConfigError, match="KEYS_PUBLISH_AHEAD"):
+        create_app(_config(tmp_path, KEYS_RELOAD_INTERVAL=2, KEYS_PUBLISH_AHEAD=4), load_keys=False)
+    create_app(_config(tmp_path, KEYS_RELOAD_INTERVAL=2, KEYS_PUBLISH_AHEAD=5), load_keys=False)
 
 
 def test_encrypted_keys_need_the_passphrase(tmp_path):
