@@ -312,21 +312,42 @@ def over_http(hub: Hub, setup: dict, docs: dict, limits: Limits, concurrency: in
     return results
 
 
-def profile(app, seal_id: int, data: bytes, n: int, top: int) -> None:
-    """cProfile of ``n`` applications of the 1-page PDF (in-process), top functions by cumulative time."""
+def profile(app, seal_id: int, docs: dict, what: str, n: int, top: int, out: str | None = None) -> None:
+    """cProfile (CPU time) of ``n`` in-process calls of ``what``: ``apply`` (the 1-page PDF), ``sign``
+    (the CMS file), ``verify`` (the sealed 1-page PDF) or ``tsa`` (one token); top functions."""
+    import hashlib
+
     from sqlalchemy import select
 
     from idp.accounts.models import Person
     from idp.db import db
     from idp.pki.models import Certificate
-    from idp.seals import apply
+    from idp.seals import apply, tsa
+    from idp.seals.verification import verify
 
-    def once():
+    (_, pdf_1), _, (_, big) = docs.values()
+    sealed = []
+
+    def applying(data, kind):
         with app.app_context():
             person = db.session.execute(select(Person).where(Person.username == OFFICIAL[0])).scalar_one()
             cert = db.session.execute(select(Certificate).where(
                 Certificate.person_id == person.id, Certificate.usage == "login")).scalar_one()
-            apply.apply_pdf(person, seal_id, data, proof=apply.Proof(apply.API, cert))
+            fn = apply.sign_file if kind == "cms" else apply.apply_pdf
+            sealed[:] = [fn(person, seal_id, data, proof=apply.Proof(apply.API, cert)).output]
+
+    def token():
+        with app.app_context():
+            _, req = tsa.hub_timestamper().request_cms(hashlib.sha256(secrets.token_bytes(32)).digest(), "sha256")
+            tsa.issue(req)
+
+    def verifying():
+        with app.app_context():
+            verify(sealed[0])
+
+    applying(pdf_1, "pdf")
+    once = {"apply": lambda: applying(pdf_1, "pdf"), "sign": lambda: applying(big, "cms"),
+            "verify": verifying, "tsa": token}[what]
 
     once()
     prof = cProfile.Profile(time.process_time)
@@ -334,8 +355,10 @@ def profile(app, seal_id: int, data: bytes, n: int, top: int) -> None:
     for _ in range(n):
         once()
     prof.disable()
+    if out:
+        prof.dump_stats(f"{out}.{what}")
     stats = pstats.Stats(prof, stream=sys.stdout)
-    print(f"\ncProfile of {n} applications of a 1-page PDF (CPU time)")
+    print(f"\ncProfile of {n} × {what} (CPU time)")
     stats.sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top // 2)
 
@@ -388,8 +411,11 @@ def main(argv=None) -> int:
     ap.add_argument("--postgres", nargs="?", const="", metavar="URL",
                     help="PostgreSQL instead of SQLite: an empty database at URL, or without URL a throwaway "
                     "server (tests/services/postgres.py)")
-    ap.add_argument("--profile", type=int, metavar="N", help="instead: cProfile N applications of the 1-page PDF")
+    ap.add_argument("--profile", type=int, metavar="N", help="instead: cProfile N in-process calls of --profile-what")
+    ap.add_argument("--profile-what", choices=("apply", "sign", "verify", "tsa"), action="append",
+                    help="repeatable: apply (1-page PDF, default), sign (the CMS file), verify (a sealed 1-page PDF), tsa")
     ap.add_argument("--profile-top", type=int, default=40)
+    ap.add_argument("--profile-out", metavar="PREFIX", help="also write the pstats to PREFIX.<what>")
     ap.add_argument("--json", metavar="FILE", help="also write every figure there")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = ap.parse_args(argv)
@@ -415,6 +441,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         setup = set_up(hub)
         results["setup_s"] = round(time.perf_counter() - t0, 1)
+        results["setup_timings_s"] = hub.timings
         log(f"hub set up in {results['setup_s']} s ({hub.tmp})")
         pdf_1, pdf_n = make_document(1), make_document(args.pages)
         big = os.urandom(int(args.file_mib * 2 ** 20))
@@ -428,7 +455,8 @@ def main(argv=None) -> int:
 
         app = create_app()
         if args.profile:
-            profile(app, setup["seal_id"], pdf_1, args.profile, args.profile_top)
+            for what in args.profile_what or ["apply"]:
+                profile(app, setup["seal_id"], docs, what, args.profile, args.profile_top, args.profile_out)
             return 0
         log("in-process:")
         results["in_process"], results["parts"] = in_process(app, setup["seal_id"], docs, limits)
