@@ -167,6 +167,24 @@ def test_a_level_2_token_is_refused(app, client, authorized_seal, tokens):
     assert applications() == []
 
 
+def test_each_sealed_pdf_asks_the_tsa_for_one_token(app, client, zhangsan_key, token, authorized_seal):
+    """pyHanko sizes the signature with a dry run that needs a token; that one is kept per TSA and
+    process, so after the first PDF each application records exactly one TSA serial (RFC 3161 §2.4.2),
+    the one embedded in the signature."""
+    from idp.seals.models import IssuedTimestamp
+
+    def issued():
+        return {r.serial for r in db.session.execute(select(IssuedTimestamp)).scalars()}
+
+    path = f"/api/seals/{authorized_seal.id}/apply"
+    assert call(app, client, zhangsan_key, token, "POST", path, data=make_pdf()).status_code == 200
+    before = issued()
+    for _ in range(2):
+        assert call(app, client, zhangsan_key, token, "POST", path, data=make_pdf()).status_code == 200
+    new = issued() - before
+    assert new == {row.tsa_serial for row in applications()[1:]} and len(new) == 2
+
+
 def test_bad_input_gets_a_clear_error_and_nothing_is_recorded(app, client, zhangsan_key, token, authorized_seal):
     r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=b"not a pdf")
     assert r.status_code == 400 and r.json["error_description"]
