@@ -16,6 +16,7 @@ is audited (``seal.apply_refused``, with a reason code) and nothing is signed.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,15 +24,20 @@ from datetime import timedelta
 
 from asn1crypto import cms as asn1_cms
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import current_app
+from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import select
 
 from ..accounts.models import Department, Person
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from ..errors import DomainError
+from ..oauth import dpop
 from ..ops.metrics import record_seal_application
+from ..pki.ca import CaError
 from ..pki.models import Certificate
+from . import cms, pdf, service, tsa
 from .credential import Approver
 from .models import Seal, SealApplication
 
@@ -58,10 +64,6 @@ class ApplyRefused(DomainError):
 
 
 def _jwk_thumbprint(cert_pem: str) -> str:
-    from ..oauth import dpop
-    from joserfc.jwk import ECKey, RSAKey
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     public_key = x509.load_pem_x509_certificate(cert_pem.encode()).public_key()
     key = (ECKey if isinstance(public_key, ec.EllipticCurvePublicKey) else RSAKey).import_key(public_key)
     return dpop.thumbprint(key)
@@ -71,7 +73,6 @@ def certificate_for_token(person: Person, jkt: str) -> Certificate | None:
     """The person's login certificate whose key the DPoP-bound token is bound to (RFC 9449 §6.1:
     ``cnf.jkt`` is that key's JWK thumbprint), if any — revoked ones included, so the refusal can
     say why."""
-    import hmac
     rows = db.session.execute(select(Certificate).where(
         Certificate.person_id == person.id, Certificate.usage == "login")
         .order_by(Certificate.id.desc())).scalars().all()
@@ -115,8 +116,6 @@ def check_fresh_browser_login(person: Person, session) -> Proof:
 
 
 def _check(person: Person, seal_id: int, kind: str, proof: Proof) -> tuple[Seal, object]:
-    from . import service
-
     cert = proof.certificate
     now = utcnow()
     if cert is None:
@@ -177,8 +176,6 @@ def _store(person: Person, seal: Seal, official, *, kind: str, channel: str, doc
 def _hub_keys():
     """The CA or TSA keys missing or unreadable (``idp init`` not run, wrong passphrase): a clear 503,
     nothing signed or recorded."""
-    from ..pki.ca import CaError
-
     try:
         yield
     except CaError as exc:
@@ -190,18 +187,13 @@ def _hub_keys():
 def apply_pdf(person: Person, seal_id: int, data: bytes, *, proof: Proof, page: int | None = None,
               x: float | None = None, y: float | None = None) -> Applied:
     """Seal a PDF: a visible stamp and a PAdES signature with the hub's trusted time."""
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    import io
-
-    from . import pdf, service, tsa
-
     seal, official = _check(person, seal_id, "pdf", proof)
     with _hub_keys():
-        output = pdf.seal_pdf(data, service.credential_for(seal), _approver(person, official),
-                              timestamper=tsa.hub_timestamper(), page=page, x=x, y=y)
-    embedded = PdfFileReader(io.BytesIO(output)).embedded_signatures[-1]
-    signed_data = embedded.signed_data
-    signature_der = asn1_cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+        output, content_info = pdf.seal_pdf_keeping_signature(
+            data, service.credential_for(seal), _approver(person, official), timestamper=tsa.hub_timestamper(),
+            page=page, x=x, y=y)
+    signed_data = content_info["content"]
+    signature_der = content_info.dump()
     row = _store(person, seal, official, kind="pdf", channel=proof.channel, document=data, output=output,
                  signed_data=signed_data, signature_der=signature_der)
     return Applied(row, output)
@@ -209,8 +201,6 @@ def apply_pdf(person: Person, seal_id: int, data: bytes, *, proof: Proof, page: 
 
 def sign_file(person: Person, seal_id: int, data: bytes, *, proof: Proof) -> Applied:
     """A detached CMS signature (DER) over the exact bytes of any file."""
-    from . import cms, service, tsa
-
     seal, official = _check(person, seal_id, "cms", proof)
     with _hub_keys():
         signature = cms.sign_detached(data, service.credential_for(seal), _approver(person, official),

@@ -13,6 +13,7 @@ import hashlib
 import io
 import secrets
 
+from asn1crypto import cms
 from asn1crypto import keys as asn1_keys
 from cryptography.hazmat.primitives import serialization
 from flask import current_app
@@ -100,10 +101,23 @@ def _stamp_image(png: bytes) -> Image.Image:
     return img.convert("RGBA")  # an alpha channel becomes the image's soft mask: the paper shows through
 
 
-def _signer(credential: SealCredential) -> signers.SimpleSigner:
+class _KeepingSigner(signers.SimpleSigner):
+    """pyHanko's signer, keeping the CMS it produced for the document (not the dry run that sizes the
+    placeholder), so the caller records it without parsing the output PDF again."""
+
+    signed: cms.ContentInfo | None = None
+
+    async def async_sign(self, *args, dry_run=False, **kwargs):
+        result = await super().async_sign(*args, dry_run=dry_run, **kwargs)
+        if not dry_run:
+            self.signed = result
+        return result
+
+
+def _signer(credential: SealCredential) -> _KeepingSigner:
     key_der = credential.private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                                    serialization.NoEncryption())
-    return signers.SimpleSigner(
+    return _KeepingSigner(
         signing_cert=trust.to_asn1(credential.certificate),
         signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
         cert_registry=SimpleCertificateStore.from_certs([trust.to_asn1(c) for c in credential.chain]))
@@ -115,6 +129,13 @@ def seal_reason(credential: SealCredential, approver: Approver) -> str:
 
 def seal_pdf(data: bytes, credential: SealCredential, approver: Approver, *, timestamper,
              page: int | None = None, x: float | None = None, y: float | None = None) -> bytes:
+    """``seal_pdf_keeping_signature``'s sealed PDF."""
+    return seal_pdf_keeping_signature(data, credential, approver, timestamper=timestamper, page=page, x=x, y=y)[0]
+
+
+def seal_pdf_keeping_signature(data: bytes, credential: SealCredential, approver: Approver, *, timestamper,
+                               page: int | None = None, x: float | None = None,
+                               y: float | None = None) -> tuple[bytes, cms.ContentInfo]:
     """Apply the seal: its image as a visible stamp and a PAdES B-T signature, as an incremental update.
 
     ``page`` is 1-based (default: the last page); ``x``/``y`` place the stamp's lower-left corner in
@@ -156,11 +177,13 @@ def seal_pdf(data: bytes, credential: SealCredential, approver: Approver, *, tim
     meta = signers.PdfSignatureMetadata(
         field_name=field_name, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
         name=approver.name, reason=seal_reason(credential, approver), location=approver.department)
-    pdf_signer = signers.PdfSigner(meta, _signer(credential), timestamper=timestamper, stamp_style=style,
+    signer = _signer(credential)
+    pdf_signer = signers.PdfSigner(meta, signer, timestamper=timestamper, stamp_style=style,
                                    new_field_spec=fields.SigFieldSpec(sig_field_name=field_name, on_page=index,
                                                                       box=box))
     try:
-        return pdf_signer.sign_pdf(writer).getvalue()
+        output = pdf_signer.sign_pdf(writer).getvalue()
+        return output, signer.signed
     except TimestampRequestError as exc:
         raise DomainError(_l("The timestamp authority did not answer; nothing was sealed. Try again later."),
                           code="temporarily_unavailable", status=503, detail=str(exc)) from None

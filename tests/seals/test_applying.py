@@ -92,6 +92,13 @@ def test_sealing_a_pdf_through_the_api_records_it_and_verifies(app, client, zhan
     assert (row.kind, row.channel) == ("pdf", "api") and row.tsa_serial
     [ev] = events("seal.applied")
     assert ev.detail["application"] == row.id and ev.detail["tsa_serial"] == row.tsa_serial
+    # The recorded signature is the one embedded in the PDF (its /Contents, zero-padded after the DER).
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    [embedded] = PdfFileReader(io.BytesIO(sealed)).embedded_signatures
+    contents = embedded.sig_object["/Contents"]
+    assert bytes(contents).startswith(row.signature) and not bytes(contents)[len(row.signature):].strip(b"\0")
     out = app.test_cli_runner().invoke(args=["audit", "verify"])
     assert out.exit_code == 0, out.output
 
