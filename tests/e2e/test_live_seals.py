@@ -14,13 +14,11 @@ import hashlib
 import io
 import json
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import requests
 from asn1crypto import cms as asn1_cms
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
@@ -28,68 +26,25 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
-from tests.e2e.hub import IDP, PASSWORD, start_hub
 from tests.seals.pdfs import make_pdf, page_text
+from tests.seals.live_support import OFFICIAL, P12_PASSWORD, SEAL_NAME, idp_at_once, start_sealing_hub
 from tests.seals.tools import nss_db_trusting, pdfsig, tool
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-seals")]
 
 SEALCTL = Path(sys.executable).parent / "sealctl"
-P12_PASSWORD = "p12-" + secrets.token_hex(6)
-DEPARTMENT = ("scjgj", "本溪市市场监督管理局")
-SEAL_NAME = "本溪市市场监督管理局行政审批专用章"
-OFFICIAL = ("zhangsan", "张三")
-
-
-def idp_at_once(hub, *commands) -> list[subprocess.CompletedProcess]:
-    """Several ``idp`` commands in parallel processes (start-up dominates each); their results in order."""
-    procs = [subprocess.Popen([str(IDP), *map(str, args)], env=hub.env, cwd=hub.workdir, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for args in commands]
-    results = []
-    for args, p in zip(commands, procs):
-        out, err = p.communicate(timeout=180)
-        results.append(subprocess.CompletedProcess(args, p.returncode, out, err))
-    return results
-
-
-def ok_json(result: subprocess.CompletedProcess) -> dict:
-    assert result.returncode == 0, (result.args, result.stderr)
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    """The hub, the official's PKCS#12 file, the seal's id, the CA chain and the TSA certificate.
-    Provisioned by the operators' CLI, independent commands in parallel."""
+    """The hub, the official's PKCS#12 file, the seal's id, the CA chain and the TSA certificate."""
     work = tmp_path_factory.mktemp("seals-live")
-    (work / "hub").mkdir()
-    username, name = OFFICIAL
-    hub, _ = start_hub(work / "hub", provision=[
-        ["users", "create", "--username", username, "--password", PASSWORD, "--name", name],
-        ["departments", "create", "--code", DEPARTMENT[0], "--name", DEPARTMENT[1]],
-    ])
+    sealing = start_sealing_hub(work)
     try:
-        p12 = work / f"{username}.p12"
-        _, seal, chain = idp_at_once(hub, ["officials", "add", "--username", username, "--department", DEPARTMENT[0]],
-                                     ["seals", "create", "--department", DEPARTMENT[0], "--name", SEAL_NAME],
-                                     ["pki", "ca-cert"])
-        seal = ok_json(seal)
-        authorized, issued = idp_at_once(
-            hub, ["seals", "authorize", "--seal", seal["id"], "--username", username],
-            ["pki", "issue", "--username", username, "--out", p12, "--password", P12_PASSWORD])
-        ok_json(authorized)
-        issued = ok_json(issued)
-        assert chain.returncode == 0, chain.stderr
-        (work / "chain.pem").write_text(chain.stdout)
-        blocks = [der for _, _, der in asn1_pem.unarmor(chain.stdout.encode(), multiple=True)]
-        (work / "root.pem").write_bytes(asn1_pem.armor("CERTIFICATE", blocks[-1]))
-        tsa = requests.get(hub.url("/tsa/certificate.pem"), timeout=10)
-        assert tsa.status_code == 200, tsa.text
-        (work / "tsa.pem").write_bytes(tsa.content)
-        yield {"hub": hub, "work": work, "p12": p12, "serial": issued["serial"], "seal": seal["id"],
-               "state": work / "sealctl-state"}
+        yield {"hub": sealing.hub, "work": work, "p12": sealing.p12, "serial": sealing.serial,
+               "seal": sealing.seal, "state": work / "sealctl-state"}
     finally:
-        hub.stop()
+        sealing.hub.stop()
 
 
 def sealctl(live, *args) -> subprocess.CompletedProcess:
