@@ -37,7 +37,8 @@ class ApplyForm(FlaskForm):
     y = DecimalField(_l("Stamp position from the bottom edge (points)"), validators=[Optional(), NumberRange(min=0)])
 
 
-VERDICT_TEXT = {VALID: _l("Valid"), INVALID: _l("Invalid"), INDETERMINATE: _l("Cannot be confirmed")}
+# "Valid seal", not "Valid": that msgid is another page's "validity period" (有效期) in Chinese.
+VERDICT_TEXT = {VALID: _l("Valid seal"), INVALID: _l("Invalid"), INDETERMINATE: _l("Cannot be confirmed")}
 
 
 @bp.route("/seals/verify", methods=["GET", "POST"])
