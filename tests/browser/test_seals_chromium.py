@@ -16,6 +16,7 @@ was; the public /seals/verify page judging the downloaded file; the form used by
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -23,13 +24,15 @@ import time
 
 import pytest
 from PIL import Image
+from pyhanko.pdf_utils.reader import PdfFileReader
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.browser.helpers import wait
-from tests.e2e.hub import IDP
+from tests.e2e.hub import IDP, free_port
 from tests.seals.live_support import OFFICIAL, P12_PASSWORD, SEAL_NAME, start_sealing_hub
 from tests.seals.pdfs import make_pdf
 from tests.seals.tools import tool
@@ -47,10 +50,12 @@ def site(tmp_path_factory, chromium_paths):
     """A sealing hub behind nginx (which asks for client certificates and forwards them)."""
     require_nginx()
     work = tmp_path_factory.mktemp("seals-chromium")
-    sealing = start_sealing_hub(work, env={"IDP_TRUSTED_PROXIES": PROXY_ADDR})
+    public = free_port()  # nginx's: the hub's issuer is the address people use (its forms check Origin)
+    sealing = start_sealing_hub(work, env={"IDP_TRUSTED_PROXIES": PROXY_ADDR,
+                                           "IDP_ISSUER": f"https://127.0.0.1:{public}"})
     proxy = None
     try:
-        proxy = start_nginx(work / "nginx", sealing.hub.port, sealing.chain, proxy_bind=PROXY_ADDR)
+        proxy = start_nginx(work / "nginx", sealing.hub.port, sealing.chain, proxy_bind=PROXY_ADDR, port=public)
         yield sealing, proxy
     finally:
         if proxy is not None:
@@ -114,14 +119,17 @@ def sign_in_with_the_certificate(driver) -> None:
          "the sealing form after the certificate sign-in")
 
 
-def downloaded(folder, timeout: float = 60) -> bytes:
+def downloaded(driver, timeout: float = 60) -> bytes:
+    """The one file Chromium saved into its download folder."""
+    folder = driver.downloads
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done = [p for p in folder.iterdir() if p.suffix == ".pdf"]
         if done and not any(p.name.endswith(".crdownload") for p in folder.iterdir()):
             return done[0].read_bytes()
         time.sleep(0.2)
-    raise AssertionError(f"no download in {folder}: {[p.name for p in folder.iterdir()]}")
+    raise AssertionError(f"no download in {folder}: {[p.name for p in folder.iterdir()]}; the browser is at "
+                         f"{driver.current_url}:\n{driver.find_element(By.TAG_NAME, 'body').text[:1500]}")
 
 
 def idp_verify(sealing, path) -> dict:
@@ -168,7 +176,7 @@ def test_an_official_seals_a_pdf_in_chromium_and_the_public_page_verifies_it(sit
     assert driver.find_element(By.ID, "placer-stamp").is_displayed()
 
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    sealed = downloaded(driver.downloads)
+    sealed = downloaded(driver)
     path = tmp_path / "sealed.pdf"
     path.write_bytes(sealed)
 
@@ -193,6 +201,7 @@ def test_an_official_seals_a_pdf_in_chromium_and_the_public_page_verifies_it(sit
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     verdict = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "h2#verdict"), "the verdict")[0]
     assert verdict.get_attribute("data-verdict") == "valid", driver.page_source[:2000]
+    assert "印章有效" in verdict.text, verdict.text  # the browser asks for zh-CN: the Chinese page
     page = driver.find_element(By.TAG_NAME, "main").text
     assert OFFICIAL[1] in page and SEAL_NAME in page, page
 
@@ -209,20 +218,44 @@ def test_the_sealing_form_works_by_keyboard(site, chromium, tmp_path):
         assert labels and labels[0].text.strip(), control
     driver.execute_script("document.getElementById('seal').focus()")
     order = [driver.switch_to.active_element.get_attribute("id")]
+
+    def press(*keys):  # to whatever has the focus, as a keyboard does (not element.send_keys)
+        ActionChains(driver).send_keys(*keys).perform()
+
     for _ in range(5):
-        driver.switch_to.active_element.send_keys(Keys.TAB)
-        order.append(driver.switch_to.active_element.get_attribute("id") or
-                     driver.switch_to.active_element.tag_name)
+        press(Keys.TAB)
+        active = driver.switch_to.active_element
+        order.append(active.get_attribute("id") or active.tag_name)
     assert order == ["seal", "document", "page", "x", "y", "button"], order
 
     doc = tmp_path / "keyboard.pdf"
     doc.write_bytes(make_pdf(pages=2))
-    driver.find_element(By.ID, "document").send_keys(str(doc))  # a file chooser is the OS's, not the page's
-    page_in = driver.find_element(By.ID, "page")
-    page_in.send_keys("1")
-    page_in.send_keys(Keys.TAB, "40", Keys.TAB, "60")
-    driver.switch_to.active_element.send_keys(Keys.ENTER)
-    sealed = downloaded(driver.downloads)
+    driver.find_element(By.ID, "document").send_keys(str(doc))  # the file chooser is the OS's, not the page's
+    driver.execute_script("document.getElementById('page').focus()")
+    press("1", Keys.TAB, "40", Keys.TAB, "60", Keys.ENTER)
+    sealed = downloaded(driver)
     (tmp_path / "kb-sealed.pdf").write_bytes(sealed)
     report = idp_verify(sealing, tmp_path / "kb-sealed.pdf")
     assert report["verdict"] == "valid", report
+    # The typed position: the signature widget's /Rect (ISO 32000-1 §12.5.2) starts at x=40, y=60 pt.
+    emb = PdfFileReader(io.BytesIO(sealed)).embedded_regular_signatures[0]
+    rect = [float(v) for v in emb.sig_field["/Rect"]]
+    assert rect[:2] == [40, 60] and round(rect[2] - rect[0]) == STAMP, rect
+
+
+def test_nginx_lets_seal_sized_uploads_reach_the_hub(site):
+    """The shipped nginx limits bodies to 2 MB in general; seal uploads (up to IDP_SEAL_MAX_FILE_BYTES)
+    go through to the hub, which answers with its report or its own clear limit, never nginx's 413."""
+    import requests
+
+    sealing, proxy = site
+    big = os.urandom(3 * 1024 * 1024)
+    with requests.Session() as http:
+        http.trust_env = False
+        http.verify = str(proxy.tls_ca)
+        r = http.post(proxy.base + "/api/seals/verify", files={"file": ("big.bin", big)}, timeout=60)
+        assert r.headers.get("Content-Type", "").startswith("application/json"), (r.status_code, r.text[:300])
+        assert r.json()["verdict"] == "invalid" and ".p7s" in r.json()["reasons"][0], r.text[:300]
+        # elsewhere the general limit still holds
+        r = http.post(proxy.base + "/login", data=big, timeout=60)
+        assert r.status_code == 413 and "nginx" in r.text, r.status_code
