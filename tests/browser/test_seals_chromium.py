@@ -75,8 +75,9 @@ def nss_home(home, p12, tls_ca) -> None:
 
 
 @pytest.fixture
-def chromium(site, chromium_paths, tmp_path, monkeypatch):
-    """Headless Chromium presenting the official's certificate to nginx's origin, downloads to a folder."""
+def chrome(site, chromium_paths, tmp_path, monkeypatch):
+    """Headless Chromium presenting the official's certificate to nginx's origin, downloads to a folder.
+    Named like conftest's ``chrome`` (which it replaces here) so a failure saves its screenshot and page."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -146,9 +147,9 @@ def red_pixels(img: Image.Image, box) -> int:
                if (lambda p: p[0] > 180 and p[1] < 80 and p[2] < 80)(img.getpixel((x, y))))
 
 
-def test_an_official_seals_a_pdf_in_chromium_and_the_public_page_verifies_it(site, chromium, tmp_path):
+def test_an_official_seals_a_pdf_in_chromium_and_the_public_page_verifies_it(site, chrome, tmp_path):
     sealing, _ = site
-    driver = chromium
+    driver = chrome
     sign_in_with_the_certificate(driver)
 
     Select(driver.find_element(By.ID, "seal")).select_by_value(str(sealing.seal))
@@ -206,11 +207,11 @@ def test_an_official_seals_a_pdf_in_chromium_and_the_public_page_verifies_it(sit
     assert OFFICIAL[1] in page and SEAL_NAME in page, page
 
 
-def test_the_sealing_form_works_by_keyboard(site, chromium, tmp_path):
+def test_the_sealing_form_works_by_keyboard(site, chrome, tmp_path):
     """Every control has a label and is reached with Tab in order; the mouse-only outline is skipped
     (aria-hidden, not focusable); typing x and y and pressing Enter seals (WCAG 2.1.1, 2.4.3, 1.3.1)."""
     sealing, _ = site
-    driver = chromium
+    driver = chrome
     sign_in_with_the_certificate(driver)
     form = driver.find_element(By.CSS_SELECTOR, "form[action='/seals/apply']")
     for control in ("seal", "document", "page", "x", "y"):
