@@ -1,9 +1,11 @@
 """``idp seals``: the operators' seal registry (create, authorize, suspend, resume, revoke, list,
-export the image). Each command prints one JSON line; a refusal is one line on stderr, exit 1."""
+export the image) and ``verify``. Each command prints one JSON line; a refusal is one line on stderr,
+exit 1."""
 from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 
 import click
 from flask.cli import with_appcontext
@@ -154,6 +156,41 @@ def seals_image(seal_id, out):
     with os.fdopen(fd, "wb") as fh:
         fh.write(seal.image_png)
     emit({"id": seal.id, "out": out, "bytes": len(seal.image_png)})
+
+
+@seals_group.command("verify")
+@click.argument("path", metavar="FILE")
+@click.option("--signature", metavar="FILE.p7s", help="the file's detached CMS signature (DER); not for PDFs")
+@with_appcontext
+@_refusals
+def seals_verify(path, signature):
+    """Verify a sealed PDF, or any file with its detached signature: the JSON report on stdout,
+    exit 0 valid, 1 invalid, 2 indeterminate.
+
+    A file that cannot be read is not a verdict: one line on stderr, nothing on stdout, exit 1 (like
+    every refusal of ``idp``), so a script that accepts only exit 0 never accepts it.
+    """
+    from .verification import verify
+
+    if signature is not None:
+        sig = _read_whole(signature, "the signature")
+        try:
+            with open(path, "rb") as data:  # streamed: a detached signature may cover a large file
+                report = verify(data, sig)
+        except OSError as exc:
+            raise click.ClickException(f"cannot read the file {path}: {exc.strerror}") from None
+    else:
+        report = verify(_read_whole(path, "the file"))
+    emit(report.to_dict())
+    sys.exit(report.exit_code)
+
+
+def _read_whole(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 COMMANDS = (seals_group,)

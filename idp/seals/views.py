@@ -2,9 +2,10 @@
 (a fresh certificate sign-in in the browser; see ``apply``'s rule)."""
 from __future__ import annotations
 
+import io
 import re
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, send_file
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -36,7 +37,8 @@ class ApplyForm(FlaskForm):
     y = DecimalField(_l("Stamp position from the bottom edge (points)"), validators=[Optional(), NumberRange(min=0)])
 
 
-VERDICT_TEXT = {VALID: _l("Valid"), INVALID: _l("Invalid"), INDETERMINATE: _l("Cannot be confirmed")}
+# "Valid seal", not "Valid": that msgid is another page's "validity period" (有效期) in Chinese.
+VERDICT_TEXT = {VALID: _l("Valid seal"), INVALID: _l("Invalid"), INDETERMINATE: _l("Cannot be confirmed")}
 
 
 @bp.route("/seals/verify", methods=["GET", "POST"])
@@ -94,9 +96,10 @@ def apply_page():
                 show_error(form, exc)
                 status = exc.status
             else:
-                resp = Response(done.output, mimetype="application/pdf")
-                resp.headers["Content-Disposition"] = (
-                    f'attachment; filename="{_download_name(form.document.data.filename)}"')
+                # Flask writes a non-ASCII name (审批表.pdf) as filename*=UTF-8''… with an ASCII
+                # fallback (RFC 6266 §4.3, RFC 8187); raw UTF-8 in a header makes the WSGI server fail.
+                resp = send_file(io.BytesIO(done.output), mimetype="application/pdf", as_attachment=True,
+                                 download_name=_download_name(form.document.data.filename), max_age=0)
                 resp.headers["Seal-Application"] = str(done.application.id)
                 return resp
         else:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
-import os
-import shutil
 import subprocess
 
 import pytest
@@ -20,25 +18,12 @@ from idp.errors import DomainError
 from idp.seals.credential import Approver
 from idp.seals.pdf import seal_pdf, verify_pdf
 from tests.seals.pdfs import make_pdf, make_seal, make_timestamper, page_text
+from tests.seals.tools import nss_db_trusting, tool
+from tests.seals.tools import pdfsig as run_pdfsig
 
 APPROVER = Approver(name="王五", username="wangwu", department="本溪市市场监督管理局")
 OTHER = Approver(name="赵六", username="zhaoliu", department="本溪市自然资源局")
 STAMP = 119  # SEAL_STAMP_SIZE_PT's default; the test image is square
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def tool(name: str) -> str:
-    """A poppler-utils program; skip without it, fail under CI=true."""
-    found = shutil.which(name)
-    if found:
-        return found
-    msg = f"{name} not found: install the Debian package poppler-utils"
-    if in_ci():
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
 
 
 @pytest.fixture
@@ -131,38 +116,17 @@ def test_pyhankos_validator_accepts_it_with_a_timestamp(sealed, seal):
 
 
 def nss_trusting_the_hub_root(tmp_path) -> str:
-    """An NSS database (``certutil``, Debian libnss3-tools) whose only trust anchor is the hub's root,
-    trusted for signatures (``-t ",C,"``: the e-mail/object-signing slot that PDF validation uses, and
-    the SSL slot), as a city would hand to anyone verifying its seals."""
+    """An NSS database whose only trust anchor is the hub's root (tests/seals/tools.py)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from idp.seals.trust import chain_certificates
 
-    certutil = shutil.which("certutil")
-    if not certutil:
-        msg = "certutil not found: install the Debian package libnss3-tools"
-        if in_ci():
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
-    db_dir = tmp_path / "nssdb"
-    if not db_dir.exists():
-        db_dir.mkdir()
-        root = tmp_path / "hub-root.pem"
-        root.write_bytes(chain_certificates()[-1].public_bytes(Encoding.PEM))
-        for args in (["-N", "--empty-password"], ["-A", "-n", "hub-root", "-t", "C,C,C", "-i", str(root)]):
-            r = subprocess.run([certutil, "-d", f"sql:{db_dir}", *args], capture_output=True, timeout=60)
-            assert r.returncode == 0, r.stderr.decode(errors="replace")
-    return f"sql:{db_dir}"
+    return nss_db_trusting(tmp_path / "nssdb", chain_certificates()[-1].public_bytes(Encoding.PEM))
 
 
 def pdfsig(path, tmp_path) -> str:
     """poppler's pdfsig, with an NSS database that trusts the hub's root and nothing else."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    r = subprocess.run([tool("pdfsig"), "-nssdir", nss_trusting_the_hub_root(tmp_path), str(path)],
-                       capture_output=True, timeout=60, env={**os.environ, "HOME": str(home)})
-    assert r.returncode == 0, r.stderr.decode(errors="replace")
-    return r.stdout.decode()
+    return run_pdfsig(path, nss_trusting_the_hub_root(tmp_path), tmp_path / "home")
 
 
 def test_pdfsig_reports_the_signature_valid_and_the_seal_as_signer(sealed, seal, tmp_path):

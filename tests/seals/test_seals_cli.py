@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from PIL import Image
 
 from tests.seals.registry_support import SEAL_NAME, ca, official  # noqa: F401
@@ -89,3 +91,113 @@ def test_cli_refusals_are_in_english(runner, official):
     """Operators' output stays English (README, Languages)."""
     err = refused(runner, "suspend", "7")
     assert "There is no seal with the number 7." in err
+
+
+# --- idp seals verify FILE [--signature FILE.p7s]: the JSON report, exit 0 / 1 / 2 ----------------------
+
+def verify_cli(runner, *args):
+    """``idp seals verify``: (exit code, the JSON report on stdout as one line)."""
+    r = run(runner, "verify", *map(str, args))
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1, r.output
+    return r.exit_code, json.loads(lines[0])
+
+
+@pytest.fixture
+def pdf_seal(app, ca):
+    from tests.seals.pdfs import make_seal
+
+    return make_seal(app, ca)
+
+
+@pytest.fixture
+def timestamper(app, ca):
+    from tests.seals.pdfs import make_timestamper
+
+    return make_timestamper(app, ca)
+
+
+APPROVER = ("王五", "wangwu", "本溪市市场监督管理局")
+
+
+def _approver():
+    from idp.seals.credential import Approver
+
+    name, username, department = APPROVER
+    return Approver(name=name, username=username, department=department)
+
+
+def test_verify_a_sealed_pdf_valid_then_one_byte_changed(runner, pdf_seal, timestamper, tmp_path):
+    """Exit 0 and the report (seal, official, trusted time); one byte of the signed content changed
+    → exit 1 with the reason (ISO 32000-1 §12.8.1: /ByteRange digest no longer matches)."""
+    from idp.seals.pdf import seal_pdf
+    from tests.seals.pdfs import make_pdf, page_text
+
+    sealed = seal_pdf(make_pdf(), pdf_seal, _approver(), timestamper=timestamper)
+    path = tmp_path / "批复.pdf"
+    path.write_bytes(sealed)
+    code, report = verify_cli(runner, path)
+    assert code == 0 and report["verdict"] == "valid" and report["kind"] == "pdf", report
+    [sig] = report["signatures"]
+    assert sig["official"] == "王五" and sig["seal"]["name"] == pdf_seal.name and sig["signing_time"]
+
+    text = page_text(1)
+    assert sealed.count(text) == 1
+    path.write_bytes(sealed.replace(text, text.replace(b"page", b"paGe"), 1))
+    code, report = verify_cli(runner, path)
+    assert code == 1 and report["verdict"] == "invalid", report
+    assert report["signatures"][0]["integrity"] is False
+    assert "signed bytes were changed" in " ".join(report["signatures"][0]["reasons"])
+
+
+def test_verify_a_pdf_sealed_without_trusted_time_is_indeterminate(runner, pdf_seal, tmp_path):
+    """No RFC 3161 signature timestamp: nothing proves when it was sealed (PAdES B-B, not B-T) → exit 2."""
+    from idp.seals.pdf import seal_pdf
+    from tests.seals.pdfs import make_pdf
+
+    path = tmp_path / "no-time.pdf"
+    path.write_bytes(seal_pdf(make_pdf(), pdf_seal, _approver(), timestamper=None))
+    code, report = verify_cli(runner, path)
+    assert code == 2 and report["verdict"] == "indeterminate", report
+    assert "no timestamp" in " ".join(report["signatures"][0]["reasons"])
+
+
+def test_verify_a_detached_signature_valid_and_changed(runner, pdf_seal, tmp_path):
+    """RFC 5652 §5.4: the messageDigest over the file's exact bytes; one byte changed → exit 1."""
+    from idp.seals.cms import sign_detached
+    from idp.seals.tsa import hub_timestamper  # the hub's own TSA, as the API signs
+
+    data = tmp_path / "file.bin"
+    data.write_bytes(bytes(range(256)) * 64)
+    sig = tmp_path / "file.bin.p7s"
+    sig.write_bytes(sign_detached(data.read_bytes(), pdf_seal, _approver(), timestamper=hub_timestamper()))
+    code, report = verify_cli(runner, data, "--signature", sig)
+    assert code == 0 and report["verdict"] == "valid" and report["kind"] == "cms", report
+    assert report["signatures"][0]["seal"]["name"] == pdf_seal.name
+
+    raw = bytearray(data.read_bytes())
+    raw[100] ^= 0x01
+    data.write_bytes(bytes(raw))
+    code, report = verify_cli(runner, data, "--signature", sig)
+    assert code == 1 and report["verdict"] == "invalid", report
+    assert "changed after sealing" in report["signatures"][0]["reasons"][0]
+
+
+def test_verify_a_file_that_is_neither_pdf_nor_signed(runner, ca, tmp_path):
+    """Not a PDF and no signature given: invalid, and the report says what to give."""
+    path = tmp_path / "notes.txt"
+    path.write_text("not sealed")
+    code, report = verify_cli(runner, path)
+    assert code == 1 and report["signatures"] == [] and ".p7s" in report["reasons"][0], report
+
+
+def test_verify_unreadable_files_are_one_line_errors_not_verdicts(runner, ca, tmp_path):
+    """Nothing on stdout, one line on stderr, exit 1 (like every refusal of ``idp``)."""
+    present = tmp_path / "present.bin"
+    present.write_bytes(b"x")
+    assert "cannot read the file" in refused(runner, "verify", str(tmp_path / "missing.pdf"))
+    assert "cannot read the signature" in refused(runner, "verify", str(present), "--signature",
+                                                  str(tmp_path / "missing.p7s"))
+    assert "cannot read the file" in refused(runner, "verify", str(tmp_path / "missing.bin"), "--signature",
+                                             str(present))
+    assert "cannot read the file" in refused(runner, "verify", str(tmp_path))  # a directory

@@ -150,13 +150,16 @@ class Nginx:
 
 
 def start_nginx(workdir: Path, upstream_port: int, client_ca: Path, *, proxy_bind: str | None = None,
-                timeout: float = 15) -> Nginx:
+                timeout: float = 15, port: int | None = None) -> Nginx:
+    """``port``: listen there (e.g. the port of a hub's ``IDP_ISSUER``, chosen before the hub started;
+    browsers' POSTs must come from the issuer's origin); default: a free port, retried if taken."""
     binary = require_nginx()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     tls_ca, cert, key = make_server_tls(workdir)
-    for attempt in range(3):
-        port = free_port()
+    wanted = port
+    for attempt in range(1 if wanted else 3):
+        port = wanted or free_port()
         server_conf = workdir / "idp.conf"
         server_conf.write_text(render(port, upstream_port, client_ca, cert, key, proxy_bind))
         main = workdir / "nginx.conf"
