@@ -66,6 +66,9 @@ DEFAULTS: dict[str, object] = {
     "ASSERTION_MAX_AGE": 600,
     # How often (seconds) a node re-reads the key directory to notice a rotation.
     "KEYS_RELOAD_INTERVAL": 2,
+    # Seconds a server process reuses a client's registration (secret digest, grant types, URIs) before
+    # reading it again: a client disabled or changed in the database is seen by every node within this.
+    "CLIENT_CACHE_TTL": 10,
     # Leeway (seconds) for clock skew when checking client assertions.
     "CLOCK_LEEWAY": 60,
     # Run the back-channel logout delivery worker in each server process (off in unit tests).

@@ -7,12 +7,15 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
 from flask import current_app
+from sqlalchemy import bindparam, select
 
 from ..accounts.models import Person
 from ..db import db, epoch, utcnow
 from . import tokens
-from .claims import subject_for
+from .claims import subject_of
 from .clients import get_client
+
+_PERSON_SUB = select(Person.__table__.c.sub).where(Person.__table__.c.id == bindparam("person_id"))
 
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
@@ -71,7 +74,7 @@ class RevocationEndpoint(_Revocation):
         if token.kind == "refresh_token":
             tokens.revoke_family(token.row.family)
         else:
-            token.row.access_revoked_at = utcnow()
+            tokens.revoke_access(token.row.id)
 
 
 class IntrospectionEndpoint(_Introspection):
@@ -93,10 +96,10 @@ class IntrospectionEndpoint(_Introspection):
         r = token.row
         sub = r.client_id
         if r.person_id is not None:
-            person, client = db.session.get(Person, r.person_id), get_client(r.client_id)
-            if person is None or client is None:
+            public_sub, client = db.session.execute(_PERSON_SUB, {"person_id": r.person_id}).scalar(), get_client(r.client_id)
+            if public_sub is None or client is None:
                 return {"active": False}
-            sub = subject_for(person, client)  # pairwise clients see their own subject (OIDC Core §8.1)
+            sub = subject_of(public_sub, client)  # pairwise clients see their own subject (OIDC Core §8.1)
         exp = r.access_expires_at if token.kind == "access_token" else r.refresh_expires_at
         out = {"active": True, "scope": r.scope, "client_id": r.client_id, "sub": sub,
                "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",

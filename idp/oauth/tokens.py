@@ -83,8 +83,12 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
     return token
 
 
-_INSERT_TOKEN = insert(Token.__table__)
-_ACCESS_BY_DIGEST = select(Token).where(Token.access_digest == bindparam("digest"))
+_TOKEN = Token.__table__
+_INSERT_TOKEN = insert(_TOKEN)
+# A Core row (read-only, attribute access like the model): no ORM load on every bearer request.
+_ACCESS_BY_DIGEST = select(_TOKEN).where(_TOKEN.c.access_digest == bindparam("digest"))
+_REVOKE_ACCESS = (update(_TOKEN).where(_TOKEN.c.id == bindparam("row_id"), _TOKEN.c.access_revoked_at.is_(None))
+                  .values(access_revoked_at=bindparam("when")))
 _REFRESH_BY_DIGEST = select(Token).where(Token.refresh_digest == bindparam("digest"))
 
 
@@ -118,11 +122,17 @@ def save_token(token: dict, request) -> None:
     record_token(row["grant_type"])
 
 
-def find_access_row(value: str) -> Token | None:
-    return db.session.execute(_ACCESS_BY_DIGEST, {"digest": digest(value)}).scalars().first()
+def find_access_row(value: str):
+    """The stored row of an access token (a read-only Core row with the ``Token`` columns), or None."""
+    return db.session.execute(_ACCESS_BY_DIGEST, {"digest": digest(value)}).first()
 
 
-def find_access_token(value: str | None) -> Token | None:
+def revoke_access(row_id: int) -> None:
+    """End one access token (RFC 7009 §2.1), the rest of its grant untouched."""
+    db.session.execute(_REVOKE_ACCESS, {"row_id": row_id, "when": utcnow()})
+
+
+def find_access_token(value: str | None):
     """The stored row for an access token that is still valid, else None."""
     if not value or len(value) > 4096:
         return None
