@@ -39,6 +39,22 @@ class _Found:
         return tokens.refresh_is_live(r)
 
 
+class _Stateless:
+    """A ``client_credentials`` access token: signed, never stored, not revoked (no row for it)."""
+
+    kind = "access_token"
+
+    def __init__(self, value: str, claims: dict):
+        self.value, self.claims = value, claims
+
+    def check_client(self, client):
+        return self.claims["client_id"] == client.client_id
+
+    @property
+    def active(self) -> bool:  # signature and expiry checked by tokens.stateless_claims
+        return get_client(self.claims["client_id"]) is not None
+
+
 def _lookup(value, hint):
     if not isinstance(value, str) or len(value) > 4096:
         return None
@@ -50,7 +66,8 @@ def _lookup(value, hint):
             row = tokens.find_refresh_token(value)
         if row is not None:
             return _Found(row, kind)
-    return None
+    claims = tokens.stateless_claims(value)  # no row (so never revoked): a client's own stateless token?
+    return _Stateless(value, claims) if claims is not None else None
 
 
 def _check_params(request) -> None:
@@ -71,7 +88,9 @@ class RevocationEndpoint(_Revocation):
     def revoke_token(self, token, request):
         # Revoking a refresh token ends the whole grant (RFC 7009 §2.1: SHOULD also invalidate
         # access tokens of the same authorization grant); an access token alone ends itself.
-        if token.kind == "refresh_token":
+        if isinstance(token, _Stateless):
+            tokens.revoke_stateless(token.value, token.claims)
+        elif token.kind == "refresh_token":
             tokens.revoke_family(token.row.family)
         else:
             tokens.revoke_access(token.row.id)
@@ -93,6 +112,13 @@ class IntrospectionEndpoint(_Introspection):
     def introspect_token(self, token):
         if not token.active:
             return {"active": False}
+        if isinstance(token, _Stateless):
+            c = token.claims
+            out = {"active": True, "client_id": c["client_id"], "sub": c["sub"], "token_type": "Bearer",
+                   "exp": c["exp"], "iat": c.get("iat"), "iss": c["iss"], "aud": c.get("aud"), "jti": c["jti"]}
+            if c.get("scope"):
+                out["scope"] = c["scope"]
+            return out
         r = token.row
         sub = r.client_id
         if r.person_id is not None:

@@ -87,3 +87,36 @@ def test_documents_answered_before_flask_match_the_views(client, path):
                    "Content-Length"):
         assert fast.headers.get(header) == slow.headers.get(header), header
     assert fast.headers.get("X-Request-Id") and fast.headers["X-Request-Id"] != slow.headers["X-Request-Id"]
+
+
+def test_client_credentials_tokens_are_stateless_yet_introspectable(app, client):
+    """RFC 9068 §4 / RFC 7662 §2.2: a client's own token is not stored, yet introspects as active for
+    its client only, and a tampered one is inactive."""
+    from sqlalchemy import func, select
+
+    from idp.oauth.models import Token
+
+    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[])
+    other = make_rp(app, grant_types=["client_credentials"], redirect_uris=[])
+    token = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(rp)).get_json()["access_token"]
+    assert db.session.execute(select(func.count()).select_from(Token)).scalar() == 0
+    body = client.post("/introspect", data={"token": token}, headers=basic(rp)).get_json()
+    assert body["active"] is True and body["client_id"] == body["sub"] == rp["client_id"] and body["jti"]
+    assert client.post("/introspect", data={"token": token}, headers=basic(other)).get_json() == {"active": False}
+    head, payload, sig = token.split(".")
+    forged = f"{head}.{payload}.{sig[:-4]}AAAA"
+    assert client.post("/introspect", data={"token": forged}, headers=basic(rp)).get_json() == {"active": False}
+
+
+def test_user_token_without_its_row_is_inactive(app, client, browser, rp, user):
+    """A user-bound token needs its row (its person or session may be gone): it never passes as stateless."""
+    from sqlalchemy import delete
+
+    from idp.oauth.models import Token
+    from tests.conftest import exchange
+
+    code, verifier, _ = browser.code(rp)
+    tokens = exchange(client, rp, code, verifier).get_json()
+    db.session.execute(delete(Token))
+    db.session.commit()
+    assert client.post("/introspect", data={"token": tokens["access_token"]}, headers=basic(rp)).get_json() == {"active": False}
