@@ -97,7 +97,7 @@ class Hub:
         }
         self.env.pop("IDP_ENV", None)
         self.username = "bench"
-        self.password = "Bench-" + secrets.token_urlsafe(12) + "-9x"
+        self.password = "Load-" + secrets.token_urlsafe(12) + "-9x"  # must not contain the username
         self.proc: subprocess.Popen | None = None
         self.server_log = self.tmp / "serve.log"
         self.timings: dict[str, float] = {}

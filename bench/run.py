@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hub import Hub, cli_default_threads, load_postgres_module  # noqa: E402
-from loadgen import (ACTIVE, Exhausted, IterationFailed, Plan, raw_request, run_plan, run_python,  # noqa: E402
+from loadgen import (ACTIVE, Exhausted, IterationFailed, Plan, judge_ok, raw_request, run_plan, run_python,  # noqa: E402
                      wrk_available)
 from oidc_login import basic_auth, get_user_tokens  # noqa: E402
 from util import connection_spread, http_json, machine_info, pkce_pair  # noqa: E402
@@ -346,8 +346,10 @@ def _short_path(path: str) -> str:
     return path.replace(repo, "")
 
 
-def run_profile(hub: Hub, n: int, profiler: str, top: int, clock: str = "cpu") -> dict:
-    """Token endpoint (client_credentials) in-process through the Flask test client."""
+def run_profile(hub: Hub, n: int, profiler: str, top: int, clock: str = "cpu", plan: Plan | None = None,
+                scenario: str = "client_credentials") -> dict:
+    """One single-request scenario (``plan``; default the token endpoint, client_credentials) in-process
+    through the Flask test client."""
     import cProfile
     import pstats
 
@@ -358,13 +360,17 @@ def run_profile(hub: Hub, n: int, profiler: str, top: int, clock: str = "cpu") -
 
     app = create_app()
     client = app.test_client()
-    headers = {"Authorization": basic_auth(hub.cc_client["client_id"], hub.cc_client["client_secret"]),
-               "Content-Type": "application/x-www-form-urlencoded"}
+    if plan is None:
+        plan = Plan("POST", hub.issuer + "/token",
+                    {"Authorization": basic_auth(hub.cc_client["client_id"], hub.cc_client["client_secret"]),
+                     "Content-Type": "application/x-www-form-urlencoded"}, b"grant_type=client_credentials",
+                    b'"access_token"')
+    path = plan.url[len(hub.issuer):]
 
     def one():
-        r = client.post("/token", data="grant_type=client_credentials", headers=headers)
-        if r.status_code != 200:
-            raise RuntimeError(f"token endpoint: HTTP {r.status_code} {r.data[:200]!r}")
+        r = client.open(path, method=plan.method, data=plan.body or None, headers=plan.headers)
+        if r.status_code != 200 or not judge_ok(plan.expect, r.data):
+            raise RuntimeError(f"{scenario}: HTTP {r.status_code} {r.data[:200]!r}")
 
     for _ in range(min(100, n)):
         one()
@@ -419,7 +425,7 @@ def run_profile(hub: Hub, n: int, profiler: str, top: int, clock: str = "cpu") -
                   f"{r['cum_pct']:>5.1f}%  {r['function']}")
 
     print()
-    print(f"profile: {n} x POST /token (client_credentials, Basic auth) in-process via the Flask test client, "
+    print(f"profile: {n} x {plan.method} {path} ({scenario}) in-process via the Flask test client, "
           f"cProfile ({clock} clock); {profiled:.2f} s wall profiled ({n / profiled:,.0f} req/s under the profiler); "
           f"unprofiled {n / plain:,.0f} req/s, {1000 * plain_cpu / n:.2f} ms CPU per request")
     table(f"top {top} by cumulative time", by_cum[:top])
@@ -507,7 +513,14 @@ def main(argv=None) -> int:
         log(f"  {hub.timings}")
 
         if args.profile:
-            report["profile"] = run_profile(hub, args.profile, args.profiler, args.profile_top, args.profile_clock)
+            scenario = args.scenarios[0] if len(args.scenarios) < len(SCENARIOS) else "client_credentials"
+            plan = None
+            if scenario != "client_credentials":  # a user's token (userinfo, introspect) needs a real login
+                hub.start()
+                plan = Ours(hub).plan(scenario)
+                hub.stop()
+            report["profile"] = run_profile(hub, args.profile, args.profiler, args.profile_top, args.profile_clock,
+                                            plan, scenario)
             return _finish(report, args, started, hub)
 
         hub.start()

@@ -67,8 +67,10 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     if load_keys:
         init_keys(app)
 
+    from .oauth.documents import PublicDocuments
     from .proxy import TrustedProxies
 
+    app.wsgi_app = PublicDocuments(app.wsgi_app, app)  # discovery and JWKS without Flask's per-request work
     ops.wrap_wsgi(app)
     app.wsgi_app = TrustedProxies(app.wsgi_app, config_module.trusted_proxy_networks(settings))
 

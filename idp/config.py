@@ -70,6 +70,9 @@ DEFAULTS: dict[str, object] = {
     # 2 x KEYS_RELOAD_INTERVAL + 1 so every process publishes it first; the default 305 also covers
     # relying parties that keep the JWKS for its max-age (300 s) without refetching on a new kid.
     "KEYS_PUBLISH_AHEAD": 305,
+    # Seconds a server process reuses a client's registration (secret digest, grant types, URIs) before
+    # reading it again: a client disabled or changed in the database is seen by every node within this.
+    "CLIENT_CACHE_TTL": 10,
     # Leeway (seconds) for clock skew when checking client assertions.
     "CLOCK_LEEWAY": 60,
     # Run the back-channel logout delivery worker in each server process (off in unit tests).

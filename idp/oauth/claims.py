@@ -154,9 +154,14 @@ def subject_for(person, client) -> str:
     """The ``sub`` this client sees: the public subject, or for a pairwise client (OIDC Core §8.1)
     base64url(HMAC-SHA-256(pairwise key, sector identifier ‖ public subject)), the same for every
     client of one sector and unlinkable across sectors."""
+    return subject_of(person.sub, client)
+
+
+def subject_of(public_sub: str, client) -> str:
+    """``subject_for`` from the person's public subject alone."""
     if client.subject_type != "pairwise":
-        return person.sub
-    message = f"{sector_of(client)}\x00{person.sub}".encode()
+        return public_sub
+    message = f"{sector_of(client)}\x00{public_sub}".encode()
     mac = hmac.new(current_app.extensions["idp.pairwise_key"], message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 

@@ -5,6 +5,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -114,6 +116,7 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
         grant_types=grant_types, scopes=scopes, first_party=first_party, jwks=jwks,
         id_token_signed_response_alg=id_token_alg, subject_type=subject_type, sector_identifier=sector,
     )
+    forget_client(client.client_id)
     with transaction():
         db.session.add(client)
         db.session.flush()
@@ -197,14 +200,62 @@ def _check_jwks(jwks) -> dict:
 
 
 # Built once: constructing a statement costs more than running it (token endpoint hot path).
-_CLIENT_BY_ID = select(Client).where(Client.client_id == bindparam("client_id"))
+_CLIENT_BY_ID = select(Client.__table__).where(Client.__table__.c.client_id == bindparam("client_id"))
+_CACHE_KEY = "idp.client_cache"
+
+
+class _ClientCache:
+    """Registrations read in the last ``CLIENT_CACHE_TTL`` seconds, per process (and per app).
+
+    Every token, introspection and userinfo request needs its client; reading it once per TTL
+    instead of once per request takes a query and an ORM load off each of them. Entries are
+    transient ``Client`` objects (never added to a session), shared read-only between threads.
+    Only active clients are kept: an unknown id is asked of the database every time, so a client
+    registered on another node works at once; one disabled or changed there is seen here within
+    the TTL (README "Configuration", ``IDP_CLIENT_CACHE_TTL``)."""
+
+    def __init__(self, ttl: float):
+        self.ttl = ttl
+        self.entries: dict[str, tuple[float, Client]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, client_id: str) -> Client | None:
+        hit = self.entries.get(client_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        row = db.session.execute(_CLIENT_BY_ID, {"client_id": client_id}).mappings().first()
+        if row is None or row["status"] != "active":
+            self.forget(client_id)
+            return None
+        client = Client(**row)
+        if self.ttl > 0:
+            with self.lock:
+                self.entries[client_id] = (time.monotonic() + self.ttl, client)
+        return client
+
+    def forget(self, client_id: str) -> None:
+        with self.lock:
+            self.entries.pop(client_id, None)
+
+
+def _cache() -> _ClientCache:
+    ext = current_app.extensions
+    cache = ext.get(_CACHE_KEY)
+    if cache is None:
+        cache = ext.setdefault(_CACHE_KEY, _ClientCache(float(current_app.config["CLIENT_CACHE_TTL"])))
+    return cache
+
+
+def forget_client(client_id: str) -> None:
+    """Drop this process's cached registration of ``client_id`` (after changing it here)."""
+    _cache().forget(client_id)
 
 
 def get_client(client_id: str | None) -> Client | None:
+    """The active client ``client_id`` (a read-only copy, possibly up to ``CLIENT_CACHE_TTL`` s old), or None."""
     if not client_id or not isinstance(client_id, str) or len(client_id) > 64:
         return None
-    c = db.session.execute(_CLIENT_BY_ID, {"client_id": client_id}).scalars().first()
-    return c if c is not None and c.status == "active" else None
+    return _cache().get(client_id)
 
 
 def list_clients() -> list[Client]:

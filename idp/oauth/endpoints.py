@@ -7,12 +7,15 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
 from flask import current_app
+from sqlalchemy import bindparam, select
 
 from ..accounts.models import Person
 from ..db import db, epoch, utcnow
 from . import tokens
-from .claims import subject_for
+from .claims import subject_of
 from .clients import get_client
+
+_PERSON_SUB = select(Person.__table__.c.sub).where(Person.__table__.c.id == bindparam("person_id"))
 
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
@@ -36,6 +39,22 @@ class _Found:
         return tokens.refresh_is_live(r)
 
 
+class _Stateless:
+    """A ``client_credentials`` access token: signed, never stored, not revoked (no row for it)."""
+
+    kind = "access_token"
+
+    def __init__(self, value: str, claims: dict):
+        self.value, self.claims = value, claims
+
+    def check_client(self, client):
+        return self.claims["client_id"] == client.client_id
+
+    @property
+    def active(self) -> bool:  # signature and expiry checked by tokens.stateless_claims
+        return get_client(self.claims["client_id"]) is not None
+
+
 def _lookup(value, hint):
     if not isinstance(value, str) or len(value) > 4096:
         return None
@@ -47,7 +66,8 @@ def _lookup(value, hint):
             row = tokens.find_refresh_token(value)
         if row is not None:
             return _Found(row, kind)
-    return None
+    claims = tokens.stateless_claims(value)  # no row (so never revoked): a client's own stateless token?
+    return _Stateless(value, claims) if claims is not None else None
 
 
 def _check_params(request) -> None:
@@ -68,10 +88,12 @@ class RevocationEndpoint(_Revocation):
     def revoke_token(self, token, request):
         # Revoking a refresh token ends the whole grant (RFC 7009 §2.1: SHOULD also invalidate
         # access tokens of the same authorization grant); an access token alone ends itself.
-        if token.kind == "refresh_token":
+        if isinstance(token, _Stateless):
+            tokens.revoke_stateless(token.value, token.claims)
+        elif token.kind == "refresh_token":
             tokens.revoke_family(token.row.family)
         else:
-            token.row.access_revoked_at = utcnow()
+            tokens.revoke_access(token.row.id)
 
 
 class IntrospectionEndpoint(_Introspection):
@@ -90,13 +112,20 @@ class IntrospectionEndpoint(_Introspection):
     def introspect_token(self, token):
         if not token.active:
             return {"active": False}
+        if isinstance(token, _Stateless):
+            c = token.claims
+            out = {"active": True, "client_id": c["client_id"], "sub": c["sub"], "token_type": "Bearer",
+                   "exp": c["exp"], "iat": c.get("iat"), "iss": c["iss"], "aud": c.get("aud"), "jti": c["jti"]}
+            if c.get("scope"):
+                out["scope"] = c["scope"]
+            return out
         r = token.row
         sub = r.client_id
         if r.person_id is not None:
-            person, client = db.session.get(Person, r.person_id), get_client(r.client_id)
-            if person is None or client is None:
+            public_sub, client = db.session.execute(_PERSON_SUB, {"person_id": r.person_id}).scalar(), get_client(r.client_id)
+            if public_sub is None or client is None:
                 return {"active": False}
-            sub = subject_for(person, client)  # pairwise clients see their own subject (OIDC Core §8.1)
+            sub = subject_of(public_sub, client)  # pairwise clients see their own subject (OIDC Core §8.1)
         exp = r.access_expires_at if token.kind == "access_token" else r.refresh_expires_at
         out = {"active": True, "scope": r.scope, "client_id": r.client_id, "sub": sub,
                "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",

@@ -11,7 +11,7 @@ from flask import current_app
 from ..keystore.jwt import sign_jwt
 from sqlalchemy import bindparam, insert, select, update
 
-from ..db import db, epoch, utcnow
+from ..db import db, epoch, insert_unless_present, utcnow
 from ..ops.metrics import record_token
 from .claims import subject_for
 from .models import Token
@@ -83,8 +83,12 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
     return token
 
 
-_INSERT_TOKEN = insert(Token.__table__)
-_ACCESS_BY_DIGEST = select(Token).where(Token.access_digest == bindparam("digest"))
+_TOKEN = Token.__table__
+_INSERT_TOKEN = insert(_TOKEN)
+# A Core row (read-only, attribute access like the model): no ORM load on every bearer request.
+_ACCESS_BY_DIGEST = select(_TOKEN).where(_TOKEN.c.access_digest == bindparam("digest"))
+_REVOKE_ACCESS = (update(_TOKEN).where(_TOKEN.c.id == bindparam("row_id"), _TOKEN.c.access_revoked_at.is_(None))
+                  .values(access_revoked_at=bindparam("when")))
 _REFRESH_BY_DIGEST = select(Token).where(Token.refresh_digest == bindparam("digest"))
 
 
@@ -96,6 +100,13 @@ def save_token(token: dict, request) -> None:
     """
     cfg = current_app.config
     user: Principal | None = request.user
+    if user is None and request.payload.grant_type == "client_credentials":
+        # Stateless (RFC 9068): a client's own token has no person, session or refresh chain to
+        # keep, so nothing is written; introspection checks its signature, expiry and client, and
+        # revocation stores a revoked row for it (``stateless_claims``, ``revoke_stateless``).
+        token.pop("_jti")
+        record_token("client_credentials")
+        return
     now = utcnow()
     refresh = token.get("refresh_token")
     offline = bool(user and user.offline)
@@ -118,11 +129,54 @@ def save_token(token: dict, request) -> None:
     record_token(row["grant_type"])
 
 
-def find_access_row(value: str) -> Token | None:
-    return db.session.execute(_ACCESS_BY_DIGEST, {"digest": digest(value)}).scalars().first()
+def find_access_row(value: str):
+    """The stored row of an access token (a read-only Core row with the ``Token`` columns), or None."""
+    return db.session.execute(_ACCESS_BY_DIGEST, {"digest": digest(value)}).first()
 
 
-def find_access_token(value: str | None) -> Token | None:
+def revoke_access(row_id: int) -> None:
+    """End one access token (RFC 7009 §2.1), the rest of its grant untouched."""
+    db.session.execute(_REVOKE_ACCESS, {"row_id": row_id, "when": utcnow()})
+
+
+def stateless_claims(value: str) -> dict | None:
+    """The claims of a ``client_credentials`` access token we signed and never stored, or None.
+
+    Such a token is recognised by its shape: its subject is its client (``generate_token`` with no
+    user) and it carries nothing of a person's sign-in (``auth_time``, ``sid``, ``cnf``), which every
+    user-bound token does and whose row is then required (a user token whose row is gone, e.g. its
+    person deleted, stays inactive). Expiry is checked here; revocation is the caller's row lookup.
+    """
+    from ..keystore.jwt import verify_own_jwt
+
+    claims = verify_own_jwt(value)
+    if not claims or not isinstance(claims.get("client_id"), str) or claims.get("sub") != claims["client_id"]:
+        return None
+    if any(k in claims for k in ("auth_time", "sid", "cnf")):
+        return None
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or exp <= epoch(utcnow()) or not isinstance(claims.get("jti"), str):
+        return None
+    return claims
+
+
+def revoke_stateless(value: str, claims: dict) -> None:
+    """Store a stateless token as revoked (RFC 7009 §2.1), so the lookup by digest finds it revoked."""
+    from datetime import timezone
+
+    def at(seconds):
+        return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
+
+    now = utcnow()
+    row = {"client_id": claims["client_id"], "grant_type": "client_credentials", "scope": claims.get("scope") or "",
+           "access_digest": digest(value), "jti": claims["jti"][:64], "access_expires_at": at(claims["exp"]),
+           "access_revoked_at": now, "issued_at": at(claims.get("iat", epoch(now))), "family": secrets.token_hex(16),
+           "offline": False, "amr": []}
+    # A concurrent revocation of the same token may have inserted it first: then it is revoked already.
+    insert_unless_present(Token, row, ["access_digest"])
+
+
+def find_access_token(value: str | None):
     """The stored row for an access token that is still valid, else None."""
     if not value or len(value) > 4096:
         return None

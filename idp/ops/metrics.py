@@ -77,13 +77,18 @@ def _count_request(response):
         return response
     rule = request.url_rule
     method = request.method
-    key = (rule.endpoint if rule is not None else "unmatched", method if method in _METHODS else "other",
-           _STATUS_CLASSES.get(response.status_code // 100, "other"))
+    observe_request(rule.endpoint if rule is not None else "unmatched", method if method in _METHODS else "other",
+                    _STATUS_CLASSES.get(response.status_code // 100, "other"), perf_counter() - started)
+    return response
+
+
+def observe_request(endpoint: str, method: str, status_class: str, seconds: float) -> None:
+    """One answered request (also for those answered before Flask, ``idp.oauth.documents``)."""
+    key = (endpoint, method, status_class)
     child = _request_children.get(key)
     if child is None:
         child = _request_children[key] = REQUESTS.labels(*key)
-    child.observe(perf_counter() - started)
-    return response
+    child.observe(seconds)
 
 
 def _process_registry():
