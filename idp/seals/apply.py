@@ -37,7 +37,7 @@ from ..oauth import dpop
 from ..ops.metrics import record_seal_application
 from ..pki.ca import CaError
 from ..pki.models import Certificate
-from . import cms, pdf, service, tsa
+from . import service
 from .credential import Approver
 from .models import Seal, SealApplication
 
@@ -187,6 +187,8 @@ def _hub_keys():
 def apply_pdf(person: Person, seal_id: int, data: bytes, *, proof: Proof, page: int | None = None,
               x: float | None = None, y: float | None = None) -> Applied:
     """Seal a PDF: a visible stamp and a PAdES signature with the hub's trusted time."""
+    from . import pdf, tsa  # pyHanko: imported by processes that seal, not by every idp command
+
     seal, official = _check(person, seal_id, "pdf", proof)
     with _hub_keys():
         output, content_info = pdf.seal_pdf_keeping_signature(
@@ -201,6 +203,8 @@ def apply_pdf(person: Person, seal_id: int, data: bytes, *, proof: Proof, page: 
 
 def sign_file(person: Person, seal_id: int, data: bytes, *, proof: Proof) -> Applied:
     """A detached CMS signature (DER) over the exact bytes of any file."""
+    from . import cms, tsa  # pyHanko: imported by processes that seal, not by every idp command
+
     seal, official = _check(person, seal_id, "cms", proof)
     with _hub_keys():
         signature = cms.sign_detached(data, service.credential_for(seal), _approver(person, official),

@@ -1,12 +1,11 @@
 """The hub's timestamp authority over HTTP (RFC 3161 §3.4): public, no login, no CSRF (a protocol
-endpoint, not a form). The work is ``tsa.issue_der``; this only frames it."""
+endpoint, not a form). The work is ``tsa.issue_der``; this only frames it. ``tsa`` (and pyHanko, about
+half a second to import) is imported on first use, so every ``idp`` command and worker does not pay for it."""
 from __future__ import annotations
 
 from cryptography.hazmat.primitives import serialization
 from flask import Blueprint, current_app, make_response, render_template, request
 from flask_babel import gettext as _
-
-from . import tsa
 
 bp = Blueprint("tsa", __name__)
 QUERY, REPLY = "application/timestamp-query", "application/timestamp-reply"
@@ -23,6 +22,8 @@ def _reply(der: bytes, status: int = 200):
 def timestamp():
     """A DER TimeStampReq in (``application/timestamp-query``), a DER TimeStampResp out
     (``application/timestamp-reply``); refusals are TimeStampResp rejections (RFC 3161 §2.4.2)."""
+    from . import tsa
+
     if request.mimetype != QUERY:
         resp = make_response(_("Send a DER timestamp request with Content-Type %(type)s (RFC 3161 section 3.4).",
                                type=QUERY) + "\n", 415)
@@ -41,6 +42,8 @@ def timestamp():
 @bp.get("/tsa")
 def about():
     """What the endpoint is and how to use it, with the policy and the TSA's certificate link."""
+    from . import tsa
+
     return render_template("seals/tsa.html", policy=tsa.policy_oid(), query_type=QUERY,
                            issuer=current_app.config["ISSUER"])
 
@@ -49,6 +52,8 @@ def about():
 def certificate():
     """The TSA's certificate, then the issuing CA and the root (PEM): ``-untrusted`` and ``-CAfile``
     material for ``openssl ts -verify``."""
+    from . import tsa
+
     resp = make_response(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in tsa.chain()))
     resp.headers["Content-Type"] = "application/pem-certificate-chain"
     resp.headers["Cache-Control"] = "public, max-age=3600"
