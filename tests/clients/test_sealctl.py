@@ -26,17 +26,26 @@ def hub(request):
     return shared_hub(request, "sqlite")
 
 
-def official(hub, tmp_path, username: str) -> tuple:
-    """An official of department ``sealtest`` with a PKCS#12 file; (path, serial)."""
-    hub.create_user(username=username, name="王五")
-    try:
-        hub.cli("departments", "create", "--code", "sealtest", "--name", "本溪市测试局")
-    except Exception:  # created by an earlier test of this module
-        pass
-    hub.cli("officials", "add", "--username", username, "--department", "sealtest")
-    p12 = tmp_path / f"{username}.p12"
-    issued = hub.cli("pki", "issue", "--username", username, "--out", str(p12), "--password", P12_PASSWORD)
-    return p12, issued["serial"]
+OFFICIALS = ("contract", "whoami", "revoked", "errors")
+
+
+@pytest.fixture(scope="module")
+def officials(hub, tmp_path_factory) -> dict:
+    """Officials of department ``sealtest``, each with a PKCS#12 file: {role: (path, serial, username)}.
+    Made up front, each step's ``idp`` commands in parallel (process start-up dominates each)."""
+    from tests.seals.live_support import idp_at_once, ok_json
+
+    work = tmp_path_factory.mktemp("sealctl-officials")
+    names = {role: f"{role}-{secrets.token_hex(3)}" for role in OFFICIALS}
+    users = [hub.user_args(name, name="王五")[0] for name in names.values()]
+    for r in idp_at_once(hub, *users, ("departments", "create", "--code", "sealtest", "--name", "本溪市测试局")):
+        ok_json(r)
+    for r in idp_at_once(hub, *(("officials", "add", "--username", n, "--department", "sealtest")
+                                for n in names.values())):
+        ok_json(r)
+    issued = idp_at_once(hub, *(("pki", "issue", "--username", n, "--out", str(work / f"{n}.p12"),
+                                 "--password", P12_PASSWORD) for n in names.values()))
+    return {role: (work / f"{n}.p12", ok_json(r)["serial"], n) for (role, n), r in zip(names.items(), issued)}
 
 
 @pytest.fixture(scope="module")
@@ -56,22 +65,21 @@ def sealctl(state, tool, *args, password=None):
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
-def test_login_as_in_the_contract_uses_the_well_known_client(hub, tmp_path):
+def test_login_as_in_the_contract_uses_the_well_known_client(hub, officials, tmp_path):
     """``sealctl login --hub URL --p12 FILE --password P`` (issue 6's contract, no client id): ``idp init``
     registered the tool's public client ``sealctl``."""
-    p12, _ = official(hub, tmp_path, "sealer-" + secrets.token_hex(3))
+    p12, _, _ = officials["contract"]
     r = sealctl(tmp_path / "state", None, "login", "--hub", hub.issuer, "--p12", p12, "--password", P12_PASSWORD)
     assert r.returncode == 0, r.stderr
     r = sealctl(tmp_path / "state", None, "whoami", password=P12_PASSWORD)
     assert r.returncode == 0 and json.loads(r.stdout)["acr"] == "urn:idp:loa:3", r.stderr
 
 
-def test_login_and_whoami(hub, tool, tmp_path):
+def test_login_and_whoami(hub, tool, officials, tmp_path):
     """End to end: discovery, RFC 7523 §2.1 grant with a DPoP proof (RFC 9449 §5), then GET
     /api/official with ``Authorization: DPoP`` and a proof with ``ath`` (§7.1); state files 0600 and
     no private key in them; the stored token alone (a thief's copy) is refused (§7.1)."""
-    username = "sealer-" + secrets.token_hex(3)
-    p12, _ = official(hub, tmp_path, username)
+    p12, _, username = officials["whoami"]
     state = tmp_path / "state"
     r = sealctl(state, tool, "login", "--hub", hub.issuer, "--p12", p12, "--password", P12_PASSWORD)
     assert r.returncode == 0, r.stderr
@@ -91,19 +99,19 @@ def test_login_and_whoami(hub, tool, tmp_path):
     assert requests.get(url, headers={"Authorization": f"DPoP {stolen}"}, timeout=10).status_code == 401
 
 
-def test_revoked_certificate_cannot_log_in(hub, tool, tmp_path):
+def test_revoked_certificate_cannot_log_in(hub, tool, officials, tmp_path):
     """RFC 5280 §6.3 via the hub's records: a revoked certificate's login is refused with the reason."""
-    p12, serial = official(hub, tmp_path, "revoked-" + secrets.token_hex(3))
+    p12, serial, _ = officials["revoked"]
     hub.cli("pki", "revoke", serial, "--reason", "keyCompromise")
     r = sealctl(tmp_path / "state", tool, "login", "--hub", hub.issuer, "--p12", p12, "--password", P12_PASSWORD)
     assert r.returncode == 1 and "revoked" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_clear_errors(hub, tool, tmp_path):
+def test_clear_errors(hub, tool, officials, tmp_path):
     """Wrong password, unreachable hub, not signed in: one line on stderr, non-zero exit, no traceback."""
     junk = tmp_path / "none.p12"
     junk.write_bytes(b"not a pkcs12 file")
-    good, _ = official(hub, tmp_path, "errors-" + secrets.token_hex(3))
+    good, _, _ = officials["errors"]
     cases = [
         (("login", "--hub", hub.issuer, "--p12", junk, "--password", "x"), "wrong password or not a PKCS#12"),
         (("login", "--hub", hub.issuer, "--p12", good, "--password", "wrong"), "wrong password"),

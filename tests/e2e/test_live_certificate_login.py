@@ -13,7 +13,6 @@ import base64
 import datetime as dt
 import hashlib
 import secrets
-import subprocess
 from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit
 
 import pytest
@@ -27,7 +26,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.e2e.browser import parse_forms
-from tests.e2e.hub import IDP, PASSWORD, start_hub
+from tests.e2e.hub import PASSWORD, start_hub
+from tests.seals.live_support import idp_at_once, ok_json
 from tests.services.nginx import require_nginx, start_nginx
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-nginx")]
@@ -77,20 +77,24 @@ def setup(tmp_path_factory):
     hub, _ = start_hub(work / "hub", env={"IDP_TRUSTED_PROXIES": PROXY_ADDR})
     proxy = None
     try:
-        for username in ("wangwu", "lisi"):
-            hub.cli("users", "create", "--username", username, "--password", PASSWORD, "--name", "王五")
-        hub.cli("departments", "create", "--code", "scjgj", "--name", "本溪市市场监督管理局")
-        files = {}
-        for username in ("wangwu", "lisi"):
-            hub.cli("officials", "add", "--username", username, "--department", "scjgj")
-            out = work / f"{username}.p12"
-            files[username] = hub.cli("pki", "issue", "--username", username, "--out", str(out),
-                                      "--password", P12_PASSWORD)["serial"], _pem_files(out, work, username)
-        hub.cli("pki", "revoke", files["lisi"][0], "--reason", "keyCompromise")
-        chain = subprocess.run([str(IDP), "pki", "ca-cert"], env=hub.env, cwd=hub.workdir, capture_output=True,
-                               text=True, timeout=120, check=True).stdout
-        (work / "chain.pem").write_text(chain)
-        rp = hub.create_client(name="市场监督管理局")
+        # Each step's independent ``idp`` commands run in parallel (process start-up dominates each).
+        users = ("wangwu", "lisi")
+        client_args, rp = hub.client_args(name="市场监督管理局")
+        steps = [
+            [("users", "create", "--username", u, "--password", PASSWORD, "--name", "王五") for u in users]
+            + [("departments", "create", "--code", "scjgj", "--name", "本溪市市场监督管理局"), client_args],
+            [("officials", "add", "--username", u, "--department", "scjgj") for u in users],
+            [("pki", "issue", "--username", u, "--out", str(work / f"{u}.p12"), "--password", P12_PASSWORD)
+             for u in users],
+        ]
+        results = [[ok_json(r) for r in idp_at_once(hub, *step)] for step in steps]
+        rp.update(results[0][-1])
+        files = {u: (issued["serial"], _pem_files(work / f"{u}.p12", work, u)) for u, issued in zip(users, results[2])}
+        revoked, chain = idp_at_once(hub, ("pki", "revoke", files["lisi"][0], "--reason", "keyCompromise"),
+                                     ("pki", "ca-cert"))
+        ok_json(revoked)
+        assert chain.returncode == 0, chain.stderr
+        (work / "chain.pem").write_text(chain.stdout)
         proxy = start_nginx(work / "nginx", hub.port, work / "chain.pem", proxy_bind=PROXY_ADDR)
         yield {"hub": hub, "nginx": proxy, "rp": rp, "official": files["wangwu"][1], "revoked": files["lisi"][1],
                "stranger": _stranger(work)}
