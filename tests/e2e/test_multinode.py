@@ -470,7 +470,11 @@ def test_worker_killed_mid_login(cluster):
               lambda: len(set(worker_pids(master)) - workers_before - {victim}) == 1, timeout=15)
     finally:
         traffic.finish()
-    assert any(r[1] == 502 for r in traffic.responses if r[0] >= killed_at), "the kill interrupted no request"
+    # The kill cut a request short: a POST fails at nginx (502, never retried), an idempotent GET is
+    # retried on the other node, and either way nginx logs the upstream connection dying mid-request.
+    nginx_errors = (c.nginx.workdir / "error.log").read_text(errors="replace")
+    assert (any(r[1] == 502 for r in traffic.responses if r[0] >= killed_at)
+            or "prematurely closed" in nginx_errors or "reset by peer" in nginx_errors), "the kill interrupted no request"
     assert all(r[1] in (200, 302, 303, 502) for r in traffic.responses), {r[1] for r in traffic.responses}
     assert requests.get(c.a.url("/readyz"), timeout=5).status_code == 200
     assert_no_partial_state(c)
