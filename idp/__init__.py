@@ -45,6 +45,11 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     from . import models  # noqa: F401  (every table, for migrations)
 
     db.init_app(app)
+    if not settings["DATABASE_URL"].startswith("sqlite"):
+        from .db import ping_when_idle
+
+        with app.app_context():
+            ping_when_idle(db.engine, float(settings["DB_PING_AFTER_IDLE"]))
     csrf.init_app(app)
 
     from . import i18n
@@ -68,8 +73,10 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
         init_keys(app)
 
     from .oauth.documents import PublicDocuments
+    from .oauth.lean import LeanEndpoints
     from .proxy import TrustedProxies
 
+    app.wsgi_app = LeanEndpoints(app.wsgi_app, app)  # the busiest protocol requests' plain, successful case
     app.wsgi_app = PublicDocuments(app.wsgi_app, app)  # discovery and JWKS without Flask's per-request work
     ops.wrap_wsgi(app)
     app.wsgi_app = TrustedProxies(app.wsgi_app, config_module.trusted_proxy_networks(settings))
@@ -98,7 +105,7 @@ def init_keys(app: Flask) -> None:
     from .keystore import datakey
     from .keystore.service import token_grace
     from .keystore.signing import KeyStore
-    from .oauth.endpoints import build_resource_protector
+    from .oauth.endpoints import IntrospectionEndpoint, build_resource_protector
     from .oauth.server import build_authorization_server
 
     keys_dir = Path(app.config["KEYS_DIR"])
@@ -113,21 +120,23 @@ def init_keys(app: Flask) -> None:
     app.extensions["idp.client_secret_key"] = datakey.derive(data_keys.root, "client-secret")
     app.extensions["idp.pairwise_key"] = datakey.derive(data_keys.root, "pairwise-subject")
     app.extensions["idp.recovery_code_key"] = datakey.derive(data_keys.root, "recovery-code")
-    app.extensions["idp.authorization_server"] = build_authorization_server(app)
+    app.extensions["idp.authorization_server"] = server = build_authorization_server(app)
+    app.extensions["idp.introspection"] = IntrospectionEndpoint(server)  # its lookup and payload, for idp.oauth.lean
     app.extensions["idp.resource_protector"] = build_resource_protector()
 
 
 def _engine_options(settings: dict) -> dict:
     """Statement parameters (login names, blind indexes, ciphertexts) never reach logs or error text.
 
-    PostgreSQL: connections are checked before use (``pool_pre_ping``), so after a database restart
-    a stale pooled connection is replaced instead of failing the request; connecting and waiting for
+    PostgreSQL: a connection idle for more than ``DB_PING_AFTER_IDLE`` seconds is checked before use
+    (``db.ping_when_idle``), so after a database restart a stale pooled connection is replaced
+    instead of failing the request; connecting and waiting for
     a pooled connection are bounded, so an outage is answered with 503 within seconds (README
     "Several nodes").
     """
     if settings["DATABASE_URL"].startswith("sqlite"):
         return {"connect_args": {"timeout": 10}, "hide_parameters": True}
-    return {"pool_pre_ping": True, "pool_size": settings["DB_POOL_SIZE"], "max_overflow": settings["DB_MAX_OVERFLOW"],
+    return {"pool_size": settings["DB_POOL_SIZE"], "max_overflow": settings["DB_MAX_OVERFLOW"],
             "pool_timeout": settings["DB_POOL_TIMEOUT"],
             "connect_args": {"connect_timeout": settings["DB_CONNECT_TIMEOUT"]}, "hide_parameters": True}
 

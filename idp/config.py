@@ -30,6 +30,9 @@ DEFAULTS: dict[str, object] = {
     "DB_POOL_TIMEOUT": 5,
     # Seconds to wait for PostgreSQL to accept a new connection (a database outage answers 503 this fast).
     "DB_CONNECT_TIMEOUT": 3,
+    # Seconds a pooled PostgreSQL connection may sit unused and still be used without a check (a ping
+    # on every use would cost a round trip per request); 0 checks it every time.
+    "DB_PING_AFTER_IDLE": 1,
     # Directory holding signing keys and the data-protection key (a mounted secret on several nodes).
     "KEYS_DIR": "keys",
     # Flask secret (CSRF tokens, signed cookies). Must be long and random in production.

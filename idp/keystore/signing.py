@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from .files import load_private_key_pem, locked, private_key_pem, read_json, write_json, write_private
 
@@ -199,11 +199,12 @@ class KeyStore:
         self.reload_interval = reload_interval
         self.clock, self.timer = clock, timer
         self._lock = threading.Lock()
-        self._mtime = None
+        self._index = None
         self._checked = 0.0
         self._keys: dict[str, SigningKey] = {}
         self._signers: dict[str, list[SigningKey]] = {}
         self._jwks_json = b""
+        self._keyset = None
         self._jwks_expires = 0
         self.reload(force=True)
 
@@ -215,13 +216,15 @@ class KeyStore:
             self._checked = now
             path = _dir(self.keys_dir) / INDEX
             try:
-                mtime = path.stat().st_mtime_ns
+                # Compared by content, not mtime: two writes within one clock tick of the file
+                # system share an mtime (the index is small; this runs once per reload interval).
+                content = path.read_bytes()
             except FileNotFoundError as exc:
                 raise KeyStoreError(f"{path} is missing; run 'idp init'") from exc
-            if not force and mtime == self._mtime and self.clock() < self._jwks_expires:
+            if not force and content == self._index and self.clock() < self._jwks_expires:
                 return
-            self._load(path)
-            self._mtime = mtime
+            self._load(path, json.loads(content))
+            self._index = content
 
     def _open(self, path: Path, entry: dict):
         pem = (path.parent / f"{entry['kid']}.pem").read_bytes()
@@ -233,8 +236,8 @@ class KeyStore:
             raise KeyStoreError(f"cannot open signing key {entry['kid']}: wrong IDP_KEYS_PASSPHRASE?") from exc
         return _to_jwk(pk, entry["alg"], entry["kid"])
 
-    def _load(self, path: Path) -> None:
-        index = [e for e in read_json(path)["keys"] if e.get("revoked_at") is None]
+    def _load(self, path: Path, document: dict) -> None:
+        index = [e for e in document["keys"] if e.get("revoked_at") is None]
         keys = {}
         for entry in index:
             old = self._keys.get(entry["kid"])
@@ -252,6 +255,8 @@ class KeyStore:
         published = [k for k in keys.values() if k.status(now, self.grace) != "expired"]
         self._keys, self._signers = keys, signers
         self._jwks_json = json.dumps({"keys": [k.jwk.as_dict(private=False) for k in published]}).encode()
+        # Parsed once per reload: our own tokens are checked against it on every introspection.
+        self._keyset = KeySet.import_key_set(json.loads(self._jwks_json))
         # Re-evaluate when the next retired key leaves the JWKS (a pending key is already in it).
         ends = [k.entry["retired_at"] + self.grace for k in published if k.entry["retired_at"] is not None]
         self._jwks_expires = min(ends) if ends else float("inf")
@@ -273,9 +278,9 @@ class KeyStore:
         return self._jwks_json
 
     def public_keyset(self):
-        from joserfc.jwk import KeySet
-
-        return KeySet.import_key_set(json.loads(self.jwks_json()))
+        """The published keys as a joserfc ``KeySet`` (read-only; replaced, never changed, on reload)."""
+        self.reload()
+        return self._keyset
 
     @property
     def encrypted(self) -> bool:

@@ -18,6 +18,8 @@ from .discovery import metadata_json
 
 _DISCOVERY = ("oauth.discovery", "public, max-age=3600")
 _JWKS = ("oauth.jwks", "public, max-age=300")  # short: relying parties see a rotation quickly
+# What the app's after_request hook adds to every response (``idp._register_hooks``).
+COMMON_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"))
 PATHS = {
     "/.well-known/openid-configuration": _DISCOVERY,
     "/.well-known/oauth-authorization-server": _DISCOVERY,
@@ -53,8 +55,7 @@ class PublicDocuments:
             return self.wsgi_app(environ, start_response)
         start_response("200 OK", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-            ("Cache-Control", cache_control), ("Access-Control-Allow-Origin", "*"),
-            ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"),
+            ("Cache-Control", cache_control), ("Access-Control-Allow-Origin", "*"), *COMMON_HEADERS,
         ])
         observe_request(endpoint, "GET", "2xx", perf_counter() - started)
         return [body]

@@ -157,10 +157,15 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
     def validate_requested_scope(self):
-        # Client credentials carry no user, so user scopes (openid, profile, ...) are never granted.
-        requested = set((self.request.payload.scope or "").split())
-        if requested & tokens.USER_SCOPES or not requested <= set(self.request.client.scopes):
+        if not client_credentials_scope_ok(self.request.client, self.request.payload.scope):
             raise InvalidScopeError()
+
+
+def client_credentials_scope_ok(client, scope: str | None) -> bool:
+    """Client credentials carry no user, so user scopes (openid, profile, ...) are never granted;
+    the rest must be among the client's registered scopes (RFC 6749 §3.3)."""
+    requested = set((scope or "").split())
+    return not requested & tokens.USER_SCOPES and requested <= set(client.scopes)
 
 
 def compare_s256(verifier: str, challenge: str) -> bool:

@@ -83,6 +83,22 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
     return token
 
 
+def _stateless_issued(token: dict) -> None:
+    # Stateless (RFC 9068): a client's own token has no person, session or refresh chain to keep,
+    # so nothing is written; introspection checks its signature, expiry and client, and revocation
+    # stores a revoked row for it (``stateless_claims``, ``revoke_stateless``).
+    token.pop("_jti")
+    record_token("client_credentials")
+
+
+def issue_client_token(client, scope: str | None) -> dict:
+    """The token response of an authenticated ``client_credentials`` request whose scope was checked
+    (what Authlib's grant makes through ``generate_token`` and ``save_token``; ``idp.oauth.lean``)."""
+    token = generate_token("client_credentials", client, scope=scope, include_refresh_token=False)
+    _stateless_issued(token)
+    return token
+
+
 _TOKEN = Token.__table__
 _INSERT_TOKEN = insert(_TOKEN)
 # A Core row (read-only, attribute access like the model): no ORM load on every bearer request.
@@ -101,11 +117,7 @@ def save_token(token: dict, request) -> None:
     cfg = current_app.config
     user: Principal | None = request.user
     if user is None and request.payload.grant_type == "client_credentials":
-        # Stateless (RFC 9068): a client's own token has no person, session or refresh chain to
-        # keep, so nothing is written; introspection checks its signature, expiry and client, and
-        # revocation stores a revoked row for it (``stateless_claims``, ``revoke_stateless``).
-        token.pop("_jti")
-        record_token("client_credentials")
+        _stateless_issued(token)
         return
     now = utcnow()
     refresh = token.get("refresh_token")

@@ -111,14 +111,32 @@ def userinfo():
         row = rp.acquire_token(["openid"]).row
     except OAuth2Error as error:
         return _bearer_challenge(error.error)
-    person = db.session.get(Person, row.person_id) if row.person_id else None
-    if person is None or not person.active:
+    claims = _userinfo_claims(row)
+    if claims is None:
         return _bearer_challenge("invalid_token")
-    client = clients.get_client(row.client_id)
-    if client is None:
-        return _bearer_challenge("invalid_token")
-    resp = jsonify(release.userinfo_claims(person, client=client, scopes=set(row.scope.split()), acr=row.acr,
-                                           representation_id=row.representation_id,
-                                           claims_request=row.claims_request))
+    resp = jsonify(claims)
     resp.headers.update(NO_STORE)
     return resp
+
+
+def _userinfo_claims(row) -> dict | None:
+    """The claims for a valid access token's row, or None if its person or client is gone or inactive."""
+    person = db.session.get(Person, row.person_id) if row.person_id else None
+    if person is None or not person.active:
+        return None
+    client = clients.get_client(row.client_id)
+    if client is None:
+        return None
+    return release.userinfo_claims(person, client=client, scopes=set(row.scope.split()), acr=row.acr,
+                                   representation_id=row.representation_id, claims_request=row.claims_request)
+
+
+def userinfo_payload(token_value: str) -> dict | None:
+    """UserInfo for a bearer token that is valid and carries ``openid`` (what ``acquire_token(["openid"])``
+    accepts, RFC 6750 §3.1 and ``endpoints.AccessTokenValidator``), or None (``idp.oauth.lean``)."""
+    from .tokens import find_access_token
+
+    row = find_access_token(token_value)
+    if row is None or "openid" not in row.scope.split():
+        return None
+    return _userinfo_claims(row)

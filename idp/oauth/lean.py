@@ -1,0 +1,158 @@
+"""The three busiest protocol requests, answered without Flask's per-request machinery.
+
+A subsite's back end calls the token endpoint for its own access token (``client_credentials``),
+introspects the tokens it is shown (RFC 7662) and reads UserInfo (OIDC Core §5.3), many times a
+second at a portal's peak. For those requests Flask's request context, hooks, form parser and
+response object, and Authlib's request wrapper and grant dispatch, cost several times the work
+itself (the signature, the client check, the token lookup).
+
+``LeanEndpoints`` answers the plain, successful form of each request here, in the app context, by
+calling the same rules the general path calls: the ``Client`` model's checks, ``grants``'s scope
+rule, ``tokens.generate_token``, the introspection endpoint's own lookup and payload, and
+``claims.userinfo_claims``. Anything else (another grant, another authentication method, a DPoP
+proof, a repeated or unknown parameter, a wrong secret, an unknown or inactive token, a database
+error) is handed to Flask unchanged, body included, which then gives the standard answer or the
+standard error. So this path only ever answers 200, and the rules and errors stay in one place;
+the protocol tests run through it (``tests/oauth/test_lean.py`` checks both paths agree).
+"""
+from __future__ import annotations
+
+import io
+import json
+from time import perf_counter
+from urllib.parse import parse_qsl
+
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from flask import Flask
+
+from ..ops.metrics import observe_request
+from .documents import COMMON_HEADERS
+
+_FORM = "application/x-www-form-urlencoded"
+_NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+
+
+class _Decline(Exception):
+    """Not the plain successful case: the general path answers."""
+
+
+def _read_form(environ, limit: int, allowed: frozenset[str]) -> tuple[bytes, dict[str, str]]:
+    """The body and its parameters, or ``_Decline`` (the body read so far is put back first)."""
+    if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != _FORM:
+        raise _Decline
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        raise _Decline from None
+    if not 0 < length <= limit:
+        raise _Decline
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)  # whatever happens next, Flask can read it again
+    if len(body) != length:
+        raise _Decline
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise _Decline from None
+    form = dict(pairs)
+    # RFC 6749 §3.2: no parameter twice; and only the ones this plain case knows, none empty.
+    if len(form) != len(pairs) or not form.keys() <= allowed or not all(form.values()):
+        raise _Decline
+    return body, form
+
+
+def _basic_client(environ, endpoint: str):
+    """The client authenticated by ``client_secret_basic`` (RFC 6749 §2.3.1), as Authlib's
+    ``authenticate_client_secret_basic`` and ``ClientAuthentication`` decide it, or ``_Decline``."""
+    from .clients import get_client
+
+    header = environ.get("HTTP_AUTHORIZATION")
+    if not header or header[:6].lower() != "basic ":
+        raise _Decline
+    try:
+        client_id, secret = extract_basic_authorization({"Authorization": header})
+    except (ValueError, UnicodeDecodeError):
+        raise _Decline from None
+    if not client_id or not secret:
+        raise _Decline
+    client = get_client(client_id)
+    if (client is None or not client.check_endpoint_auth_method("client_secret_basic", endpoint)
+            or not client.check_client_secret(secret)):
+        raise _Decline
+    return client
+
+
+class LeanEndpoints:
+    """WSGI middleware in front of the Flask app (inside ``PublicDocuments``)."""
+
+    def __init__(self, wsgi_app, app: Flask):
+        self.wsgi_app = wsgi_app
+        self.app = app
+        self.routes = {
+            ("POST", "/token"): ("oauth.token", self._client_credentials),
+            ("POST", "/introspect"): ("oauth.introspect", self._introspect),
+            ("GET", "/userinfo"): ("oauth.userinfo", self._userinfo),
+        }
+
+    def __call__(self, environ, start_response):
+        method = environ.get("REQUEST_METHOD")
+        route = self.routes.get((method, environ.get("PATH_INFO")))
+        if (route is None or environ.get("QUERY_STRING") or "idp.keystore" not in self.app.extensions
+                or environ.get("HTTP_DPOP") is not None):
+            return self.wsgi_app(environ, start_response)
+        started = perf_counter()
+        endpoint, handler = route
+        try:
+            with self.app.app_context():
+                payload = handler(environ)
+        except _Decline:
+            return self.wsgi_app(environ, start_response)
+        except Exception:  # noqa: BLE001 - e.g. the database is down: the general path answers (503)
+            return self.wsgi_app(environ, start_response)
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                  *_NO_STORE, *COMMON_HEADERS])
+        observe_request(endpoint, method, "2xx", perf_counter() - started)
+        return [body]
+
+    def _limit(self) -> int:
+        return int(self.app.config["MAX_CONTENT_LENGTH"])
+
+    def _client_credentials(self, environ) -> dict:
+        """RFC 6749 §4.4.2: ``grant_type=client_credentials`` (and ``scope``) with HTTP Basic."""
+        from . import tokens
+        from .grants import client_credentials_scope_ok
+
+        _, form = _read_form(environ, self._limit(), frozenset({"grant_type", "scope"}))
+        if form.get("grant_type") != "client_credentials":
+            raise _Decline
+        client = _basic_client(environ, "token")
+        scope = form.get("scope")
+        if not client.check_grant_type("client_credentials") or not client_credentials_scope_ok(client, scope):
+            raise _Decline
+        return tokens.issue_client_token(client, scope)
+
+    def _introspect(self, environ) -> dict:
+        """RFC 7662 §2.1 with HTTP Basic: the endpoint's own lookup, permission and payload."""
+        _, form = _read_form(environ, self._limit(), frozenset({"token", "token_type_hint"}))
+        if "token" not in form:
+            raise _Decline
+        client = _basic_client(environ, "introspection")
+        endpoint = self.app.extensions["idp.introspection"]
+        token = endpoint.query_token(form["token"], form.get("token_type_hint"))
+        if token is not None and not endpoint.check_permission(token, client, None):
+            token = None
+        return endpoint.create_introspection_payload(token)
+
+    def _userinfo(self, environ) -> dict:
+        """OIDC Core §5.3.1 with the token in the Authorization header (RFC 6750 §2.1)."""
+        from .views import userinfo_payload
+
+        header = environ.get("HTTP_AUTHORIZATION") or ""
+        parts = header.split(None, 1)
+        if len(parts) != 2 or parts[0].lower() != "bearer" or environ.get("CONTENT_LENGTH") not in (None, "", "0"):
+            raise _Decline
+        payload = userinfo_payload(parts[1])
+        if payload is None:
+            raise _Decline
+        return payload

@@ -1,0 +1,214 @@
+"""The lean path (``idp.oauth.lean``) answers the plain successful token, introspection and UserInfo
+requests without Flask, and must answer exactly what the general path (Flask + Authlib) answers:
+every request here is sent twice, once with the lean path on and once with it off, and the two
+answers compared. Anything that is not the plain successful case must reach the general path with
+its body intact."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from idp.oauth.lean import LeanEndpoints
+from tests.conftest import basic, make_rp
+
+
+def _lean(app) -> LeanEndpoints:
+    layer = app.wsgi_app
+    while not isinstance(layer, LeanEndpoints):
+        layer = layer.wsgi_app
+    return layer
+
+
+class _Paths:
+    """Send a request through the lean path, then through the general path alone, and say which answered."""
+
+    def __init__(self, app, client):
+        self.client, self.lean = client, _lean(app)
+        self.flask_calls = 0
+        inner = self.lean.wsgi_app
+
+        def counting(environ, start_response):
+            self.flask_calls += 1
+            return inner(environ, start_response)
+
+        self.lean.wsgi_app = counting
+
+    def send(self, method: str, path: str, **kw):
+        self.flask_calls = 0
+        resp = self.client.open(path, method=method, **kw)
+        return resp, self.flask_calls == 0
+
+    def both(self, method: str, path: str, **kw):
+        """(lean answer, whether the lean path answered it, general-path answer)."""
+        lean, took_lean = self.send(method, path, **kw)
+        routes, self.lean.routes = self.lean.routes, {}
+        try:
+            general = self.client.open(path, method=method, **kw)
+        finally:
+            self.lean.routes = routes
+        return lean, took_lean, general
+
+
+@pytest.fixture
+def paths(app, client):
+    return _Paths(app, client)
+
+
+def _claims(client, token: str) -> dict:
+    return jwt.decode(token, KeySet.import_key_set(client.get("/jwks.json").get_json())).claims
+
+
+def _same_token_response(client, a, b) -> None:
+    """Two token responses of one request: same fields, same claims but their own jti/iat/exp."""
+    ja, jb = a.get_json(), b.get_json()
+    assert ja.keys() == jb.keys() and {k: v for k, v in ja.items() if k != "access_token"} == \
+        {k: v for k, v in jb.items() if k != "access_token"}
+    ca, cb = _claims(client, ja["access_token"]), _claims(client, jb["access_token"])
+    fresh = {"jti", "iat", "exp"}
+    assert {k: v for k, v in ca.items() if k not in fresh} == {k: v for k, v in cb.items() if k not in fresh}
+    assert ca["jti"] != cb["jti"]
+    for resp in (a, b):
+        assert resp.headers["Cache-Control"] == "no-store" and resp.headers["Pragma"] == "no-cache"  # RFC 6749 §5.1
+        assert resp.mimetype == "application/json" and resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_client_credentials_lean_answer_equals_the_general_one(app, client, paths):
+    """RFC 6749 §4.4.2–4.4.3 with HTTP Basic (§2.3.1): the lean path issues the same token."""
+    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[], scopes=["openid"])
+    lean, took_lean, general = paths.both("POST", "/token", data={"grant_type": "client_credentials"}, headers=basic(rp))
+    assert took_lean and lean.status_code == general.status_code == 200
+    _same_token_response(client, lean, general)
+    assert "scope" not in lean.get_json()
+
+
+def _basic_raw(client_id: str, secret: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def _token_variants(rp):
+    ok = basic(rp)
+    return {
+        "wrong secret (RFC 6749 §5.2 invalid_client)": dict(data={"grant_type": "client_credentials"},
+                                                            headers=_basic_raw(rp["client_id"], "nope")),
+        "unknown client": dict(data={"grant_type": "client_credentials"}, headers=_basic_raw("nobody", "x")),
+        "repeated parameter (§3.2)": dict(data="grant_type=client_credentials&grant_type=client_credentials",
+                                          content_type="application/x-www-form-urlencoded", headers=ok),
+        "user scope (openid) for a client token": dict(data={"grant_type": "client_credentials", "scope": "openid"},
+                                                       headers=ok),
+        "scope the client lacks": dict(data={"grant_type": "client_credentials", "scope": "profile"}, headers=ok),
+        "empty scope": dict(data={"grant_type": "client_credentials", "scope": ""}, headers=ok),
+        "credentials in the body (client_secret_post)": dict(
+            data={"grant_type": "client_credentials", "client_id": rp["client_id"],
+                  "client_secret": rp["client_secret"]}),
+        "no grant_type": dict(data={"scope": "openid"}, headers=ok),
+        "another grant": dict(data={"grant_type": "password", "username": "u", "password": "p"}, headers=ok),
+        "query string": dict(data={"grant_type": "client_credentials"}, headers=ok, query_string={"x": "1"}),
+        "malformed Basic header": dict(data={"grant_type": "client_credentials"},
+                                       headers={"Authorization": "Basic %%%"}),
+        "JSON body": dict(json={"grant_type": "client_credentials"}, headers=ok),
+    }
+
+
+@pytest.mark.parametrize("variant", list(_token_variants({"client_id": "x", "client_secret": "y"})))
+def test_anything_but_the_plain_case_gets_the_general_answer(app, client, paths, variant):
+    """Every refusal (RFC 6749 §5.2) and every other form of request is the general path's: the lean
+    path declines it untouched, body included, so the answers of both runs are the same."""
+    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[], scopes=["openid"])
+    kw = _token_variants(rp)[variant]
+    lean, took_lean, general = paths.both("POST", "/token", **kw)
+    assert not took_lean, "the lean path must not answer this request"
+    assert lean.status_code == general.status_code
+    if lean.status_code == 200:
+        _same_token_response(client, lean, general)
+    else:
+        assert lean.get_json() == general.get_json() and lean.get_json()["error"]
+
+
+def test_client_secret_post_still_works_after_the_lean_path_read_the_body(app, client, paths):
+    """RFC 6749 §2.3.1: credentials in the body are the general path's; the body it reads is whole."""
+    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[], auth_method="client_secret_post")
+    resp, took_lean = paths.send("POST", "/token", data={"grant_type": "client_credentials", "client_id": rp["client_id"],
+                                                         "client_secret": rp["client_secret"]})
+    assert resp.status_code == 200 and resp.get_json()["access_token"] and not took_lean
+
+
+def test_a_client_registered_for_another_method_is_not_let_in_by_basic(app, client, paths):
+    """RFC 7591 §2 token_endpoint_auth_method: a client_secret_post client sending Basic is refused,
+    by the general path, the same as without the lean path."""
+    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[], auth_method="client_secret_post")
+    lean, took_lean, general = paths.both("POST", "/token", data={"grant_type": "client_credentials"}, headers=basic(rp))
+    assert not took_lean and lean.status_code == general.status_code == 401
+    assert lean.get_json() == general.get_json()
+
+
+def test_a_dpop_proof_goes_to_the_general_path(app, client, paths):
+    """RFC 9449 §5: a request with a DPoP header is the general path's, whatever it decides."""
+    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[])
+    lean, took_lean, general = paths.both("POST", "/token", data={"grant_type": "client_credentials"},
+                                          headers={**basic(rp), "DPoP": "not-a-proof"})
+    assert not took_lean and lean.status_code == general.status_code
+
+
+def test_introspection_lean_answers_equal_the_general_ones(app, client, paths, tokens, rp, rp2):
+    """RFC 7662 §2.2: active tokens (user access, refresh, a client's stateless token) with their
+    fields, and inactive ones (unknown, another client's) as ``{"active": false}``, the same on both paths."""
+    cc = make_rp(app, grant_types=["client_credentials"], redirect_uris=[])
+    stateless = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(cc)).get_json()["access_token"]
+    cases = [
+        (rp, {"token": tokens["access_token"]}, True),
+        (rp, {"token": tokens["access_token"], "token_type_hint": "access_token"}, True),
+        (rp, {"token": tokens["refresh_token"], "token_type_hint": "refresh_token"}, True),
+        (cc, {"token": stateless}, True),
+        (rp2, {"token": tokens["access_token"]}, False),  # not its token: inactive (no cross-subsite tracking)
+        (rp, {"token": "no-such-token"}, False),
+    ]
+    for who, data, active in cases:
+        lean, took_lean, general = paths.both("POST", "/introspect", data=data, headers=basic(who))
+        assert took_lean and lean.status_code == general.status_code == 200
+        assert lean.get_json() == general.get_json() and lean.get_json()["active"] is active
+        assert lean.headers["Cache-Control"] == "no-store"
+
+
+def test_introspection_refusals_are_the_general_paths(app, client, paths, tokens, rp):
+    """RFC 7662 §2.1 / RFC 6749 §5.2: no token parameter, or a wrong secret: the general path's errors."""
+    for data, headers in (({}, basic(rp)), ({"token": tokens["access_token"]}, _basic_raw(rp["client_id"], "bad"))):
+        lean, took_lean, general = paths.both("POST", "/introspect", data=data, headers=headers)
+        assert not took_lean and lean.status_code == general.status_code >= 400
+        assert lean.get_json() == general.get_json()
+
+
+def test_userinfo_lean_answer_equals_the_general_one(client, paths, tokens):
+    """OIDC Core §5.3.2: the same claims for the same bearer token (RFC 6750 §2.1)."""
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    lean, took_lean, general = paths.both("GET", "/userinfo", headers=auth)
+    assert took_lean and lean.status_code == general.status_code == 200
+    assert lean.get_json() == general.get_json() and lean.get_json()["sub"]
+    assert lean.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("how", ["bad token", "no header", "token in query", "POST"])
+def test_userinfo_refusals_and_other_forms_are_the_general_paths(client, paths, tokens, how):
+    """RFC 6750 §3.1: invalid tokens and missing credentials get the general path's challenge."""
+    kw = {"bad token": dict(method="GET", headers={"Authorization": "Bearer nope"}),
+          "no header": dict(method="GET"),
+          "token in query": dict(method="GET", query_string={"access_token": tokens["access_token"]}),
+          "POST": dict(method="POST", headers={"Authorization": f"Bearer {tokens['access_token']}"})}[how]
+    method = kw.pop("method")
+    lean, took_lean, general = paths.both(method, "/userinfo", **kw)
+    assert not took_lean and lean.status_code == general.status_code
+    assert lean.get_json() == general.get_json()
+    assert lean.headers.get("WWW-Authenticate") == general.headers.get("WWW-Authenticate")
+
+
+def test_a_revoked_token_is_refused_at_once_on_the_lean_path(client, paths, tokens, rp):
+    """RFC 7009 §2.2: after revocation the token no longer works (no cached verdict on the lean path)."""
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert paths.send("GET", "/userinfo", headers=auth)[0].status_code == 200
+    assert client.post("/revoke", data={"token": tokens["access_token"]}, headers=basic(rp)).status_code == 200
+    resp, took_lean = paths.send("GET", "/userinfo", headers=auth)
+    assert resp.status_code == 401 and not took_lean
+    resp, took_lean = paths.send("POST", "/introspect", data={"token": tokens["access_token"]}, headers=basic(rp))
+    assert resp.get_json() == {"active": False} and took_lean
