@@ -188,14 +188,42 @@ def revoke_stateless(value: str, claims: dict) -> None:
     insert_unless_present(Token, row, ["access_digest"])
 
 
+def access_is_live(row) -> bool:
+    """Not revoked (alone or with its grant) and not expired."""
+    return not (row.access_revoked_at or row.revoked_at or row.access_expires_at <= utcnow())
+
+
 def find_access_token(value: str | None):
     """The stored row for an access token that is still valid, else None."""
     if not value or len(value) > 4096:
         return None
     row = find_access_row(value)
-    if row is None or row.access_revoked_at or row.revoked_at or row.access_expires_at <= utcnow():
+    return row if row is not None and access_is_live(row) else None
+
+
+def _access_with_person():
+    from ..accounts.models import Person
+
+    t = _TOKEN.c
+    return (select(Person, t.client_id, t.scope, t.acr, t.representation_id, t.claims_request, t.access_expires_at,
+                   t.access_revoked_at, t.revoked_at)
+            .join_from(_TOKEN, Person.__table__, t.person_id == Person.__table__.c.id)
+            .where(t.access_digest == bindparam("digest")))
+
+
+_ACCESS_WITH_PERSON = None
+
+
+def find_live_access_with_person(value: str | None):
+    """A valid user access token's row (the columns UserInfo needs) and its person, in one query;
+    None if the token is unknown, revoked, expired or has no person."""
+    global _ACCESS_WITH_PERSON
+    if not value or len(value) > 4096:
         return None
-    return row
+    if _ACCESS_WITH_PERSON is None:
+        _ACCESS_WITH_PERSON = _access_with_person()
+    row = db.session.execute(_ACCESS_WITH_PERSON, {"digest": digest(value)}).first()
+    return row if row is not None and access_is_live(row) else None
 
 
 def find_refresh_token(value: str | None) -> Token | None:

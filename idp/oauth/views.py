@@ -119,9 +119,10 @@ def userinfo():
     return resp
 
 
-def _userinfo_claims(row) -> dict | None:
+def _userinfo_claims(row, person=None) -> dict | None:
     """The claims for a valid access token's row, or None if its person or client is gone or inactive."""
-    person = db.session.get(Person, row.person_id) if row.person_id else None
+    if person is None and row.person_id:
+        person = db.session.get(Person, row.person_id)
     if person is None or not person.active:
         return None
     client = clients.get_client(row.client_id)
@@ -134,9 +135,9 @@ def _userinfo_claims(row) -> dict | None:
 def userinfo_payload(token_value: str) -> dict | None:
     """UserInfo for a bearer token that is valid and carries ``openid`` (what ``acquire_token(["openid"])``
     accepts, RFC 6750 §3.1 and ``endpoints.AccessTokenValidator``), or None (``idp.oauth.lean``)."""
-    from .tokens import find_access_token
+    from .tokens import find_live_access_with_person
 
-    row = find_access_token(token_value)
+    row = find_live_access_with_person(token_value)
     if row is None or "openid" not in row.scope.split():
         return None
-    return _userinfo_claims(row)
+    return _userinfo_claims(row, row.Person)
