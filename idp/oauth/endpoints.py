@@ -122,7 +122,9 @@ class IntrospectionEndpoint(_Introspection):
         r = token.row
         sub = r.client_id
         if r.person_id is not None:
-            public_sub, client = db.session.execute(_PERSON_SUB, {"person_id": r.person_id}).scalar(), get_client(r.client_id)
+            # An access row carries its person's subject (one query less); a refresh row does not.
+            public_sub = getattr(r, "person_sub", None) or db.session.execute(_PERSON_SUB, {"person_id": r.person_id}).scalar()
+            client = get_client(r.client_id)
             if public_sub is None or client is None:
                 return {"active": False}
             sub = subject_of(public_sub, client)  # pairwise clients see their own subject (OIDC Core §8.1)

@@ -102,7 +102,7 @@ def issue_client_token(client, scope: str | None) -> dict:
 _TOKEN = Token.__table__
 _INSERT_TOKEN = insert(_TOKEN)
 # A Core row (read-only, attribute access like the model): no ORM load on every bearer request.
-_ACCESS_BY_DIGEST = select(_TOKEN).where(_TOKEN.c.access_digest == bindparam("digest"))
+_ACCESS_BY_DIGEST = None  # built on first use (the person table comes from accounts)
 _REVOKE_ACCESS = (update(_TOKEN).where(_TOKEN.c.id == bindparam("row_id"), _TOKEN.c.access_revoked_at.is_(None))
                   .values(access_revoked_at=bindparam("when")))
 _REFRESH_BY_DIGEST = select(Token).where(Token.refresh_digest == bindparam("digest"))
@@ -142,7 +142,16 @@ def save_token(token: dict, request) -> None:
 
 
 def find_access_row(value: str):
-    """The stored row of an access token (a read-only Core row with the ``Token`` columns), or None."""
+    """The stored row of an access token (a read-only Core row with the ``Token`` columns and
+    ``person_sub``, its person's public subject, for introspection), or None."""
+    global _ACCESS_BY_DIGEST
+    if _ACCESS_BY_DIGEST is None:
+        from ..accounts.models import Person
+
+        person = Person.__table__
+        _ACCESS_BY_DIGEST = (select(_TOKEN, person.c.sub.label("person_sub"))
+                             .join_from(_TOKEN, person, _TOKEN.c.person_id == person.c.id, isouter=True)
+                             .where(_TOKEN.c.access_digest == bindparam("digest")))
     return db.session.execute(_ACCESS_BY_DIGEST, {"digest": digest(value)}).first()
 
 
