@@ -38,7 +38,7 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     )
     from . import logs
 
-    logs.install(config_module.log_format(settings))
+    logs.install(config_module.log_format(settings), access=bool(settings["ACCESS_LOG"]))
     for problem in settings["INSECURE_WARNINGS"]:
         log.warning("INSECURE (development only): %s", problem)
 

@@ -192,7 +192,8 @@ DEFAULTS: dict[str, object] = {
     "SMTP_TIMEOUT": 10,
     # IANA time zone in which pages show dates and times (stored times are UTC).
     "TIMEZONE": "Asia/Shanghai",
-    # idp serve writes an access log on stdout (1) or none (0); query strings are never logged.
+    # The app writes an access log on stdout (1) or none (0), under idp serve or any WSGI server;
+    # query strings, cookies and credentials are never logged.
     "ACCESS_LOG": 0,
     # Log lines as "text" or "json" (one object per line, with the request id); "auto": json when
     # idp serve runs with ENV=production, text otherwise (development server, CLI, tests).
