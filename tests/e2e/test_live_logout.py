@@ -22,7 +22,7 @@ pytestmark = pytest.mark.live
 
 
 def _kill_tree(pid: int) -> None:
-    """SIGKILL the gunicorn master and its workers: nothing gets to clean up."""
+    """SIGKILL the Granian main process and its workers: nothing gets to clean up."""
     children = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
