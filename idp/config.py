@@ -30,6 +30,9 @@ DEFAULTS: dict[str, object] = {
     "DB_POOL_TIMEOUT": 5,
     # Seconds to wait for PostgreSQL to accept a new connection (a database outage answers 503 this fast).
     "DB_CONNECT_TIMEOUT": 3,
+    # Seconds a PostgreSQL statement may run before PostgreSQL cancels it (the request then fails, its
+    # transaction rolls back); 0: no limit. idp init's migrations are exempt. Not applied to SQLite.
+    "DB_STATEMENT_TIMEOUT": 30,
     # Directory holding signing keys and the data-protection key (a mounted secret on several nodes).
     "KEYS_DIR": "keys",
     # Flask secret (CSRF tokens, signed cookies). Must be long and random in production.
