@@ -138,15 +138,25 @@ class AccessLog:
 
 
 class _LoggedBody:
-    __slots__ = ("body", "environ", "state", "started", "sent")
+    """Logs when the last chunk has been handed to the server (a server stopping right after the
+    response may never get to ``close``), or at ``close`` if the body was not read to its end."""
+
+    __slots__ = ("body", "environ", "state", "started", "sent", "logged")
 
     def __init__(self, body, environ, state, started):
         self.body, self.environ, self.state, self.started, self.sent = body, environ, state, started, 0
+        self.logged = False
 
     def __iter__(self):
         for chunk in self.body:
             self.sent += len(chunk)
             yield chunk
+        self._log()
+
+    def _log(self):
+        if not self.logged:
+            self.logged = True
+            _access_line(self.environ, self.state["status"], self.sent, self.started)
 
     def close(self):
         try:
@@ -154,7 +164,7 @@ class _LoggedBody:
             if close is not None:
                 close()
         finally:
-            _access_line(self.environ, self.state["status"], self.sent, self.started)
+            self._log()
 
 
 def _access_line(environ, status: str, sent: int, started: float) -> None:

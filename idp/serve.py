@@ -44,7 +44,26 @@ def _load_app(_target: str):
 
     app = create_app()
     start_logout_worker(app)
-    return app
+    inherited = {k: v for k, v in os.environ.items() if k.startswith("HTTP_") or k in _BODY_KEYS}
+    return _WithoutServerHeaders(app, inherited) if inherited else app
+
+
+_BODY_KEYS = ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+
+class _WithoutServerHeaders:
+    """Granian starts every WSGI environ from a copy of the server's ``os.environ``, so a variable such
+    as ``HTTP_PROXY`` or ``HTTP_X_FORWARDED_FOR`` in the server's environment would look like a request
+    header the client never sent ("httpoxy"). Drops those the request did not override."""
+
+    def __init__(self, wsgi_app, inherited: dict[str, str]):
+        self.wsgi_app, self.inherited = wsgi_app, inherited
+
+    def __call__(self, environ, start_response):
+        for key, value in self.inherited.items():
+            if environ.get(key) == value:
+                del environ[key]
+        return self.wsgi_app(environ, start_response)
 
 
 def _log_config(log_format: str) -> dict:
