@@ -26,8 +26,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
+import time
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds a stopping worker may take to finish its requests before it is killed.
@@ -44,11 +47,23 @@ def _load_app(_target: str):
 
     app = create_app()
     start_logout_worker(app)
+    _exit_with_parent(os.getppid())
     inherited = {k: v for k, v in os.environ.items() if k.startswith("HTTP_") or k in _BODY_KEYS}
     return _WithoutServerHeaders(app, inherited) if inherited else app
 
 
 _BODY_KEYS = ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """A Granian worker outlives a SIGKILLed main process and keeps serving on its own socket (and a
+    restarted ``idp serve`` would find the port taken): stop gracefully once the parent is gone."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="idp-parent-watch", daemon=True).start()
 
 
 class _WithoutServerHeaders:

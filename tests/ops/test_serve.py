@@ -57,3 +57,17 @@ def test_granian_lines_go_through_the_json_formatter(capsys):
         ("_granian", "INFO", "Spawning worker-1 with PID: 4242"),
         ("_granian.serve", "WARNING", "Unexpected exit from worker-1")]
     assert all(line["request_id"] == "-" for line in lines)
+
+
+def test_a_worker_stops_itself_once_its_main_process_is_gone():
+    """Granian workers outlive a SIGKILLed main process; ``_exit_with_parent`` sends the worker SIGTERM
+    (Granian's graceful stop) as soon as its parent is no longer the one it started under."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", "import time\nfrom idp.serve import _exit_with_parent\n"
+                           "_exit_with_parent(-1, interval=0.05)\ntime.sleep(30)"], timeout=20)
+    assert proc.returncode == -signal.SIGTERM and time.monotonic() - started < 10
