@@ -43,6 +43,12 @@ class PortInUse(OSError):
 
 def _load_app(_target: str):
     """Runs in each worker process, after the fork: nothing of the app exists in the main process."""
+    # Until Granian installs the worker's own handlers (after this returns), the worker has the main
+    # process's, which only set a flag in the main's (copied) state: a SIGTERM during start-up would be
+    # lost and the stop would wait for WORKERS_KILL_TIMEOUT. A worker that is still starting has
+    # nothing to finish: let the signal end it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     from . import create_app, start_logout_worker
 
     app = create_app()
