@@ -1,5 +1,5 @@
 """A throwaway hub for the benchmark: temp dir, environment, ``idp init``, a user, three clients,
-and ``idp serve`` (gunicorn) on a free loopback port. Everything goes through the ``idp`` CLI,
+and ``idp serve`` (Granian) on a free loopback port. Everything goes through the ``idp`` CLI,
 as an operator would do it."""
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ class Hub:
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # our own session: gunicorn master + its workers
+            os.killpg(self.proc.pid, signal.SIGTERM)  # our own session: Granian main + its workers
         except ProcessLookupError:
             return
         try:

@@ -298,9 +298,9 @@ def print_table(report: dict) -> None:
     print("  req/s counts ok responses; sso_round_trip counts iterations (GET /authorize -> 302 + POST /token) "
           "and its latencies are per iteration.")
     print("  CPU: 100% = one core; client = load generator (wrk process or this Python process), "
-          "server = gunicorn master + workers;\n  other = every other process on the machine during the run "
+          "server = Granian main + workers;\n  other = every other process on the machine during the run "
           f"(the machine has {m.get('cpu_count')} cores: a high figure means the numbers are noisy).")
-    print("  conns/worker: client connections held by each gunicorn worker mid-run (one group per repeat); "
+    print("  conns/worker: client connections held by each Granian worker mid-run (one group per repeat); "
           "16+0 means one worker served everything.")
 
     peers = report.get("peers")

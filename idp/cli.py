@@ -100,18 +100,22 @@ def _ensure_tsa() -> list[str]:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="worker processes (each with its own app and database pool)")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Python threads per worker answering requests (Granian's blocking threads)")
 @click.option("--worker-connections", default=1000, show_default=True, type=click.IntRange(1, 100000),
-              help="open connections per worker; lower spreads keep-alive clients over the workers")
+              help="connections a worker takes at once (Granian's backpressure); more wait in the backlog")
 def serve_command(host, port, workers, threads, worker_connections):
-    """Run the production server (gunicorn)."""
+    """Run the production server (Granian, WSGI)."""
     from .config import load, log_format
-    from .serve import run
+    from .serve import PortInUse, run
 
     cfg = load()
-    run(host, port, workers, threads, worker_connections, access_log=bool(cfg["ACCESS_LOG"]),
-        log_format=log_format(cfg, serving=True))
+    try:
+        run(host, port, workers, threads, worker_connections, log_format=log_format(cfg, serving=True))
+    except PortInUse as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group("users")

@@ -33,6 +33,9 @@ DEFAULTS: dict[str, object] = {
     # Seconds a pooled PostgreSQL connection may sit unused and still be used without a check (a ping
     # on every use would cost a round trip per request); 0 checks it every time.
     "DB_PING_AFTER_IDLE": 1,
+    # Seconds a PostgreSQL statement may run before PostgreSQL cancels it (the request then fails, its
+    # transaction rolls back); 0: no limit. idp init's migrations are exempt. Not applied to SQLite.
+    "DB_STATEMENT_TIMEOUT": 30,
     # Directory holding signing keys and the data-protection key (a mounted secret on several nodes).
     "KEYS_DIR": "keys",
     # Flask secret (CSRF tokens, signed cookies). Must be long and random in production.
@@ -195,7 +198,8 @@ DEFAULTS: dict[str, object] = {
     "SMTP_TIMEOUT": 10,
     # IANA time zone in which pages show dates and times (stored times are UTC).
     "TIMEZONE": "Asia/Shanghai",
-    # idp serve writes an access log on stdout (1) or none (0); query strings are never logged.
+    # The app writes an access log on stdout (1) or none (0), under idp serve or any WSGI server;
+    # query strings, cookies and credentials are never logged.
     "ACCESS_LOG": 0,
     # Log lines as "text" or "json" (one object per line, with the request id); "auto": json when
     # idp serve runs with ENV=production, text otherwise (development server, CLI, tests).

@@ -4,15 +4,16 @@ The hub's URLs carry both in their query strings — ``login_hint`` may be a pho
 ``code``, ``state``, ``id_token_hint`` are credentials — and so do ``Referer`` headers, cookies and
 the ``Authorization`` header. So every access log the hub can write omits query strings:
 
-- ``idp serve`` (gunicorn) writes an access log only with ``IDP_ACCESS_LOG=1``, through
-  ``GunicornLogger`` (also usable as ``gunicorn --logger-class idp.logs.GunicornLogger``): the
-  request line and referrer without their query, no header but a few harmless ones;
+- the access log (only with ``IDP_ACCESS_LOG=1``) is written by the app itself, ``AccessLog`` (a WSGI
+  middleware, so under ``idp serve`` or any other WSGI server alike; the server's own access log
+  stays off): the request line and referrer without their query, no header but the User-Agent;
 - the Werkzeug development server's request lines go through ``RedactQueryStrings``;
 - SQL statements are logged, if ever, without their parameters (``hide_parameters`` on the engine)
   and without the rows they return;
 - Authlib logs issued tokens at DEBUG, so its logger is held at WARNING unless set to INFO or above.
 
-With ``IDP_LOG_FORMAT=json`` every line (the hub's loggers, gunicorn's error and access logs) is one
+With ``IDP_LOG_FORMAT=json`` every line (the hub's loggers, the access log, Granian's own lines
+under ``idp serve``) is one
 JSON object: ``time``, ``level``, ``logger``, ``message``, ``request_id`` and only the extras named
 in ``SAFE_EXTRAS``; the rules above hold unchanged.
 """
@@ -23,13 +24,10 @@ import logging
 import re
 import sys
 from datetime import datetime, timezone
-
-from gunicorn.glogging import Logger
+from time import perf_counter
 
 REDACTED = "?[query omitted]"
 _QUERY = re.compile(r"\?[^\s\"'\x1b]*")
-# Request and response headers an access log format may name; every other one is blanked.
-_SAFE_HEADERS = {"user-agent", "content-type", "content-length", "accept-language", "x-request-id"}
 
 
 def redact(text: str) -> str:
@@ -53,22 +51,6 @@ class DropResultRows(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (isinstance(record.msg, str) and record.msg.startswith("Row "))
-
-
-class GunicornLogger(Logger):
-    """Gunicorn's logger with access-log atoms that carry no query string, credential or cookie."""
-
-    def atoms(self, resp, req, environ, request_time):
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key in list(atoms):
-            if key.startswith("{") and (key.endswith("}e") or key[1:-2] not in _SAFE_HEADERS):
-                atoms[key] = "-"
-        atoms["r"] = "%s %s %s" % (environ.get("REQUEST_METHOD"), redact(environ.get("RAW_URI") or ""),
-                                   environ.get("SERVER_PROTOCOL"))
-        atoms["q"] = "-"
-        atoms["f"] = redact(environ.get("HTTP_REFERER") or "-")
-        atoms["u"] = "-"  # the Basic user name is a client_id at most, but never trust a header here
-        return atoms
 
 
 # Attributes a record may carry (``extra=``) into a JSON line; anything else stays out.
@@ -98,57 +80,135 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-class _Stderr(logging.StreamHandler):
+class StderrHandler(logging.StreamHandler):
     """The current ``sys.stderr`` at each write (like logging's last-resort handler)."""
+
+    _stream_name = "stderr"
 
     def __init__(self):
         super().__init__()
 
     @property
     def stream(self):
-        return sys.stderr
+        return getattr(sys, self._stream_name)
 
     @stream.setter
     def stream(self, _value):
         pass
 
 
-class JsonGunicornLogger(GunicornLogger):
-    """``GunicornLogger`` writing JSON lines; access lines carry the request id (``idp serve``)."""
+class StdoutHandler(StderrHandler):
+    """The current ``sys.stdout`` at each write (the access log's stream)."""
 
-    def setup(self, cfg):
-        from .ops.requestid import RequestIdFilter
+    _stream_name = "stdout"
 
-        super().setup(cfg)
-        for log in (self.error_log, self.access_log):
-            for handler in log.handlers:
-                handler.setFormatter(JsonFormatter())
-                if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
-                    handler.addFilter(RequestIdFilter())
 
-    def access(self, resp, req, environ, request_time):
-        if not self.access_log_enabled:
-            return
-        a = self.atoms(resp, req, environ, request_time)
-        extra = {"request_id": environ.get("idp.request_id") or "-", "method": a["m"],
-                 "path": redact(environ.get("RAW_URI") or environ.get("PATH_INFO") or ""),
-                 "status": int(a["s"]) if str(a["s"]).isdigit() else a["s"], "bytes": a["B"],
-                 "duration_ms": round(request_time.total_seconds() * 1000, 3), "remote_addr": a["h"],
-                 "user_agent": a["a"], "referrer": a["f"]}
+ACCESS_LOGGER = "idp.access"
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+
+class AccessLog:
+    """WSGI middleware writing one access line per request to the ``idp.access`` logger (any WSGI server).
+
+    Outside ``RequestId`` (the id is in the environ once the app has run) and inside
+    ``TrustedProxies`` (``REMOTE_ADDR`` is already the client's address behind a trusted proxy). The
+    line has the method, the path without its query, the protocol, status, body bytes, duration,
+    client address, User-Agent and the Referer without its query: no cookie, no ``Authorization``,
+    no other header, no user name. Logged once the response body is closed (so bytes and duration are
+    whole); a request whose app raised is logged with status 500.
+    """
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        started = perf_counter()
+        state = {"status": "500"}
+
+        def start(status, headers, exc_info=None):
+            state["status"] = status
+            return start_response(status, headers, exc_info)
+
         try:
-            self.access_log.info(a["r"], extra=extra)
-        except Exception:
-            self.exception("access log")
+            body = self.wsgi_app(environ, start)
+        except BaseException:
+            _access_line(environ, "500", 0, started)
+            raise
+        return _LoggedBody(body, environ, state, started)
 
 
-def install(log_format: str = "text") -> None:
-    """Filters on the process's loggers, and in JSON mode a JSON handler on the root (idempotent)."""
+class _LoggedBody:
+    """Logs when the last chunk has been handed to the server (a server stopping right after the
+    response may never get to ``close``), or at ``close`` if the body was not read to its end."""
+
+    __slots__ = ("body", "environ", "state", "started", "sent", "logged")
+
+    def __init__(self, body, environ, state, started):
+        self.body, self.environ, self.state, self.started, self.sent = body, environ, state, started, 0
+        self.logged = False
+
+    def __iter__(self):
+        for chunk in self.body:
+            self.sent += len(chunk)
+            yield chunk
+        self._log()
+
+    def _log(self):
+        if not self.logged:
+            self.logged = True
+            _access_line(self.environ, self.state["status"], self.sent, self.started)
+
+    def close(self):
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._log()
+
+
+def _access_line(environ, status: str, sent: int, started: float) -> None:
+    try:
+        code = int(str(status).split(" ", 1)[0])
+    except ValueError:
+        code = 0
+    method = environ.get("REQUEST_METHOD") or "-"
+    path = redact(environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO") or "")
+    if environ.get("QUERY_STRING") and "?" not in path:
+        path += REDACTED
+    referrer = redact(environ.get("HTTP_REFERER") or "-")
+    agent = environ.get("HTTP_USER_AGENT") or "-"
+    remote = environ.get("REMOTE_ADDR") or "-"
+    ms = round((perf_counter() - started) * 1000, 3)
+    protocol = environ.get("SERVER_PROTOCOL") or "-"
+    try:
+        access_log.info('%s "%s %s %s" %s %s %.1fms "%s" "%s"', remote, method, path, protocol, code, sent, ms,
+                        referrer, agent, extra={
+                            "request_id": environ.get("idp.request_id") or "-", "method": method, "path": path,
+                            "status": code, "bytes": sent, "duration_ms": ms, "remote_addr": remote,
+                            "user_agent": agent, "referrer": referrer})
+    except Exception:  # a log line never breaks a response
+        logging.getLogger(__name__).exception("access log")
+
+
+def install(log_format: str = "text", access: bool = False) -> None:
+    """Filters on the process's loggers, and in JSON mode a JSON handler on the root (idempotent).
+
+    ``access``: the ``idp.access`` logger writes its lines (``AccessLog``) to stdout, JSON or text.
+    """
+    if access and not access_log.handlers:
+        handler = StdoutHandler()
+        handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(
+            "[%(asctime)s] [%(process)d] %(message)s", "%Y-%m-%d %H:%M:%S %z"))
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False
     if log_format == "json":
         root = logging.getLogger()
         if not any(getattr(h, "_idp_json", False) for h in root.handlers):
             from .ops.requestid import RequestIdFilter
 
-            handler = _Stderr()
+            handler = StderrHandler()
             handler.setFormatter(JsonFormatter())
             handler.addFilter(RequestIdFilter())
             handler._idp_json = True

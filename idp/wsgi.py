@@ -1,4 +1,5 @@
-"""WSGI entry point for external servers: ``gunicorn idp.wsgi:app``."""
+"""WSGI entry point for external servers (e.g. ``granian --interface wsgi idp.wsgi:app``); ``idp serve``
+builds the app in each worker itself (``idp.serve``)."""
 from . import create_app, start_logout_worker
 
 app = create_app()

@@ -91,7 +91,10 @@ def run_migrations_online():
 
     connectable = get_engine()
 
+    from idp.migrations_lock import no_statement_timeout, restore_statement_timeout
+
     with connectable.connect() as connection:
+        no_statement_timeout(connection)  # a migration may run longer than IDP_DB_STATEMENT_TIMEOUT
         conf_args.setdefault("compare_type", True)
         # SQLite cannot ALTER most things: batch mode rebuilds tables, same migrations on both.
         conf_args.setdefault("render_as_batch", connection.dialect.name == "sqlite")
@@ -103,6 +106,7 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+        restore_statement_timeout(connection)
 
 
 if context.is_offline_mode():

@@ -52,3 +52,38 @@ def test_concurrent_init_on_postgresql(tmp_path, postgres_url):
     assert kids  # every node printed its JSON line
     signing = list((tmp_path / "keys" / "signing").glob("*.pem"))
     assert len(signing) == 2  # keys created once despite the race
+
+
+@pytest.mark.postgres
+def test_statement_timeout_bounds_app_statements_but_not_migrations(tmp_path, postgres_url):
+    """IDP_DB_STATEMENT_TIMEOUT is PostgreSQL's ``statement_timeout`` on every app connection (a
+    statement running longer is cancelled: SQLSTATE 57014, query_canceled), lifted for ``idp init``'s
+    migrations and migration lock, and restored before their connection goes back to the pool."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from idp.migrations_lock import no_statement_timeout, restore_statement_timeout
+
+    app = create_app({**_config(tmp_path, db_url=postgres_url), "DB_STATEMENT_TIMEOUT": 1}, load_keys=False)
+    with app.app_context():
+        try:
+            with db.engine.connect() as conn:
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "1s"
+                with pytest.raises(OperationalError) as cancelled:
+                    conn.execute(text("SELECT pg_sleep(3)"))
+                assert cancelled.value.orig.sqlstate == "57014"
+                conn.rollback()
+                no_statement_timeout(conn)
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "0"
+                conn.execute(text("SELECT pg_sleep(1.2)"))  # a migration step longer than the limit
+                restore_statement_timeout(conn)
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "1s"
+        finally:
+            db.engine.dispose()
+    off = create_app({**_config(tmp_path, db_url=postgres_url), "DB_STATEMENT_TIMEOUT": 0}, load_keys=False)
+    with off.app_context():
+        try:
+            with db.engine.connect() as conn:
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "0"
+        finally:
+            db.engine.dispose()

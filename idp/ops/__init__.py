@@ -14,7 +14,12 @@ def init_app(app: Flask) -> None:
 
 
 def wrap_wsgi(app: Flask) -> None:
-    """The request-id middleware, inside ``TrustedProxies`` (which records the TCP peer)."""
+    """The request-id middleware, and around it the access log (``IDP_ACCESS_LOG``), both inside
+    ``TrustedProxies`` (which records the TCP peer and the client's address)."""
     from .requestid import RequestId
 
     app.wsgi_app = RequestId(app.wsgi_app, trusted_proxy_networks(app.config))
+    if app.config.get("ACCESS_LOG"):
+        from ..logs import AccessLog
+
+        app.wsgi_app = AccessLog(app.wsgi_app)

@@ -1,7 +1,7 @@
 """Nothing personal in logs: a login by phone number and an authorization whose ``login_hint`` is
 the phone number, through a real HTTP server, leave no phone number, ID number, email, name,
 password, code, token or cookie in any log line — the Werkzeug development server's request log
-and every Python logger at DEBUG in one test, gunicorn's access log (``idp serve``) in the other.
+and every Python logger at DEBUG in one test, the access log of ``idp serve`` (Granian) in the other.
 Access logs keep the path and drop the query string (the hub's query strings carry ``login_hint``,
 ``code``, ``state``, ``id_token_hint``)."""
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_no_personal_data_in_any_log_of_the_development_server(app, user, caplog
 
 
 @pytest.mark.live
-def test_no_personal_data_in_the_gunicorn_access_log(tmp_path):
+def test_no_personal_data_in_the_access_log_of_idp_serve(tmp_path):
     """``idp serve`` with IDP_ACCESS_LOG=1: one access line per request, path without query,
     referrer without query, no cookie or credential; nothing personal in the whole server log."""
     hub = LiveHub(tmp_path, f"sqlite:///{tmp_path / 'idp.sqlite3'}", "sqlite")
@@ -100,27 +100,64 @@ def test_no_personal_data_in_the_gunicorn_access_log(tmp_path):
     _assert_clean(text, secrets)
 
 
-def test_gunicorn_atoms_never_carry_a_query_cookie_or_credential():
-    """Whatever access-log format an operator configures: referrers lose their query, cookies,
-    credentials and redirect locations are blanked; harmless headers stay."""
-    from datetime import timedelta
-    from types import SimpleNamespace
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
 
-    from gunicorn.config import Config
+    def emit(self, record):
+        self.records.append(record)
 
-    from idp.logs import GunicornLogger
+
+def test_access_log_middleware_never_carries_a_query_cookie_or_credential():
+    """``idp.logs.AccessLog`` (any WSGI server): the path and referrer lose their query; cookies,
+    credentials (Basic or Bearer), the user name and the redirect location never reach the line,
+    as text or as JSON; the JSON line carries the request id; an app that raises is logged as 500."""
+    import json
+
+    from idp.logs import AccessLog, JsonFormatter, access_log
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/boom":
+            raise RuntimeError("boom")
+        environ["idp.request_id"] = "req-42"
+        start_response("303 SEE OTHER", [("Location", f"/login?login_hint={PHONE}"),
+                                         ("Set-Cookie", "idp_session=s3cr3t")])
+        return [b"see ", b"other"]
 
     environ = {"REQUEST_METHOD": "GET", "RAW_URI": f"/login?next=%2F&login_hint={PHONE}", "PATH_INFO": "/login",
-               "QUERY_STRING": f"login_hint={PHONE}", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-               "HTTP_REFERER": f"https://rp.example.cn/?id={ID_NUMBER}", "HTTP_COOKIE": "idp_session=s3cr3t",
-               "HTTP_AUTHORIZATION": "Bearer t0ken", "HTTP_USER_AGENT": "Mozilla/5.0"}
-    req = SimpleNamespace(headers=[("COOKIE", "idp_session=s3cr3t"), ("AUTHORIZATION", "Bearer t0ken"),
-                                   ("REFERER", environ["HTTP_REFERER"]), ("USER-AGENT", "Mozilla/5.0")])
-    resp = SimpleNamespace(status="303 SEE OTHER", sent=0, headers=[("Location", f"/login?login_hint={PHONE}"),
-                                                                     ("Set-Cookie", "idp_session=s3cr3t")])
-    atoms = GunicornLogger(Config()).atoms(resp, req, environ, timedelta(milliseconds=5))
-    line = " ".join(str(v) for v in atoms.values())
-    for value in (PHONE, ID_NUMBER, "s3cr3t", "t0ken"):
-        assert value not in line
-    assert atoms["r"] == "GET /login?[query omitted] HTTP/1.1" and atoms["U"] == "/login"
-    assert atoms["f"] == "https://rp.example.cn/?[query omitted]" and atoms["{user-agent}i"] == "Mozilla/5.0"
+               "QUERY_STRING": f"next=%2F&login_hint={PHONE}", "SERVER_PROTOCOL": "HTTP/1.1",
+               "REMOTE_ADDR": "127.0.0.1", "HTTP_REFERER": f"https://rp.example.cn/?id={ID_NUMBER}",
+               "HTTP_COOKIE": "idp_session=s3cr3t", "HTTP_AUTHORIZATION": "Basic YWxpY2U6czNjcjN0",
+               "REMOTE_USER": "alice", "HTTP_USER_AGENT": "Mozilla/5.0"}
+    lines = _Lines()
+    access_log.addHandler(lines)
+    level, access_log.level = access_log.level, logging.INFO
+    try:
+        body = AccessLog(app)(dict(environ), lambda status, headers, exc_info=None: None)
+        chunks = iter(body)
+        assert next(chunks) == b"see " and not lines.records  # logged once the body is done
+        assert list(chunks) == [b"other"] and len(lines.records) == 1
+        body.close()  # not twice
+        granian_like = {k: v for k, v in environ.items() if k != "RAW_URI"}  # a server without RAW_URI
+        AccessLog(app)(dict(granian_like, HTTP_AUTHORIZATION="Bearer t0ken"), lambda *a: None).close()
+        with pytest.raises(RuntimeError):
+            AccessLog(app)(dict(environ, PATH_INFO="/boom", RAW_URI="/boom", QUERY_STRING=""), lambda *a: None)
+    finally:
+        access_log.removeHandler(lines)
+        access_log.level = level
+    assert len(lines.records) == 3
+    texts = [r.getMessage() for r in lines.records] + [JsonFormatter().format(r) for r in lines.records]
+    for text in texts:
+        for value in (PHONE, ID_NUMBER, "s3cr3t", "YWxpY2U6czNjcjN0", "t0ken", "alice", "login_hint"):
+            assert value not in text, f"{value} logged: {text}"
+    first, second, boom = lines.records
+    assert first.getMessage() == ('127.0.0.1 "GET /login?[query omitted] HTTP/1.1" 303 9 %.1fms '
+                                  '"https://rp.example.cn/?[query omitted]" "Mozilla/5.0"' % first.duration_ms)
+    assert second.path == "/login?[query omitted]" and second.status == 303
+    assert boom.status == 500 and boom.path == "/boom"
+    line = json.loads(JsonFormatter().format(first))
+    assert line["request_id"] == "req-42" and line["logger"] == "idp.access"
+    assert {k: line[k] for k in ("method", "path", "status", "bytes", "referrer", "user_agent")} == {
+        "method": "GET", "path": "/login?[query omitted]", "status": 303, "bytes": 9,
+        "referrer": "https://rp.example.cn/?[query omitted]", "user_agent": "Mozilla/5.0"}

@@ -2,7 +2,7 @@
 
 ``live_hub`` is parametrized over the database backends (ids ``sqlite`` and ``postgresql``) and
 shared by every test of the session on that backend (see ``tests.e2e.hub.shared_hub``): starting
-one costs ``idp init``, a few CLI calls and a gunicorn boot. Tests share it safely because each
+one costs ``idp init``, a few CLI calls and a Granian boot. Tests share it safely because each
 uses its own browser (cookie jar) and its own tokens.
 
 Under pytest-xdist (``--dist loadgroup``) all tests on one backend go to one worker

@@ -221,7 +221,7 @@ class LiveHub:
                 self.wait_ready()
                 return
             except _PortTaken:
-                # Somebody took the port between free_port() and gunicorn's bind: try another one.
+                # Somebody took the port between free_port() and idp serve's bind: try another one.
                 self.stop()
                 self.port = free_port()
                 self.issuer = f"http://127.0.0.1:{self.port}"

@@ -235,7 +235,7 @@ def start_cluster(workdir: Path, pg, dbname: str, provision: list[list[str]], n:
 
 
 def worker_pids(master: int) -> list[int]:
-    """The gunicorn workers (children) of ``master``."""
+    """The Granian workers (children) of ``master``."""
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():

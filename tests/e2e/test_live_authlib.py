@@ -1,6 +1,6 @@
 """The live hub driven by Authlib's OAuth 2.0 client (``authlib.integrations.requests_client``).
 
-Every request goes over HTTP to ``idp serve`` (gunicorn, 2 workers) on SQLite and on PostgreSQL;
+Every request goes over HTTP to ``idp serve`` (Granian, 2 workers) on SQLite and on PostgreSQL;
 JWTs are checked with ``joserfc`` against the keys published at ``jwks_uri``. The browser part
 (login form, consent page) is ``tests.e2e.browser.HubBrowser``.
 """
@@ -376,13 +376,13 @@ def test_cli_refuses_a_plain_http_redirect_uri(live_hub):
 
 def test_audit_chain_is_intact_after_live_traffic(live_hub, flow):
     """Not a protocol rule but the hub's own invariant (idp/audit): events written concurrently by
-    two gunicorn workers and the CLI still form one unbroken hash chain (``idp audit verify``)."""
+    two Granian workers and the CLI still form one unbroken hash chain (``idp audit verify``)."""
     result = live_hub.cli("audit", "verify")
     assert result["intact"] is True and result["first_broken_id"] is None, result
     assert result["events"] >= 5  # key creation, the citizen, three clients, logins ...
 
 
-# -- concurrency: two gunicorn workers, one database ---------------------------------------------------
+# -- concurrency: two Granian workers, one database ---------------------------------------------------
 
 
 def _race(n: int, send) -> list[requests.Response]:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.live
 
 
 def _kill_tree(pid: int) -> None:
-    """SIGKILL the gunicorn master and its workers: nothing gets to clean up."""
+    """SIGKILL the Granian main process and its workers: nothing gets to clean up."""
     children = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -51,7 +51,10 @@ def _wait(what, predicate, timeout=20.0):
 def test_fan_out_survives_sigkill_and_sends_nothing_twice(tmp_path):
     with Receiver() as fast1, Receiver() as fast2, Receiver(delays=[30]) as slow:
         hub = LiveHub(tmp_path, f"sqlite:///{tmp_path / 'idp.sqlite3'}", "sqlite")
-        hub.env.update({"IDP_LOGOUT_LEASE": "3", "IDP_LOGOUT_TIMEOUT": "40"})
+        # The kill must come while the slow delivery's lease holds (after it, the other worker rightly
+        # claims it again): 10 s leaves room for the `idp logout deliveries` calls on a loaded machine
+        # (with 3 s, one slow CLI call saw all three delivered, the slow one by the second worker).
+        hub.env.update({"IDP_LOGOUT_LEASE": "10", "IDP_LOGOUT_TIMEOUT": "40"})
         hub.cli("init")
         user = hub.create_user()
         clients = []

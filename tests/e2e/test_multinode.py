@@ -443,7 +443,7 @@ def test_postgres_stopped_under_load_fails_fast_and_recovers(cluster, pg):
 
 
 def test_worker_killed_mid_login(cluster):
-    """A gunicorn worker SIGKILLed while it verifies a password (argon2, the slowest request): the
+    """A Granian worker SIGKILLed while it verifies a password (argon2, the slowest request): the
     request it held fails at nginx (502, not retried: POST is not idempotent), the other workers and
     the other node keep serving, the master replaces the worker, and the database holds nothing
     half-done (the transaction died with its connection)."""

@@ -66,7 +66,7 @@ def test_metrics_add_up_across_workers_and_survive_them(hub):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while not (len(workers(hub)) == 2 and not workers(hub) & original):
-        assert time.monotonic() < deadline, "gunicorn did not replace the killed workers"
+        assert time.monotonic() < deadline, "Granian did not replace the killed workers"
         time.sleep(0.2)
     hub.wait_ready()
     assert discovery_count(hub) == 30  # counts of dead workers stay in the sums
@@ -96,7 +96,7 @@ def test_json_access_lines_carry_the_request_id_and_nothing_personal(hub):
     time.sleep(0.5)
     log = hub.server_log()
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    access = [line for line in lines if line["logger"] == "idp.access"]
     assert any(line["request_id"] == token.headers["X-Request-Id"] and line["path"] == "/token"
                and line["status"] == 200 for line in access)
     assert any(line["path"].startswith("/authorize?[query omitted]") for line in access)
