@@ -194,6 +194,44 @@ def start_peers(peers_dir: str, workers: int, log=print) -> list[Peer]:
     return peers
 
 
+def start_hello(workers: int, threads: int, log=print) -> Peer:
+    """``bench/hello_app.py`` (bare Flask) under Granian with ``idp serve``'s settings: the ceiling that
+    discovery and JWKS, answered before Flask, are compared with (GET /hello.json, a small JSON body)."""
+    import sys
+
+    peer = Peer("hello", "Flask hello (Granian, same settings)")
+    port = free_port(3150, 3198)
+    inst = Instance("hello", port, workers)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", str(workers),
+             "--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port),
+             "--no-access-log", "--log-level", "warning", "hello_app:app"],
+            cwd=Path(__file__).resolve().parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        inst.pid = proc.pid
+        STARTED.append(inst)
+        url = f"http://127.0.0.1:{port}/hello.json"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if http_json(url)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("did not answer within 20 s")
+        log(f"  started hello_app under Granian on :{port} (pid {proc.pid}, {workers} workers x {threads} threads)")
+        for s in ("discovery", "jwks"):
+            peer.plans[s] = (Plan("GET", url, {"Accept": "application/json"}, b"", b'"hello"'), inst)
+            peer.notes[s] = f"{workers} workers"
+    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        peer.skipped = {s: f"hello not available: {e}"[:300] for s in ("discovery", "jwks")}
+        peer.plans = {}
+    return peer
+
+
 def stop_peers() -> None:
     while STARTED:
         _stop(STARTED.pop())

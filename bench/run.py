@@ -456,6 +456,9 @@ def parse_args(argv=None):
                     help="start a throwaway PostgreSQL (tests/services/postgres.py) for the hub")
     ap.add_argument("--peers", metavar="DIR", help="also run discovery/jwks/client_credentials/introspect/userinfo "
                                                     "against the peers in DIR (e.g. /work/shared/peers)")
+    ap.add_argument("--hello", action="store_true",
+                    help="also serve bench/hello_app.py (bare Flask) under Granian with the same workers and "
+                         "threads, and run discovery/jwks against its GET /hello.json (the ceiling reference)")
     ap.add_argument("--json", metavar="FILE", help="write every figure and machine info to FILE")
     ap.add_argument("--profile", nargs="?", type=int, const=2000, metavar="N",
                     help="instead of the load test: profile N (default 2000) client_credentials token requests "
@@ -536,6 +539,11 @@ def main(argv=None) -> int:
 
             log(f"starting peers from {args.peers} ...")
             peers = start_peers(args.peers, args.workers, log=log)
+        if args.hello:
+            from peers import start_hello
+
+            peers.append(start_hello(args.workers, args.threads, log=log))
+        if peers:
             report["peers"] = {p.name: {"name": p.name, "label": p.label, "results": {}, "notes": p.notes,
                                         "skipped": p.skipped} for p in peers}
 
@@ -621,7 +629,7 @@ def main(argv=None) -> int:
         log("interrupted")
         return 130
     finally:
-        if args.peers:
+        if args.peers or args.hello:
             from peers import stop_peers
 
             stop_peers()
