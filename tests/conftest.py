@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import re
+import functools
 import secrets
 import shutil
 from html import unescape
@@ -31,6 +32,21 @@ def _config(tmp, db_url=None, **extra):
     }
     cfg.update(extra)
     return cfg
+
+
+@pytest.fixture(scope="session", autouse=True)
+def parse_each_signing_key_once():
+    """Every test's keys are copies of the session template's, and ``cryptography`` checks an RSA
+    private key's consistency each time it loads one: about 0.1–0.3 s for the RSA-3072 signing key, on
+    every app the tests create. Loading is a pure function of the PEM and the passphrase, so each
+    distinct pair is parsed (and checked) once per test process; a different file or passphrase is
+    parsed, and refused, exactly as before (failures are not remembered)."""
+    from idp.keystore import signing
+
+    load = functools.lru_cache(maxsize=64)(signing.load_private_key_pem)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(signing, "load_private_key_pem", load)
+        yield
 
 
 @pytest.fixture(scope="session")
