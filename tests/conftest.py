@@ -3,6 +3,7 @@ test is fast), its test client and CLI runner, and helpers that act like a brows
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
@@ -15,8 +16,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from idp import create_app
+from idp.accounts import passwords
 from tests.services.fixtures import postgres_database, postgres_server, postgres_url  # noqa: F401
 
+PRODUCTION_PASSWORD_HASHER = passwords._hasher  # read before a fixture swaps it
 TEST_SECRET = "test-secret-key-" + "x" * 32
 PASSWORD = "correct horse battery"
 
@@ -47,6 +50,47 @@ def parse_each_signing_key_once():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(signing, "load_private_key_pem", load)
         yield
+
+
+@contextlib.contextmanager
+def cheap_password_hashing():
+    """argon2id with a small cost (1 MiB, t=1, p=1) instead of the production one (64 MiB, t=3, p=4:
+    about 0.25 s of CPU a hash or check, and most tests create a citizen and log in). The same code
+    path (idp.accounts.passwords, argon2id); restored afterwards; a no-op if that module is
+    reorganised."""
+    from argon2 import PasswordHasher
+
+    if not hasattr(passwords, "_hasher"):
+        yield
+        return
+    saved = passwords._hasher, getattr(passwords, "_dummy", None)
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    if hasattr(passwords, "_dummy"):
+        passwords._dummy = None
+    try:
+        yield
+    finally:
+        passwords._hasher = saved[0]
+        if hasattr(passwords, "_dummy"):
+            passwords._dummy = saved[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing_in_process():
+    """Tests in this process hash passwords cheaply (see ``cheap_password_hashing``); live hubs run as
+    separate processes and keep the production cost. A test about the cost itself asks for
+    ``production_password_hashing``."""
+    with cheap_password_hashing():
+        yield
+
+
+@pytest.fixture
+def production_password_hashing():
+    """The production argon2id cost for one test (undoes ``cheap_password_hashing_in_process``)."""
+    saved = passwords._hasher, passwords._dummy
+    passwords._hasher, passwords._dummy = PRODUCTION_PASSWORD_HASHER, None
+    yield
+    passwords._hasher, passwords._dummy = saved
 
 
 @pytest.fixture(scope="session")
