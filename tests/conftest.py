@@ -110,10 +110,55 @@ def template_dir(tmp_path_factory):
     return tmp
 
 
+# Settings the CA and the TSA are made from (URLs in their certificates, key type, validity, key
+# encryption): a test that changes one gets its CA made for it instead of the template's.
+CA_SETTINGS = ("ISSUER", "KEYS_PASSPHRASE", "PKI_KEY_TYPE", "PKI_ORGANIZATION", "PKI_CRL_DAYS", "TSA_CERT_DAYS")
+
+
+def _template_with(template_dir, tmp, *makers):
+    shutil.copytree(template_dir / "keys", tmp / "keys")
+    shutil.copy(template_dir / "idp.sqlite3", tmp / "idp.sqlite3")
+    app = create_app(_config(tmp))
+    with app.app_context():
+        for make in makers:
+            make()
+        from idp.db import db
+
+        db.engine.dispose()
+    return tmp
+
+
+@pytest.fixture(scope="session")
+def ca_template_dir(template_dir, tmp_path_factory):
+    """The template plus the hub's CA as ``idp init`` makes it (keys/ca, the CRL rows, the audit
+    events), made once; tests asking for ``ca`` get copies."""
+    from idp.pki.service import ensure_ca
+
+    return _template_with(template_dir, tmp_path_factory.mktemp("ca-template"), ensure_ca)
+
+
+@pytest.fixture(scope="session")
+def hub_ca_template_dir(template_dir, tmp_path_factory):
+    """The template plus the CA and the TSA (keys/tsa and its certificate row), as ``idp init`` makes
+    them, made once; tests asking for ``hub_ca`` get copies."""
+    from idp.pki.service import ensure_ca
+    from idp.seals.tsa import ensure_tsa
+
+    return _template_with(template_dir, tmp_path_factory.mktemp("hub-ca-template"), ensure_ca, ensure_tsa)
+
+
 @pytest.fixture
-def instance(tmp_path, template_dir):
-    shutil.copytree(template_dir / "keys", tmp_path / "keys")
-    shutil.copy(template_dir / "idp.sqlite3", tmp_path / "idp.sqlite3")
+def instance(request, tmp_path, template_dir, app_config):
+    """A copy of the template; of the one with the CA (and the TSA) when the test uses ``ca`` (or
+    ``hub_ca``) with the default CA settings (making them per test costs ~0.1 s)."""
+    source = template_dir
+    if not set(app_config) & set(CA_SETTINGS):
+        if "hub_ca" in request.fixturenames:
+            source = request.getfixturevalue("hub_ca_template_dir")
+        elif "ca" in request.fixturenames:
+            source = request.getfixturevalue("ca_template_dir")
+    shutil.copytree(source / "keys", tmp_path / "keys")
+    shutil.copy(source / "idp.sqlite3", tmp_path / "idp.sqlite3")
     return tmp_path
 
 
@@ -146,6 +191,28 @@ def user(app):
 
     return create_citizen(username="alice", password=PASSWORD, name="张三", phone="13800138000",
                           email="alice@example.cn", id_number="11010519491231002X")
+
+
+@pytest.fixture
+def ca(app):
+    """The hub's CA as ``idp init`` makes it (copied from ``ca_template_dir`` unless the test changes a
+    CA setting); returns the CA authorities (``idp.pki.service.authorities()``)."""
+    from idp.pki.service import authorities, ensure_ca
+
+    ensure_ca()
+    return authorities()
+
+
+@pytest.fixture
+def hub_ca(app):
+    """The hub's CA and its timestamp authority, as ``idp init`` makes them (copied from
+    ``hub_ca_template_dir`` likewise); returns the CA authorities."""
+    from idp.pki.service import authorities, ensure_ca
+    from idp.seals.tsa import ensure_tsa
+
+    ensure_ca()
+    ensure_tsa()
+    return authorities()
 
 
 def make_rp(app, **kw):
