@@ -3,9 +3,11 @@ test is fast), its test client and CLI runner, and helpers that act like a brows
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
+import functools
 import secrets
 import shutil
 from html import unescape
@@ -14,8 +16,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from idp import create_app
+from idp.accounts import passwords
 from tests.services.fixtures import postgres_database, postgres_server, postgres_url  # noqa: F401
 
+PRODUCTION_PASSWORD_HASHER = passwords._hasher  # read before a fixture swaps it
 TEST_SECRET = "test-secret-key-" + "x" * 32
 PASSWORD = "correct horse battery"
 
@@ -31,6 +35,62 @@ def _config(tmp, db_url=None, **extra):
     }
     cfg.update(extra)
     return cfg
+
+
+@pytest.fixture(scope="session", autouse=True)
+def parse_each_signing_key_once():
+    """Every test's keys are copies of the session template's, and ``cryptography`` checks an RSA
+    private key's consistency each time it loads one: about 0.1–0.3 s for the RSA-3072 signing key, on
+    every app the tests create. Loading is a pure function of the PEM and the passphrase, so each
+    distinct pair is parsed (and checked) once per test process; a different file or passphrase is
+    parsed, and refused, exactly as before (failures are not remembered)."""
+    from idp.keystore import signing
+
+    load = functools.lru_cache(maxsize=64)(signing.load_private_key_pem)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(signing, "load_private_key_pem", load)
+        yield
+
+
+@contextlib.contextmanager
+def cheap_password_hashing():
+    """argon2id with a small cost (1 MiB, t=1, p=1) instead of the production one (64 MiB, t=3, p=4:
+    about 0.25 s of CPU a hash or check, and most tests create a citizen and log in). The same code
+    path (idp.accounts.passwords, argon2id); restored afterwards; a no-op if that module is
+    reorganised."""
+    from argon2 import PasswordHasher
+
+    if not hasattr(passwords, "_hasher"):
+        yield
+        return
+    saved = passwords._hasher, getattr(passwords, "_dummy", None)
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    if hasattr(passwords, "_dummy"):
+        passwords._dummy = None
+    try:
+        yield
+    finally:
+        passwords._hasher = saved[0]
+        if hasattr(passwords, "_dummy"):
+            passwords._dummy = saved[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing_in_process():
+    """Tests in this process hash passwords cheaply (see ``cheap_password_hashing``); live hubs run as
+    separate processes and keep the production cost. A test about the cost itself asks for
+    ``production_password_hashing``."""
+    with cheap_password_hashing():
+        yield
+
+
+@pytest.fixture
+def production_password_hashing():
+    """The production argon2id cost for one test (undoes ``cheap_password_hashing_in_process``)."""
+    saved = passwords._hasher, passwords._dummy
+    passwords._hasher, passwords._dummy = PRODUCTION_PASSWORD_HASHER, None
+    yield
+    passwords._hasher, passwords._dummy = saved
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +110,55 @@ def template_dir(tmp_path_factory):
     return tmp
 
 
+# Settings the CA and the TSA are made from (URLs in their certificates, key type, validity, key
+# encryption): a test that changes one gets its CA made for it instead of the template's.
+CA_SETTINGS = ("ISSUER", "KEYS_PASSPHRASE", "PKI_KEY_TYPE", "PKI_ORGANIZATION", "PKI_CRL_DAYS", "TSA_CERT_DAYS")
+
+
+def _template_with(template_dir, tmp, *makers):
+    shutil.copytree(template_dir / "keys", tmp / "keys")
+    shutil.copy(template_dir / "idp.sqlite3", tmp / "idp.sqlite3")
+    app = create_app(_config(tmp))
+    with app.app_context():
+        for make in makers:
+            make()
+        from idp.db import db
+
+        db.engine.dispose()
+    return tmp
+
+
+@pytest.fixture(scope="session")
+def ca_template_dir(template_dir, tmp_path_factory):
+    """The template plus the hub's CA as ``idp init`` makes it (keys/ca, the CRL rows, the audit
+    events), made once; tests asking for ``ca`` get copies."""
+    from idp.pki.service import ensure_ca
+
+    return _template_with(template_dir, tmp_path_factory.mktemp("ca-template"), ensure_ca)
+
+
+@pytest.fixture(scope="session")
+def hub_ca_template_dir(template_dir, tmp_path_factory):
+    """The template plus the CA and the TSA (keys/tsa and its certificate row), as ``idp init`` makes
+    them, made once; tests asking for ``hub_ca`` get copies."""
+    from idp.pki.service import ensure_ca
+    from idp.seals.tsa import ensure_tsa
+
+    return _template_with(template_dir, tmp_path_factory.mktemp("hub-ca-template"), ensure_ca, ensure_tsa)
+
+
 @pytest.fixture
-def instance(tmp_path, template_dir):
-    shutil.copytree(template_dir / "keys", tmp_path / "keys")
-    shutil.copy(template_dir / "idp.sqlite3", tmp_path / "idp.sqlite3")
+def instance(request, tmp_path, template_dir, app_config):
+    """A copy of the template; of the one with the CA (and the TSA) when the test uses ``ca`` (or
+    ``hub_ca``) with the default CA settings (making them per test costs ~0.1 s)."""
+    source = template_dir
+    if not set(app_config) & set(CA_SETTINGS):
+        if "hub_ca" in request.fixturenames:
+            source = request.getfixturevalue("hub_ca_template_dir")
+        elif "ca" in request.fixturenames:
+            source = request.getfixturevalue("ca_template_dir")
+    shutil.copytree(source / "keys", tmp_path / "keys")
+    shutil.copy(source / "idp.sqlite3", tmp_path / "idp.sqlite3")
     return tmp_path
 
 
@@ -86,6 +191,28 @@ def user(app):
 
     return create_citizen(username="alice", password=PASSWORD, name="张三", phone="13800138000",
                           email="alice@example.cn", id_number="11010519491231002X")
+
+
+@pytest.fixture
+def ca(app):
+    """The hub's CA as ``idp init`` makes it (copied from ``ca_template_dir`` unless the test changes a
+    CA setting); returns the CA authorities (``idp.pki.service.authorities()``)."""
+    from idp.pki.service import authorities, ensure_ca
+
+    ensure_ca()
+    return authorities()
+
+
+@pytest.fixture
+def hub_ca(app):
+    """The hub's CA and its timestamp authority, as ``idp init`` makes them (copied from
+    ``hub_ca_template_dir`` likewise); returns the CA authorities."""
+    from idp.pki.service import authorities, ensure_ca
+    from idp.seals.tsa import ensure_tsa
+
+    ensure_ca()
+    ensure_tsa()
+    return authorities()
 
 
 def make_rp(app, **kw):

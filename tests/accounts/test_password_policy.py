@@ -86,3 +86,11 @@ def test_messages_are_translated_on_pages_and_english_elsewhere(app):
     with app.test_request_context("/register?lang=en"):
         refresh()
         assert check_policy("qwertyuiop").startswith("This password is one of the most common passwords")
+
+
+def test_stored_hashes_use_the_rfc_9106_low_memory_profile(production_password_hashing):
+    """RFC 9106 §4 (second recommended option): argon2id, t=3, m=64 MiB, p=4. The other in-process
+    tests hash with a small cost (tests/conftest.py); this one checks the cost the hub really uses."""
+    stored = hash_password("correct horse battery")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert verify_password(stored, "correct horse battery") and not verify_password(stored, "wrong horse battery")

@@ -35,14 +35,6 @@ def app_config():
 
 
 @pytest.fixture
-def ca(app):
-    from idp.pki.service import authorities, ensure_ca
-
-    ensure_ca()
-    return authorities()
-
-
-@pytest.fixture
 def issuing(ca):
     return ca.issuing.certificate, ca.issuing.private_key(None)
 

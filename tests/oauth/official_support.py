@@ -15,14 +15,6 @@ GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 @pytest.fixture
-def ca(app):
-    from idp.pki.service import authorities, ensure_ca
-
-    ensure_ca()
-    return authorities()
-
-
-@pytest.fixture
 def tool(app):
     from idp.oauth.clients import create_client
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12, BestAvailableEncryption
 
 from clients.sealctl.keys import Pkcs12Key
-from tests.oauth.official_support import (GRANT, P12_PASSWORD, ca, endpoint, key, official_key,  # noqa: F401
+from tests.oauth.official_support import (GRANT, P12_PASSWORD, endpoint, key, official_key,  # noqa: F401
                                           quick_pkcs12, refusals, token_request, tool)
 from tests.pki.conftest import craft
 

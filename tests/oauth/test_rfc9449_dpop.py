@@ -7,7 +7,7 @@ from joserfc.jwk import ECKey
 
 from clients.sealctl import hub as hubapi
 from clients.sealctl.keys import Pkcs12Key
-from tests.oauth.official_support import ca, key, quick_pkcs12, token_request, tool  # noqa: F401
+from tests.oauth.official_support import key, quick_pkcs12, token_request, tool  # noqa: F401
 
 URL_PATH = "/api/official"
 

@@ -54,14 +54,6 @@ def production_pkcs12(monkeypatch):
 
 
 @pytest.fixture
-def ca(app):
-    from idp.pki.service import authorities, ensure_ca
-
-    ensure_ca()
-    return authorities()
-
-
-@pytest.fixture
 def official(ca):
     return make_official()
 

@@ -10,13 +10,9 @@ SEAL_NAME = "本溪市市场监督管理局行政审批专用章"
 
 
 @pytest.fixture
-def ca(app):
-    from idp.pki.service import authorities, ensure_ca
-    from idp.seals.tsa import ensure_tsa
-
-    ensure_ca()
-    ensure_tsa()  # the hub's timestamp authority, as `idp init` makes it
-    return authorities()
+def ca(hub_ca):
+    """Seal tests' CA comes with the hub's timestamp authority, as `idp init` makes them."""
+    return hub_ca
 
 
 @pytest.fixture

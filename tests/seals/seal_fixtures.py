@@ -19,14 +19,9 @@ def openssl(*args, input=None, cwd=None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def hub(app):
-    """The hub's CA and TSA as ``idp init`` creates them; returns the CA authorities."""
-    from idp.pki.service import authorities, ensure_ca
-    from idp.seals.tsa import ensure_tsa
-
-    ensure_ca()
-    ensure_tsa()
-    return authorities()
+def hub(hub_ca):
+    """The hub's CA and TSA as ``idp init`` creates them (``hub_ca`` in tests/conftest.py)."""
+    return hub_ca
 
 
 def make_seal_credential(hub, *, name=SEAL_NAME, department=DEPARTMENT) -> SealCredential:

@@ -27,14 +27,6 @@ STAMP = 119  # SEAL_STAMP_SIZE_PT's default; the test image is square
 
 
 @pytest.fixture
-def ca(app):
-    from idp.pki.service import authorities, ensure_ca
-
-    ensure_ca()
-    return authorities()
-
-
-@pytest.fixture
 def seal(app, ca):
     return make_seal(app, ca)
 

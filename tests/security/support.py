@@ -5,13 +5,14 @@ a response against the list its endpoint may use.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from urllib.parse import parse_qs
 
 from flask.testing import FlaskClient
 from sqlalchemy import inspect, text
+
+from tests.conftest import cheap_password_hashing  # noqa: F401 - used below, and by tests importing it here
 
 ISSUER = "http://127.0.0.1:5000"
 
@@ -191,30 +192,6 @@ def module_app(tmp_path_factory, template_dir, **settings):
     app.test_client_class = IsolatedClient
     with cheap_password_hashing(), app.app_context():
         yield app
-
-
-@contextlib.contextmanager
-def cheap_password_hashing():
-    """argon2id with its production cost (64 MiB, t=3) takes ~0.2 s a check; these tests log in
-    dozens of times and test redirects and refusals, not hashing, so they hash cheaply. Restored
-    afterwards; a no-op if idp.accounts.passwords is reorganised."""
-    from argon2 import PasswordHasher
-
-    from idp.accounts import passwords
-
-    if not hasattr(passwords, "_hasher"):
-        yield
-        return
-    saved = passwords._hasher, getattr(passwords, "_dummy", None)
-    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    if hasattr(passwords, "_dummy"):
-        passwords._dummy = None
-    try:
-        yield
-    finally:
-        passwords._hasher = saved[0]
-        if hasattr(passwords, "_dummy"):
-            passwords._dummy = saved[1]
 
 
 def create_alice():
