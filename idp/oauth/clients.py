@@ -1,7 +1,6 @@
 """The client registry: register subsites, check their secrets."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -43,7 +42,7 @@ def _secret_key() -> bytes:
 
 def digest_secret(secret: str) -> str:
     """A fast keyed hash: client secrets carry 256 bits of entropy, so no password hash is needed."""
-    return hmac.new(_secret_key(), secret.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(_secret_key(), secret.encode(), "sha256").hex()  # one C call (OpenSSL)
 
 
 def verify_secret(client: Client, secret: str | None) -> bool:

@@ -117,7 +117,7 @@ class LeanEndpoints:
             return self.wsgi_app(environ, start_response)
         except Exception:  # noqa: BLE001 - e.g. the database is down: the general path answers (503)
             return self.wsgi_app(environ, start_response)
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        body = json.dumps(payload, separators=(",", ":")).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                                   *_NO_STORE, *COMMON_HEADERS])
         observe_request(endpoint, method, "2xx", perf_counter() - started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -49,11 +50,11 @@ class Principal:
 def generate_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
     """Authlib token generator: a signed access token and, when allowed, an opaque refresh token."""
     cfg = current_app.config
-    now = utcnow()
+    now = int(time.time())
     ttl = expires_in or cfg["ACCESS_TOKEN_TTL"]
     jti = secrets.token_urlsafe(16)
     claims = {
-        "iss": cfg["ISSUER"], "exp": epoch(now) + ttl, "iat": epoch(now), "jti": jti,
+        "iss": cfg["ISSUER"], "exp": now + ttl, "iat": now, "jti": jti,
         "aud": client.client_id, "client_id": client.client_id,
         "sub": subject_for(user.person, client) if user else client.client_id,
     }
