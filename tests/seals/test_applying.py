@@ -236,7 +236,7 @@ def test_the_sealing_page_needs_a_fresh_certificate_sign_in(app, client, zhangsa
     assert r.status_code == 200, r.get_data(as_text=True)[:800]
     assert r.mimetype == "application/pdf" and "attachment" in r.headers["Content-Disposition"]
     # A Chinese file name travels as RFC 8187 filename*; the header itself must be Latin-1 (PEP 3333),
-    # or gunicorn refuses the response after the seal was applied.
+    # or a WSGI server (PEP 3333) refuses the response after the seal was applied.
     disposition = r.headers["Content-Disposition"]
     disposition.encode("latin-1")
     assert "filename*=UTF-8''%E6%89%B9%E6%96%87-sealed.pdf" in disposition, disposition
