@@ -86,6 +86,7 @@ PAGE_MESSAGES = {
     429: _l("Too many requests. Wait a few minutes and try again."),
 }
 GENERIC = _l("We could not complete this request. Go back and try again.")
+UNAVAILABLE = _l("The service is temporarily unavailable. Please try again in a few minutes.")
 EXPIRED_FORM = _l("The page has expired. Go back, reload the page and try again.")
 
 
@@ -130,8 +131,7 @@ def init_app(app: Flask) -> None:
         db.session.rollback()
         if isinstance(err, (OperationalError, InterfaceError)):
             log.error("database unavailable: %s", type(err).__name__)
-            return render_error(503, "temporarily_unavailable",
-                                _l("The service is temporarily unavailable. Please try again in a few minutes."))
+            return render_error(503, "temporarily_unavailable", UNAVAILABLE)
         ref = secrets.token_hex(6)
         log.exception("unexpected error ref=%s", ref)
         return render_error(500, "server_error",

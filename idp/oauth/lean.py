@@ -12,22 +12,26 @@ rule, ``tokens.generate_token``, the introspection endpoint's own lookup and pay
 ``claims.userinfo_claims``. Anything else (another grant, another authentication method, a DPoP
 proof, a repeated or unknown parameter, a wrong secret, an unknown or inactive token, a database
 error) is handed to Flask unchanged, body included, which then gives the standard answer or the
-standard error. So this path only ever answers 200, and the rules and errors stay in one place;
+standard error. So this path answers 200, or 503 when the database is unreachable (the general
+path's answer, given at once rather than after a second wait), and the rules and errors stay in one place;
 the protocol tests run through it (``tests/oauth/test_lean.py`` checks both paths agree).
 """
 from __future__ import annotations
 
 import io
 import json
+import logging
 from time import perf_counter
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..ops.metrics import observe_request
 from .documents import COMMON_HEADERS
 
+log = logging.getLogger(__name__)
 _FORM = "application/x-www-form-urlencoded"
 _NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
@@ -115,13 +119,30 @@ class LeanEndpoints:
                 payload = handler(environ)
         except _Decline:
             return self.wsgi_app(environ, start_response)
-        except Exception:  # noqa: BLE001 - e.g. the database is down: the general path answers (503)
+        except (OperationalError, InterfaceError) as err:
+            # The database is unreachable: answer as the general path would (``idp.errors``), at once,
+            # rather than have it wait for a connection a second time.
+            log.error("database unavailable: %s", type(err).__name__)
+            return self._answer(start_response, endpoint, method, started, "503 Service Unavailable",
+                                {"error": "temporarily_unavailable", "error_description": self._unavailable()})
+        except Exception:  # noqa: BLE001 - anything unexpected: the general path answers (and logs it)
             return self.wsgi_app(environ, start_response)
+        return self._answer(start_response, endpoint, method, started, "200 OK", payload)
+
+    @staticmethod
+    def _answer(start_response, endpoint: str, method: str, started: float, status: str, payload: dict):
         body = json.dumps(payload, separators=(",", ":")).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                                  *_NO_STORE, *COMMON_HEADERS])
-        observe_request(endpoint, method, "2xx", perf_counter() - started)
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                *_NO_STORE, *COMMON_HEADERS])
+        observe_request(endpoint, method, f"{status[0]}xx", perf_counter() - started)
         return [body]
+
+    def _unavailable(self) -> str:
+        from ..errors import UNAVAILABLE
+        from ..i18n import in_english
+
+        with self.app.app_context():
+            return in_english(UNAVAILABLE)
 
     def _limit(self) -> int:
         return int(self.app.config["MAX_CONTENT_LENGTH"])

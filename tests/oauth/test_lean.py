@@ -212,3 +212,30 @@ def test_a_revoked_token_is_refused_at_once_on_the_lean_path(client, paths, toke
     assert resp.status_code == 401 and not took_lean
     resp, took_lean = paths.send("POST", "/introspect", data={"token": tokens["access_token"]}, headers=basic(rp))
     assert resp.get_json() == {"active": False} and took_lean
+
+
+def test_a_database_outage_is_answered_503_once(app, client, paths, tokens, rp, monkeypatch):
+    """RFC 6749 §5.2 / RFC 7231 §6.6.4: an unreachable database is ``temporarily_unavailable`` (503)
+    with the general path's message, at once: the general path does not wait for the database again."""
+    from sqlalchemy.exc import OperationalError
+
+    from idp.oauth import tokens as token_store
+
+    calls = []
+
+    def down(*args, **kwargs):
+        calls.append(1)
+        raise OperationalError("SELECT ...", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(token_store, "find_access_row", down)
+    monkeypatch.setattr(token_store, "find_live_access_with_person", down)
+    for method, path, kw in (("POST", "/introspect", dict(data={"token": tokens["access_token"]}, headers=basic(rp))),
+                             ("GET", "/userinfo", dict(headers={"Authorization": f"Bearer {tokens['access_token']}"}))):
+        calls.clear()
+        resp, took_lean = paths.send(method, path, **kw)
+        assert resp.status_code == 503 and took_lean and len(calls) == 1
+        assert resp.get_json() == {"error": "temporarily_unavailable", "error_description":
+                                   "The service is temporarily unavailable. Please try again in a few minutes."}
+        assert resp.headers["Cache-Control"] == "no-store"
+        general = paths.both(method, path, **kw)[2]  # the general path's own answer to the same outage
+        assert general.status_code == 503 and general.get_json() == resp.get_json()
