@@ -40,8 +40,8 @@ class _Decline(Exception):
     """Not the plain successful case: the general path answers."""
 
 
-def _read_form(environ, limit: int, allowed: frozenset[str]) -> tuple[bytes, dict[str, str]]:
-    """The body and its parameters, or ``_Decline`` (the body read so far is put back first)."""
+def _read_form(environ, limit: int, allowed: frozenset[str]) -> dict[str, str]:
+    """The body's parameters, or ``_Decline`` (the body read so far is put back first)."""
     if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != _FORM:
         raise _Decline
     try:
@@ -62,7 +62,7 @@ def _read_form(environ, limit: int, allowed: frozenset[str]) -> tuple[bytes, dic
     # RFC 6749 §3.2: no parameter twice; and only the ones this plain case knows, none empty.
     if len(form) != len(pairs) or not form.keys() <= allowed or not all(form.values()):
         raise _Decline
-    return body, form
+    return form
 
 
 def _basic_client(environ, endpoint: str):
@@ -152,7 +152,7 @@ class LeanEndpoints:
         from . import tokens
         from .grants import client_credentials_scope_ok
 
-        _, form = _read_form(environ, self._limit(), frozenset({"grant_type", "scope"}))
+        form = _read_form(environ, self._limit(), frozenset({"grant_type", "scope"}))
         if form.get("grant_type") != "client_credentials":
             raise _Decline
         client = _basic_client(environ, "token")
@@ -163,7 +163,7 @@ class LeanEndpoints:
 
     def _introspect(self, environ) -> dict:
         """RFC 7662 §2.1 with HTTP Basic: the endpoint's own lookup, permission and payload."""
-        _, form = _read_form(environ, self._limit(), frozenset({"token", "token_type_hint"}))
+        form = _read_form(environ, self._limit(), frozenset({"token", "token_type_hint"}))
         if "token" not in form:
             raise _Decline
         _reads_without_transaction()

@@ -12,6 +12,7 @@ from flask import current_app
 from ..keystore.jwt import sign_jwt
 from sqlalchemy import bindparam, insert, select, update
 
+from ..accounts.models import Person
 from ..db import db, epoch, insert_unless_present, utcnow
 from ..ops.metrics import record_token
 from .claims import subject_for
@@ -101,9 +102,19 @@ def issue_client_token(client, scope: str | None) -> dict:
 
 
 _TOKEN = Token.__table__
+_PERSON = Person.__table__
 _INSERT_TOKEN = insert(_TOKEN)
-# A Core row (read-only, attribute access like the model): no ORM load on every bearer request.
-_ACCESS_BY_DIGEST = None  # built on first use (the person table comes from accounts)
+# A Core row (read-only, attribute access like the model): no ORM load on every bearer request;
+# with the person's public subject, which introspection reports.
+_ACCESS_BY_DIGEST = (select(_TOKEN, _PERSON.c.sub.label("person_sub"))
+                     .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id, isouter=True)
+                     .where(_TOKEN.c.access_digest == bindparam("digest")))
+# UserInfo's token columns and its person, in one query.
+_ACCESS_WITH_PERSON = (select(Person, _TOKEN.c.client_id, _TOKEN.c.scope, _TOKEN.c.acr, _TOKEN.c.representation_id,
+                              _TOKEN.c.claims_request, _TOKEN.c.access_expires_at, _TOKEN.c.access_revoked_at,
+                              _TOKEN.c.revoked_at)
+                       .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id)
+                       .where(_TOKEN.c.access_digest == bindparam("digest")))
 _REVOKE_ACCESS = (update(_TOKEN).where(_TOKEN.c.id == bindparam("row_id"), _TOKEN.c.access_revoked_at.is_(None))
                   .values(access_revoked_at=bindparam("when")))
 _REFRESH_BY_DIGEST = select(Token).where(Token.refresh_digest == bindparam("digest"))
@@ -145,14 +156,6 @@ def save_token(token: dict, request) -> None:
 def find_access_row(value: str):
     """The stored row of an access token (a read-only Core row with the ``Token`` columns and
     ``person_sub``, its person's public subject, for introspection), or None."""
-    global _ACCESS_BY_DIGEST
-    if _ACCESS_BY_DIGEST is None:
-        from ..accounts.models import Person
-
-        person = Person.__table__
-        _ACCESS_BY_DIGEST = (select(_TOKEN, person.c.sub.label("person_sub"))
-                             .join_from(_TOKEN, person, _TOKEN.c.person_id == person.c.id, isouter=True)
-                             .where(_TOKEN.c.access_digest == bindparam("digest")))
     return db.session.execute(_ACCESS_BY_DIGEST, {"digest": digest(value)}).first()
 
 
@@ -211,27 +214,11 @@ def find_access_token(value: str | None):
     return row if row is not None and access_is_live(row) else None
 
 
-def _access_with_person():
-    from ..accounts.models import Person
-
-    t = _TOKEN.c
-    return (select(Person, t.client_id, t.scope, t.acr, t.representation_id, t.claims_request, t.access_expires_at,
-                   t.access_revoked_at, t.revoked_at)
-            .join_from(_TOKEN, Person.__table__, t.person_id == Person.__table__.c.id)
-            .where(t.access_digest == bindparam("digest")))
-
-
-_ACCESS_WITH_PERSON = None
-
-
 def find_live_access_with_person(value: str | None):
     """A valid user access token's row (the columns UserInfo needs) and its person, in one query;
     None if the token is unknown, revoked, expired or has no person."""
-    global _ACCESS_WITH_PERSON
     if not value or len(value) > 4096:
         return None
-    if _ACCESS_WITH_PERSON is None:
-        _ACCESS_WITH_PERSON = _access_with_person()
     row = db.session.execute(_ACCESS_WITH_PERSON, {"digest": digest(value)}).first()
     return row if row is not None and access_is_live(row) else None
 
