@@ -86,14 +86,6 @@ def _basic_client(environ, endpoint: str):
     return client
 
 
-def _reads_without_transaction() -> None:
-    """Introspection and UserInfo only read: each statement runs on its own (autocommit), which saves
-    the driver's BEGIN and the pool's ROLLBACK, two of a request's three database round trips."""
-    from ..db import db
-
-    db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-
-
 class LeanEndpoints:
     """WSGI middleware in front of the Flask app (inside ``PublicDocuments``)."""
 
@@ -166,7 +158,6 @@ class LeanEndpoints:
         form = _read_form(environ, self._limit(), frozenset({"token", "token_type_hint"}))
         if "token" not in form:
             raise _Decline
-        _reads_without_transaction()
         client = _basic_client(environ, "introspection")
         endpoint = self.app.extensions["idp.introspection"]
         token = endpoint.query_token(form["token"], form.get("token_type_hint"))
@@ -182,7 +173,6 @@ class LeanEndpoints:
         parts = header.split(None, 1)
         if len(parts) != 2 or parts[0].lower() != "bearer" or environ.get("CONTENT_LENGTH") not in (None, "", "0"):
             raise _Decline
-        _reads_without_transaction()
         payload = userinfo_payload(parts[1])
         if payload is None:
             raise _Decline

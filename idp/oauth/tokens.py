@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from ..keystore.jwt import sign_jwt
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
-from ..accounts.models import Person
+from ..accounts.models import Person, PersonView
 from ..db import db, epoch, insert_unless_present, utcnow
+from ..dbread import DirectRead, read_first
 from ..ops.metrics import record_token
 from .claims import subject_for
 from .models import Token
@@ -104,17 +105,24 @@ def issue_client_token(client, scope: str | None) -> dict:
 _TOKEN = Token.__table__
 _PERSON = Person.__table__
 _INSERT_TOKEN = insert(_TOKEN)
-# A Core row (read-only, attribute access like the model): no ORM load on every bearer request;
-# with the person's public subject, which introspection reports.
-_ACCESS_BY_DIGEST = (select(_TOKEN, _PERSON.c.sub.label("person_sub"))
-                     .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id, isouter=True)
-                     .where(_TOKEN.c.access_digest == bindparam("digest")))
-# UserInfo's token columns and its person, in one query.
-_ACCESS_WITH_PERSON = (select(Person, _TOKEN.c.client_id, _TOKEN.c.scope, _TOKEN.c.acr, _TOKEN.c.representation_id,
-                              _TOKEN.c.claims_request, _TOKEN.c.access_expires_at, _TOKEN.c.access_revoked_at,
-                              _TOKEN.c.revoked_at)
-                       .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id)
-                       .where(_TOKEN.c.access_digest == bindparam("digest")))
+# Read-only rows (named tuples, attribute access like the model), run directly on the driver
+# (``idp.dbread``): no ORM load on every bearer request. With the person's public subject, which
+# introspection reports. One lookup finds a token by either of its values (introspection, revocation).
+_TOKEN_BY_DIGEST = DirectRead(
+    select(_TOKEN, _PERSON.c.sub.label("person_sub"))
+    .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id, isouter=True)
+    .where(or_(_TOKEN.c.access_digest == bindparam("digest"), _TOKEN.c.refresh_digest == bindparam("digest"))))
+_ACCESS_BY_DIGEST = DirectRead(
+    select(_TOKEN, _PERSON.c.sub.label("person_sub"))
+    .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id, isouter=True)
+    .where(_TOKEN.c.access_digest == bindparam("digest")))
+# UserInfo's token columns and the person's claim columns (``PersonView``, last), in one query.
+_ACCESS_WITH_PERSON = DirectRead(
+    select(_TOKEN.c.client_id, _TOKEN.c.scope, _TOKEN.c.acr, _TOKEN.c.representation_id, _TOKEN.c.claims_request,
+           _TOKEN.c.access_expires_at, _TOKEN.c.access_revoked_at, _TOKEN.c.revoked_at,
+           *(_PERSON.c[name].label(f"person_{name}") for name in PersonView._fields))
+    .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id)
+    .where(_TOKEN.c.access_digest == bindparam("digest")))
 _REVOKE_ACCESS = (update(_TOKEN).where(_TOKEN.c.id == bindparam("row_id"), _TOKEN.c.access_revoked_at.is_(None))
                   .values(access_revoked_at=bindparam("when")))
 _REFRESH_BY_DIGEST = select(Token).where(Token.refresh_digest == bindparam("digest"))
@@ -156,7 +164,17 @@ def save_token(token: dict, request) -> None:
 def find_access_row(value: str):
     """The stored row of an access token (a read-only Core row with the ``Token`` columns and
     ``person_sub``, its person's public subject, for introspection), or None."""
-    return db.session.execute(_ACCESS_BY_DIGEST, {"digest": digest(value)}).first()
+    return read_first(_ACCESS_BY_DIGEST, {"digest": digest(value)})
+
+
+def find_token_row(value: str):
+    """The stored row of a token presented by either of its values (access or refresh), as
+    ``find_access_row``, and which one it was; or (None, None)."""
+    d = digest(value)
+    row = read_first(_TOKEN_BY_DIGEST, {"digest": d})
+    if row is None:
+        return None, None
+    return row, "access_token" if row.access_digest == d else "refresh_token"
 
 
 def revoke_access(row_id: int) -> None:
@@ -215,12 +233,14 @@ def find_access_token(value: str | None):
 
 
 def find_live_access_with_person(value: str | None):
-    """A valid user access token's row (the columns UserInfo needs) and its person, in one query;
-    None if the token is unknown, revoked, expired or has no person."""
+    """A valid user access token's row (the columns UserInfo needs) and its person (a ``PersonView``),
+    in one query; (None, None) if the token is unknown, revoked, expired or has no person."""
     if not value or len(value) > 4096:
-        return None
-    row = db.session.execute(_ACCESS_WITH_PERSON, {"digest": digest(value)}).first()
-    return row if row is not None and access_is_live(row) else None
+        return None, None
+    row = read_first(_ACCESS_WITH_PERSON, {"digest": digest(value)})
+    if row is None or not access_is_live(row):
+        return None, None
+    return row, PersonView._make(row[-len(PersonView._fields):])
 
 
 def find_refresh_token(value: str | None) -> Token | None:

@@ -137,7 +137,7 @@ def userinfo_payload(token_value: str) -> dict | None:
     accepts, RFC 6750 §3.1 and ``endpoints.AccessTokenValidator``), or None (``idp.oauth.lean``)."""
     from .tokens import find_live_access_with_person
 
-    row = find_live_access_with_person(token_value)
+    row, person = find_live_access_with_person(token_value)
     if row is None or "openid" not in row.scope.split():
         return None
-    return _userinfo_claims(row, row.Person)
+    return _userinfo_claims(row, person)

@@ -227,6 +227,7 @@ def test_a_database_outage_is_answered_503_once(app, client, paths, tokens, rp, 
         calls.append(1)
         raise OperationalError("SELECT ...", {}, ConnectionRefusedError("connection refused"))
 
+    monkeypatch.setattr(token_store, "find_token_row", down)
     monkeypatch.setattr(token_store, "find_access_row", down)
     monkeypatch.setattr(token_store, "find_live_access_with_person", down)
     for method, path, kw in (("POST", "/introspect", dict(data={"token": tokens["access_token"]}, headers=basic(rp))),

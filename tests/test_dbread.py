@@ -1,0 +1,108 @@
+"""``idp.dbread``: one-statement reads on the pooled driver connection give the rows the ORM gives,
+see a request's own writes, and fail and recover as SQLAlchemy's own execution does."""
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import bindparam, exc, select, text
+
+from idp.db import db, utcnow
+from idp.dbread import DirectRead, read_first
+from idp.oauth.models import Token
+
+_T = Token.__table__
+BY_DIGEST = DirectRead(select(_T).where(_T.c.access_digest == bindparam("digest")))
+
+
+def _token_row(digest: str, **extra) -> dict:
+    now = utcnow().replace(microsecond=123456)
+    row = {"client_id": "c1", "family": "f" * 32, "grant_type": "authorization_code", "scope": "openid email",
+           "access_digest": digest, "jti": "j-" + digest[:8], "access_expires_at": now + timedelta(minutes=5),
+           "offline": True, "amr": ["pwd", "otp"], "claims_request": {"userinfo": {"email": None}},
+           "issued_at": now, "auth_time": now - timedelta(seconds=30), "acr": "urn:idp:loa:2"}
+    row.update(extra)
+    return row
+
+
+def _insert_committed(**row) -> None:
+    db.session.execute(_T.insert(), row)
+    db.session.commit()
+
+
+def _same_as_the_session(digest: str) -> None:
+    direct = BY_DIGEST.first(db.engine, {"digest": digest})
+    through_orm = db.session.execute(BY_DIGEST.stmt, {"digest": digest}).first()
+    db.session.rollback()
+    assert direct is not None and tuple(direct) == tuple(through_orm)
+    assert direct._fields == tuple(through_orm._fields)
+    # Typed as the columns say (SQLite hands back strings and integers for these).
+    assert isinstance(direct.access_expires_at, datetime) and direct.access_expires_at.microsecond == 123456
+    assert direct.offline is True and direct.refresh_digest is None and direct.revoked_at is None
+    assert direct.amr == ["pwd", "otp"] and direct.claims_request == {"userinfo": {"email": None}}
+
+
+def test_rows_are_the_rows_the_orm_reads(app):
+    _insert_committed(**_token_row("a" * 64))
+    _same_as_the_session("a" * 64)
+    assert BY_DIGEST.first(db.engine, {"digest": "b" * 64}) is None
+
+
+def test_a_request_reads_its_own_uncommitted_write(app):
+    """Inside a transaction the read goes through the session: it sees what the request wrote."""
+    db.session.execute(_T.insert(), _token_row("c" * 64))
+    assert read_first(BY_DIGEST, {"digest": "c" * 64}).jti == "j-cccccccc"
+    db.session.rollback()
+    assert read_first(BY_DIGEST, {"digest": "c" * 64}) is None
+
+
+def test_outside_a_transaction_no_session_is_made(app):
+    """No transaction, no session work: the read runs on a pooled connection and leaves the
+    session untouched (nothing to roll back at teardown)."""
+    _insert_committed(**_token_row("d" * 64))
+    db.session.remove()
+    assert read_first(BY_DIGEST, {"digest": "d" * 64}).jti == "j-dddddddd"
+    assert not db.session.registry.has()
+
+
+def test_column_names_must_be_unique():
+    from idp.accounts.models import Person
+
+    with pytest.raises(ValueError, match="label them"):
+        DirectRead(select(_T.c.id, Person.__table__.c.id))
+
+
+@pytest.mark.postgres
+def test_postgresql_reads_in_autocommit_and_recovers_from_a_restart(tmp_path, postgres_url, template_dir):
+    """On PostgreSQL: the same rows; no transaction is left open on the pooled connection; a lost
+    connection is SQLAlchemy's ``OperationalError`` (what the 503 answer catches) and the pool is
+    replaced, so the next read succeeds."""
+    from idp import create_app
+    from idp.migrations_lock import upgrade_database
+    from tests.conftest import _config
+
+    shutil.copytree(template_dir / "keys", tmp_path / "keys")
+    app = create_app(_config(tmp_path, db_url=postgres_url, DB_PING_AFTER_IDLE=3600))
+    with app.app_context():
+        upgrade_database()
+        _insert_committed(**_token_row("e" * 64))
+        db.session.remove()
+        _same_as_the_session("e" * 64)
+        db.session.remove()
+        for _ in range(6):  # a prepared statement from the second run on
+            assert BY_DIGEST.first(db.engine, {"digest": "e" * 64}).jti == "j-eeeeeeee"
+        with db.engine.connect() as admin:
+            idle_in_tx = admin.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%'")).scalar()
+            assert idle_in_tx == 0
+            # Cut every other connection of the pool, as a database restart would.
+            admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            admin.commit()
+        with pytest.raises(exc.OperationalError) as caught:
+            BY_DIGEST.first(db.engine, {"digest": "e" * 64})
+        assert caught.value.connection_invalidated
+        assert BY_DIGEST.first(db.engine, {"digest": "e" * 64}).jti == "j-eeeeeeee"
+        db.engine.dispose()
