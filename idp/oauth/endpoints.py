@@ -40,7 +40,8 @@ class _Found:
 
 
 class _Stateless:
-    """A ``client_credentials`` access token: signed, never stored, not revoked (no row for it)."""
+    """A ``client_credentials`` access token: signed, never stored, not revoked (no row for it);
+    Bearer or DPoP-bound (``cnf``, RFC 9449 §6.1)."""
 
     kind = "access_token"
 
@@ -114,10 +115,13 @@ class IntrospectionEndpoint(_Introspection):
             return {"active": False}
         if isinstance(token, _Stateless):
             c = token.claims
-            out = {"active": True, "client_id": c["client_id"], "sub": c["sub"], "token_type": "Bearer",
+            out = {"active": True, "client_id": c["client_id"], "sub": c["sub"],
+                   "token_type": "DPoP" if "cnf" in c else "Bearer",
                    "exp": c["exp"], "iat": c.get("iat"), "iss": c["iss"], "aud": c.get("aud"), "jti": c["jti"]}
             if c.get("scope"):
                 out["scope"] = c["scope"]
+            if "cnf" in c:
+                out["cnf"] = {"jkt": c["cnf"]["jkt"]}  # RFC 9449 §6.2: the key the token is bound to
             return out
         r = token.row
         sub = r.client_id
