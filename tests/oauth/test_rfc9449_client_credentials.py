@@ -19,6 +19,7 @@ from idp.audit.models import AuditEvent
 from idp.db import db
 from idp.oauth.models import Token
 from tests.conftest import basic, make_rp
+from tests.oauth.dpop_support import proof, rfc7638
 from tests.oauth.official_support import key, tool  # noqa: F401
 
 
@@ -34,22 +35,6 @@ def dpop_key():
 
 def token_url(app) -> str:
     return app.config["ISSUER"] + "/token"
-
-
-def proof(key, *, htm="POST", htu=None, iat=None, jti=None, header_key=None) -> str:
-    """RFC 9449 §4.2: typ dpop+jwt, alg, the public jwk; htm, htu, iat, jti. ``header_key`` puts
-    another key's jwk in the header (the signature then does not verify with it)."""
-    claims = {"htm": htm, "htu": htu, "iat": int(time.time()) if iat is None else iat,
-              "jti": jti or secrets.token_urlsafe(16)}
-    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": (header_key or key).as_dict(private=False)}
-    return jws.serialize_compact(header, json.dumps(claims).encode(), key)
-
-
-def rfc7638(key) -> str:
-    """RFC 7638 §3.2 for an EC key, computed here: SHA-256 of the required members in lexical order."""
-    d = key.as_dict(private=False)
-    canonical = json.dumps({"crv": d["crv"], "kty": "EC", "x": d["x"], "y": d["y"]}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
 def ask(client, cc, dpop=None, **data):
@@ -108,10 +93,10 @@ def test_the_thumbprint_is_the_proof_keys_for_rsa_too(app, client, cc):
     """RFC 9449 §6.1 / RFC 7638 §3.2: an RSA proof key binds by its own thumbprint (e, kty, n)."""
     from joserfc.jwk import RSAKey
 
-    key = RSAKey.generate_key(2048)
+    rsa = RSAKey.generate_key(2048)
     claims = {"htm": "POST", "htu": token_url(app), "iat": int(time.time()), "jti": secrets.token_urlsafe(16)}
-    pub = key.as_dict(private=False)
-    signed = jws.serialize_compact({"typ": "dpop+jwt", "alg": "PS256", "jwk": pub}, json.dumps(claims).encode(), key,
+    pub = rsa.as_dict(private=False)
+    signed = jws.serialize_compact({"typ": "dpop+jwt", "alg": "PS256", "jwk": pub}, json.dumps(claims).encode(), rsa,
                                     algorithms=["PS256"])
     r = ask(client, cc, signed)
     assert r.status_code == 200, r.get_json()
