@@ -185,3 +185,26 @@ def test_user_tokens_still_need_their_row(app, client, key, tool):
     db.session.commit()
     assert tokens.stateless_claims(access) is None and tokens.find_access_token(access) is None
 
+
+
+def test_an_officials_bound_token_introspects_with_its_cnf(app, client, key):
+    """RFC 9449 §6.2 / RFC 7662 §2.2: a stored DPoP-bound user token (the officials' JWT bearer
+    grant, RFC 7523 §2.1, here by a confidential client that may introspect) reports ``cnf`` and
+    ``token_type`` ``DPoP``; a user's Bearer token reports neither."""
+    from clients.sealctl import hub as hubapi
+    from tests.oauth.official_support import GRANT, assertion, endpoint
+
+    rp = make_rp(app, grant_types=[GRANT], redirect_uris=[])
+    r = client.post("/token", data={"grant_type": GRANT, "assertion": assertion(key, rp["client_id"], endpoint(app))},
+                    headers={**basic(rp), "DPoP": hubapi.dpop_proof(key, "POST", endpoint(app))})
+    assert r.status_code == 200 and r.get_json()["token_type"] == "DPoP", r.get_json()
+    access = r.get_json()["access_token"]
+    info = introspect(client, rp, access)
+    assert info["active"] is True and info["token_type"] == "DPoP"
+    assert info["cnf"] == claims_of(client, access)["cnf"] == {"jkt": rfc7638(ECKey.import_key(key.public_jwk()))}
+
+
+def test_a_users_bearer_token_has_no_cnf(app, client, rp, tokens):
+    """RFC 7662 §2.2: an unbound user access token introspects as Bearer without ``cnf``."""
+    info = introspect(client, rp, tokens["access_token"])
+    assert info["active"] is True and info["token_type"] == "Bearer" and "cnf" not in info
