@@ -16,6 +16,7 @@ import json
 import time
 from datetime import timedelta
 
+from authlib.oauth2.base import OAuth2Error
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
@@ -46,6 +47,13 @@ class DPoPError(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
+
+
+class InvalidDPoPProofError(OAuth2Error):
+    """RFC 9449 §5: the token endpoint's answer to a missing or bad DPoP proof."""
+
+    error = "invalid_dpop_proof"
+    status_code = 400
 
 
 def b64url(data: bytes) -> str:

@@ -1,12 +1,17 @@
 """Revocation (RFC 7009), introspection (RFC 7662) and the UserInfo bearer check (RFC 6750)."""
 from __future__ import annotations
 
+import json
+
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
+from authlib.oauth2.rfc7523 import JWTBearerGrant
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
 from flask import current_app
+from joserfc import jws
+from joserfc.errors import JoseError
 
 from ..db import epoch, utcnow
 from . import tokens
@@ -14,13 +19,28 @@ from .claims import subject_of
 from .clients import get_client
 
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+# The stored grants whose access tokens may be DPoP-bound (``official_grant``; client_credentials
+# tokens are stateless, their ``cnf`` read by ``tokens.stateless_claims``).
+_BINDING_GRANTS = frozenset({JWTBearerGrant.GRANT_TYPE})
 
 
 class _Found:
     """A token row and which of its two values (access or refresh) was presented."""
 
-    def __init__(self, row, kind: str):
-        self.row, self.kind = row, kind
+    def __init__(self, row, kind: str, value: str):
+        self.row, self.kind, self.value = row, kind, value
+
+    def cnf(self) -> dict | None:
+        """An access token's DPoP binding (RFC 9449 §6.1), read from the token itself: its row was
+        found by digest, so it is the very token we signed (no second signature check). Only the
+        grants that bind are read (parsing costs more than the rest of a plain introspection)."""
+        if self.kind != "access_token" or self.row.grant_type not in _BINDING_GRANTS:
+            return None
+        try:
+            cnf = json.loads(jws.extract_compact(self.value.encode()).payload).get("cnf")
+        except (JoseError, ValueError, TypeError, AttributeError):
+            return None
+        return {"jkt": cnf["jkt"]} if isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str) else None
 
     def check_client(self, client):
         return self.row.client_id == client.client_id
@@ -36,7 +56,8 @@ class _Found:
 
 
 class _Stateless:
-    """A ``client_credentials`` access token: signed, never stored, not revoked (no row for it)."""
+    """A ``client_credentials`` access token: signed, never stored, not revoked (no row for it);
+    Bearer or DPoP-bound (``cnf``, RFC 9449 §6.1)."""
 
     kind = "access_token"
 
@@ -58,7 +79,7 @@ def _lookup(value, hint):
         return None
     row, kind = tokens.find_token_row(value)
     if row is not None:
-        return _Found(row, kind)
+        return _Found(row, kind, value)
     claims = tokens.stateless_claims(value)  # no row (so never revoked): a client's own stateless token?
     return _Stateless(value, claims) if claims is not None else None
 
@@ -107,10 +128,13 @@ class IntrospectionEndpoint(_Introspection):
             return {"active": False}
         if isinstance(token, _Stateless):
             c = token.claims
-            out = {"active": True, "client_id": c["client_id"], "sub": c["sub"], "token_type": "Bearer",
+            out = {"active": True, "client_id": c["client_id"], "sub": c["sub"],
+                   "token_type": "DPoP" if "cnf" in c else "Bearer",
                    "exp": c["exp"], "iat": c.get("iat"), "iss": c["iss"], "aud": c.get("aud"), "jti": c["jti"]}
             if c.get("scope"):
                 out["scope"] = c["scope"]
+            if "cnf" in c:
+                out["cnf"] = {"jkt": c["cnf"]["jkt"]}  # RFC 9449 §6.2: the key the token is bound to
             return out
         r = token.row
         sub = r.client_id
@@ -121,12 +145,15 @@ class IntrospectionEndpoint(_Introspection):
                 return {"active": False}
             sub = subject_of(public_sub, client)  # pairwise clients see their own subject (OIDC Core §8.1)
         exp = r.access_expires_at if token.kind == "access_token" else r.refresh_expires_at
+        cnf = token.cnf()
         out = {"active": True, "scope": r.scope, "client_id": r.client_id, "sub": sub,
-               "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+               "token_type": "refresh_token" if token.kind != "access_token" else "DPoP" if cnf else "Bearer",
                "exp": epoch(exp), "iat": epoch(r.issued_at), "iss": current_app.config["ISSUER"],
                "aud": r.client_id}
         if token.kind == "access_token":
             out["jti"] = r.jti
+        if cnf:
+            out["cnf"] = cnf  # RFC 9449 §6.2
         if r.acr:
             out["acr"] = r.acr
         if r.auth_time:

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
@@ -23,7 +24,7 @@ from ..audit.service import record
 from ..db import db, epoch, utcnow
 from ..sessions.models import SsoSession
 from ..sessions.service import note_client
-from . import claims as release, tokens
+from . import claims as release, dpop, tokens
 from .consent import effective_scopes
 from .models import AuthorizationCode, UsedAssertion
 
@@ -159,11 +160,34 @@ class _TokenView:
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    """RFC 6749 §4.4, stateless tokens (``tokens.issue_client_token``), DPoP-bound when the request
+    carries a proof (RFC 9449 §5): the proof is checked (§4.3, ``dpop.check_proof``) after the client
+    authenticated, and the token carries its key's thumbprint (``cnf.jkt``, §6.1), ``token_type``
+    ``DPoP``. A bad proof is ``invalid_dpop_proof`` (§5) and nothing is issued; no proof, a Bearer token."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
     def validate_requested_scope(self):
         if not client_credentials_scope_ok(self.request.client, self.request.payload.scope):
             raise InvalidScopeError()
+
+    def validate_token_request(self):
+        super().validate_token_request()  # client authentication, grant type, scope
+        self.request.cnf_jkt = None
+        if "DPoP" in self.request.headers:  # present, even empty: the client asked for a bound token
+            cid = self.request.client.client_id
+            try:
+                self.request.cnf_jkt = dpop.check_proof(self.request.headers, method="POST",
+                                                        url=current_app.config["ISSUER"] + "/token")
+            except dpop.DPoPError as exc:
+                _security_event("dpop.refused", cid, {"reason": f"proof_{exc.reason}", "path": "/token"})
+                raise dpop.InvalidDPoPProofError(description=str(exc)) from exc
+
+    @hooked
+    def create_token_response(self):
+        token = tokens.issue_client_token(self.request.client, self.request.payload.scope,
+                                          cnf_jkt=self.request.cnf_jkt)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
 def client_credentials_scope_ok(client, scope: str | None) -> bool:

@@ -32,7 +32,6 @@ import json
 import time
 from datetime import timedelta
 
-from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749.errors import (InvalidClientError, InvalidGrantError, InvalidRequestError,
                                           UnauthorizedClientError)
 from authlib.oauth2.rfc7523 import JWTBearerGrant
@@ -51,6 +50,7 @@ from ..ops.metrics import record_login
 from ..pki.validation import validate_certificate
 from . import dpop, tokens
 from .clients import get_client
+from .dpop import InvalidDPoPProofError
 from .grants import TOKEN_AUTH_METHODS
 from .models import UsedAssertion
 
@@ -59,13 +59,6 @@ MAX_LIFETIME = 300  # seconds between iat and exp
 LEEWAY = 30  # clock skew allowed, seconds
 MAX_CHAIN = 5
 AMR = ["swk"]
-
-
-class InvalidDPoPProofError(OAuth2Error):
-    """RFC 9449 §5: the token endpoint's answer to a missing or bad DPoP proof."""
-
-    error = "invalid_dpop_proof"
-    status_code = 400
 
 
 def _b64url(data: bytes) -> str:

@@ -49,8 +49,11 @@ class Principal:
         return self.person.id
 
 
-def generate_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
-    """Authlib token generator: a signed access token and, when allowed, an opaque refresh token."""
+def generate_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True,
+                   cnf_jkt=None):
+    """Authlib token generator: a signed access token and, when allowed, an opaque refresh token.
+    The access token is bound to a DPoP key (RFC 9449 §6.1) when the user's sign-in was, or, for a
+    client's own token, when ``cnf_jkt`` is given."""
     cfg = current_app.config
     now = int(time.time())
     ttl = expires_in or cfg["ACCESS_TOKEN_TTL"]
@@ -71,10 +74,11 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
             claims["amr"] = user.amr
         if user.sid:
             claims["sid"] = user.sid
-        if user.cnf_jkt:
-            claims["cnf"] = {"jkt": user.cnf_jkt}
+        cnf_jkt = user.cnf_jkt
+    if cnf_jkt:
+        claims["cnf"] = {"jkt": cnf_jkt}
     token = {
-        "token_type": "DPoP" if user is not None and user.cnf_jkt else "Bearer",
+        "token_type": "DPoP" if cnf_jkt else "Bearer",
         "access_token": sign_jwt({"typ": "at+jwt"}, claims, cfg["ACCESS_TOKEN_ALG"]),
         "expires_in": ttl,
         "_jti": jti,
@@ -86,19 +90,16 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
     return token
 
 
-def _stateless_issued(token: dict) -> None:
+def issue_client_token(client, scope: str | None, cnf_jkt: str | None = None) -> dict:
+    """The token response of an authenticated ``client_credentials`` request whose scope was checked
+    (``grants.ClientCredentialsGrant`` and ``idp.oauth.lean``), bound to the key of a checked DPoP
+    proof when ``cnf_jkt`` is given (RFC 9449 §5, §6.1: ``cnf.jkt``, ``token_type`` ``DPoP``)."""
+    token = generate_token("client_credentials", client, scope=scope, include_refresh_token=False, cnf_jkt=cnf_jkt)
     # Stateless (RFC 9068): a client's own token has no person, session or refresh chain to keep,
     # so nothing is written; introspection checks its signature, expiry and client, and revocation
     # stores a revoked row for it (``stateless_claims``, ``revoke_stateless``).
     token.pop("_jti")
     record_token("client_credentials")
-
-
-def issue_client_token(client, scope: str | None) -> dict:
-    """The token response of an authenticated ``client_credentials`` request whose scope was checked
-    (what Authlib's grant makes through ``generate_token`` and ``save_token``; ``idp.oauth.lean``)."""
-    token = generate_token("client_credentials", client, scope=scope, include_refresh_token=False)
-    _stateless_issued(token)
     return token
 
 
@@ -136,9 +137,6 @@ def save_token(token: dict, request) -> None:
     """
     cfg = current_app.config
     user: Principal | None = request.user
-    if user is None and request.payload.grant_type == "client_credentials":
-        _stateless_issued(token)
-        return
     now = utcnow()
     refresh = token.get("refresh_token")
     offline = bool(user and user.offline)
@@ -186,16 +184,21 @@ def stateless_claims(value: str) -> dict | None:
     """The claims of a ``client_credentials`` access token we signed and never stored, or None.
 
     Such a token is recognised by its shape: its subject is its client (``generate_token`` with no
-    user) and it carries nothing of a person's sign-in (``auth_time``, ``sid``, ``cnf``), which every
-    user-bound token does and whose row is then required (a user token whose row is gone, e.g. its
-    person deleted, stays inactive). Expiry is checked here; revocation is the caller's row lookup.
+    user) and it carries nothing of a person's sign-in (``auth_time``, ``sid``, ``acr``, ``amr``),
+    which every user-bound token does and whose row is then required (a user token whose row is gone,
+    e.g. its person deleted, stays inactive). It may be DPoP-bound (``cnf`` with a ``jkt``, RFC 9449
+    §6.1); a bound user token also carries its sign-in (``auth_time``, ``acr``, ``amr``), so ``cnf``
+    alone says nothing about who the token is for. Expiry is checked here; revocation is the
+    caller's row lookup.
     """
     from ..keystore.jwt import verify_own_jwt
 
     claims = verify_own_jwt(value)
     if not claims or not isinstance(claims.get("client_id"), str) or claims.get("sub") != claims["client_id"]:
         return None
-    if any(k in claims for k in ("auth_time", "sid", "cnf")):
+    if any(k in claims for k in ("auth_time", "sid", "acr", "amr")):
+        return None
+    if "cnf" in claims and not (isinstance(claims["cnf"], dict) and isinstance(claims["cnf"].get("jkt"), str)):
         return None
     exp = claims.get("exp")
     if not isinstance(exp, int) or exp <= epoch(utcnow()) or not isinstance(claims.get("jti"), str):

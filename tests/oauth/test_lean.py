@@ -145,11 +145,30 @@ def test_a_client_registered_for_another_method_is_not_let_in_by_basic(app, clie
 
 
 def test_a_dpop_proof_goes_to_the_general_path(app, client, paths):
-    """RFC 9449 §5: a request with a DPoP header is the general path's, whatever it decides."""
+    """RFC 9449 §5: a request with a DPoP header is the general path's, which checks the proof and
+    binds the token (``token_type`` ``DPoP``, ``cnf.jkt``, §6.1); with the lean path on or off the
+    answer is the same (each with its own proof: a proof is good once, §11.1), and a bad proof is
+    the same 400 ``invalid_dpop_proof``."""
+    from joserfc.jwk import ECKey
+
+    from tests.oauth.dpop_support import proof, rfc7638
+
     rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[])
-    lean, took_lean, general = paths.both("POST", "/token", data={"grant_type": "client_credentials"},
-                                          headers={**basic(rp), "DPoP": "not-a-proof"})
-    assert not took_lean and lean.status_code == general.status_code
+    key, url = ECKey.generate_key("P-256"), app.config["ISSUER"] + "/token"
+    data = {"grant_type": "client_credentials"}
+    lean, took_lean = paths.send("POST", "/token", data=data, headers={**basic(rp), "DPoP": proof(key, htu=url)})
+    routes, paths.lean.routes = paths.lean.routes, {}
+    try:
+        general = client.post("/token", data=data, headers={**basic(rp), "DPoP": proof(key, htu=url)})
+    finally:
+        paths.lean.routes = routes
+    assert not took_lean and lean.status_code == general.status_code == 200
+    _same_token_response(client, lean, general)
+    assert lean.get_json()["token_type"] == "DPoP"
+    assert _claims(client, lean.get_json()["access_token"])["cnf"] == {"jkt": rfc7638(key)}
+    lean, took_lean, general = paths.both("POST", "/token", data=data, headers={**basic(rp), "DPoP": "not-a-proof"})
+    assert not took_lean and lean.status_code == general.status_code == 400
+    assert lean.get_json() == general.get_json() and lean.get_json()["error"] == "invalid_dpop_proof"
 
 
 def test_introspection_lean_answers_equal_the_general_ones(app, client, paths, tokens, rp, rp2):
