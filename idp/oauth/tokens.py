@@ -110,7 +110,10 @@ _INSERT_TOKEN = insert(_TOKEN)
 # (``idp.dbread``): no ORM load on every bearer request. With the person's public subject, which
 # introspection reports. One lookup finds a token by either of its values (introspection, revocation).
 _TOKEN_BY_DIGEST = DirectRead(
-    select(_TOKEN, _PERSON.c.sub.label("person_sub"))
+    select(*(_TOKEN.c[name] for name in (
+        "id", "client_id", "person_id", "family", "grant_type", "scope", "access_digest", "jti", "access_expires_at",
+        "access_revoked_at", "refresh_expires_at", "rotated_at", "revoked_at", "acr", "auth_time", "issued_at")),
+        _PERSON.c.sub.label("person_sub"))
     .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id, isouter=True)
     .where(or_(_TOKEN.c.access_digest == bindparam("digest"), _TOKEN.c.refresh_digest == bindparam("digest"))))
 _ACCESS_BY_DIGEST = DirectRead(
@@ -166,8 +169,8 @@ def find_access_row(value: str):
 
 
 def find_token_row(value: str):
-    """The stored row of a token presented by either of its values (access or refresh), as
-    ``find_access_row``, and which one it was; or (None, None)."""
+    """The stored row of a token presented by either of its values (access or refresh; the columns
+    introspection and revocation use, and ``person_sub``), and which one it was; or (None, None)."""
     d = digest(value)
     row = read_first(_TOKEN_BY_DIGEST, {"digest": d})
     if row is None:
