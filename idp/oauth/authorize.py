@@ -105,23 +105,24 @@ def authorize():
     except OAuth2Error as error:
         return fail(error)
 
+    here = _self_url()
     if principal is None:
         if "none" in prompts:
             return fail(LoginRequiredError())
-        return login_redirect(_self_url(), params.get("login_hint"))
-    if (step_up := acr.enforce(requirement, principal, client, prompts, fail, _self_url())) is not None:
+        return login_redirect(here, params.get("login_hint"))
+    if (step_up := acr.enforce(requirement, principal, client, prompts, fail, here)) is not None:
         return step_up
     principal.claims_request = requirement.claims_request
 
     scopes = consent.effective_scopes(grant.request.scope, params.get("prompt"))
-    if (page := acting.choose(client, principal, scopes, prompts, action=_self_url(), fail=fail)) is not None:
+    if (page := acting.choose(client, principal, scopes, prompts, action=here, fail=fail)) is not None:
         return page
     if consent.required(principal, client, scopes, prompts):
         if "none" in prompts:
             return fail(ConsentRequiredError())
         decision = request.form.get("decision") if request.method == "POST" else None
         if decision is None:
-            return _consent_page(client, scopes, principal)
+            return Response(consent.render_page(client, scopes, principal, action=here))
         require_csrf_token(request.form.get("csrf_token"),
                            _l("The page has expired. Start again from the department site."))
         if decision != "allow":
@@ -152,5 +153,3 @@ def _authenticated_principal(prompts: set[str], max_age: int | None) -> Principa
                      representation_id=s.acting_representation_id)
 
 
-def _consent_page(client, scopes, principal) -> Response:
-    return Response(consent.render_page(client, scopes, principal, action=_self_url()))

@@ -41,12 +41,12 @@ def _principal(person_id: int, session_id: int | None, **how) -> tokens.Principa
     """The principal a stored code or refresh token speaks for; None if the account is not active."""
     from ..accounts.models import Person
 
-    person = db.session.get(Person, person_id)
+    # The person and their session's public id in one query.
+    found = db.session.execute(select(Person, SsoSession.sid).outerjoin(SsoSession, SsoSession.id == session_id)
+                               .where(Person.id == person_id)).first() if session_id else None
+    person, sid = found if found is not None else (db.session.get(Person, person_id), None)
     if person is None or not person.active:
         return None
-    sid = None
-    if session_id:
-        sid = db.session.execute(select(SsoSession.sid).where(SsoSession.id == session_id)).scalar()
     return tokens.Principal(person=person, session_id=session_id, sid=sid, **how)
 
 

@@ -41,7 +41,7 @@ class _IssuerRequest(FlaskOAuth2Request):
 
 class _Server(AuthorizationServer):
     def create_oauth2_request(self, req):
-        return _IssuerRequest(request)
+        return _IssuerRequest(request._get_current_object())  # Authlib reads it often: not through the proxy
 
 
 def _client_secret_basic(query_client, req):
