@@ -257,6 +257,50 @@ def test_a_seal_from_another_ca_is_invalid(app, seal, tsa):
     assert sig.seal is None
 
 
+def _verify_page(client, document: bytes, lang: str) -> str:
+    import re
+
+    page = client.get(f"/seals/verify?lang={lang}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    r = client.post("/seals/verify", data={"csrf_token": token, "document": (io.BytesIO(document), "a.pdf")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200
+    return r.get_data(as_text=True)
+
+
+def test_the_verification_page_gives_the_reasons_in_the_readers_language(app, client, seal, tsa, sealed):
+    """Each reason has a code (report.REASONS); the API keeps the English sentence with the code, and
+    the Chinese page shows the Chinese sentence for the code and none of the English ones."""
+    import dataclasses
+
+    from tests.pki.conftest import craft
+
+    forged = sealed.replace(page_text(1), b"B" + page_text(1)[1:])
+    root, root_key = craft(None, None, ca=True, eku=None, key_usage=None)
+    leaf, leaf_key = craft(root, root_key, eku=None, subject=seal.certificate.subject)
+    impostor = dataclasses.replace(seal, private_key=leaf_key, certificate=leaf, chain=(root,))
+    unknown = seal_pdf(make_pdf(), impostor, APPROVER, timestamper=tsa)
+
+    api = client.post("/api/seals/verify", data={"file": (io.BytesIO(forged), "a.pdf")},
+                      content_type="multipart/form-data").json
+    [sig] = api["signatures"]
+    assert sig["coded_reasons"][0] == {"code": "pdf.bytes_changed", "params": {}}, sig
+    assert sig["reasons"][0] == "The signature does not match the document: the signed bytes were changed."
+    assert len(sig["reasons"]) == len(sig["coded_reasons"])
+
+    for document, codes, chinese in (
+            (forged, {"pdf.bytes_changed"}, "签名与文件不符：签名覆盖的内容已被改动。"),
+            (unknown, {"pdf.chain_untrusted", "pdf.unknown_certificate"}, "印章证书无法链接到本平台的根证书。")):
+        english = verify_pdf(document).signatures[0].reasons
+        assert codes <= {r.code for r in verify_pdf(document).signatures[0].coded_reasons}
+        zh = _verify_page(client, document, "zh")
+        assert 'data-verdict="invalid"' in zh and chinese in zh
+        assert all(f'data-reason="{code}"' in zh for code in codes)
+        assert not [r for r in english if r in zh], english
+        en = _verify_page(client, document, "en")
+        assert all(r.replace("'", "&#39;") in en for r in english), english
+
+
 def test_a_seal_certificate_expired_since_is_judged_at_the_trusted_time(app, ca, seal, monkeypatch):
     """Verifying 400 days from now, when the seal's one-year certificate has expired: the timestamp
     (its TSA certificate still valid) proves the seal was made while the certificate was valid
