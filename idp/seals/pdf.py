@@ -80,10 +80,20 @@ def _page_count(reader: PdfFileReader) -> int:
         raise DomainError(_l("The PDF is damaged and cannot be read."), code="damaged_pdf", detail=str(exc)) from None
 
 
-def _page_box(writer: IncrementalPdfFileWriter, index: int) -> tuple[float, float, float, float]:
+def _page_index(reader: PdfFileReader, page: int | None) -> tuple[int, int]:
+    """(0-based index of ``page``, 1-based, default the last; the page count), or a DomainError."""
+    pages = _page_count(reader)
+    index = pages - 1 if page is None else page - 1
+    if not 0 <= index < pages:
+        raise DomainError(_l("Page %(page)s does not exist; the document has %(count)s page(s).",
+                             page=page, count=pages), code="page_out_of_range")
+    return index, pages
+
+
+def _page_box(handler: PdfFileReader | IncrementalPdfFileWriter, index: int) -> tuple[float, float, float, float]:
     """The page's visible area (CropBox, else MediaBox; both inheritable, ISO 32000-1 §7.7.3.4)."""
     try:
-        page_ref, _ = writer.find_page_for_modification(index)
+        page_ref, _ = handler.find_page_for_modification(index)
         page = page_ref.get_object()
         box = (find_inherited_value_in_tree(page, "/CropBox", "/Parent")
                or find_inherited_value_in_tree(page, "/MediaBox", "/Parent"))
@@ -91,6 +101,24 @@ def _page_box(writer: IncrementalPdfFileWriter, index: int) -> tuple[float, floa
     except (PdfError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise DomainError(_l("The PDF is damaged and cannot be read."), code="damaged_pdf", detail=str(exc)) from None
     return min(llx, urx), min(lly, ury), max(llx, urx), max(lly, ury)
+
+
+def page_geometry(data: bytes, page: int | None = None) -> dict:
+    """What the stamp placer on /seals/apply draws for the chosen page (1-based; default the last):
+    the visible area's ``width`` and ``height`` in points, in the page's own coordinates (those of the
+    typed x and y), and ``rotate``, the clockwise turn a viewer shows it with (/Rotate, inheritable, a
+    multiple of 90: ISO 32000-1 §7.7.3.3, Table 30)."""
+    _check_size(data)
+    reader = _open(data)
+    index, pages = _page_index(reader, page)
+    llx, lly, urx, ury = _page_box(reader, index)
+    try:
+        page_obj = reader.find_page_for_modification(index)[0].get_object()
+        rotate = int(find_inherited_value_in_tree(page_obj, "/Rotate", "/Parent") or 0) % 360
+    except (PdfError, ValueError, KeyError, IndexError, TypeError):
+        rotate = 0
+    return {"page": index + 1, "pages": pages, "width": round(urx - llx, 2), "height": round(ury - lly, 2),
+            "rotate": rotate if rotate % 90 == 0 else 0}
 
 
 def _stamp_image(png: bytes) -> Image.Image:
@@ -152,11 +180,7 @@ def seal_pdf_keeping_signature(data: bytes, credential: SealCredential, approver
     """
     _check_size(data)
     reader = _open(data)
-    pages = _page_count(reader)
-    index = pages - 1 if page is None else page - 1
-    if not 0 <= index < pages:
-        raise DomainError(_l("Page %(page)s does not exist; the document has %(count)s page(s).",
-                             page=page, count=pages), code="page_out_of_range")
+    index, _ = _page_index(reader, page)
     writer = IncrementalPdfFileWriter(io.BytesIO(data), prev=reader)
     llx, lly, urx, ury = _page_box(writer, index)
     img = _stamp_image(credential.image_png)
@@ -373,4 +397,4 @@ def verify_pdf(data: bytes) -> VerificationReport:
     return report
 
 
-__all__ = ["seal_pdf", "verify_pdf", "seal_reason"]
+__all__ = ["seal_pdf", "verify_pdf", "seal_reason", "page_geometry"]

@@ -366,3 +366,31 @@ def test_sealctl_speaks_one_language_for_seal_and_dpop_refusals(app, client, zha
     monkeypatch.delenv("SEALCTL_PASSWORD")
     own = _sealctl(tmp_path, *lang_args, "whoami")  # the tool's own message, no terminal for a prompt
     assert ("password is needed" in own) == (expect_dpop == "refused: "), own
+
+
+def test_the_sealing_page_measures_the_chosen_page_for_its_placer(app, client, zhangsan_key, authorized_seal):
+    """POST /seals/apply/page (the sealing form's fields, CSRF included): the chosen page's size and
+    /Rotate (ISO 32000-1 §7.7.3.3), which the page's outline takes; anonymous or invalid: JSON errors."""
+    import io
+
+    doc = make_pdf(pages=2, media_box=(0, 0, 1191, 842), rotate=90)
+    nobody = app.test_client()
+    anonymous = nobody.post("/seals/apply/page", content_type="multipart/form-data",
+                            data={"csrf_token": _csrf(nobody.get("/seals/verify").get_data(as_text=True)),
+                                  "document": (io.BytesIO(doc), "a.pdf")})
+    assert anonymous.status_code == 401 and anonymous.json["error"] == "login_required"
+
+    assert cert_login(client, zhangsan_key).status_code == 303
+    page = client.get("/seals/apply?lang=en").get_data(as_text=True)
+    assert 'data-measure="/seals/apply/page"' in page
+    token = _csrf(page)
+    r = client.post("/seals/apply/page", data={"csrf_token": token, "document": (io.BytesIO(doc), "a.pdf"),
+                                               "page": "1"}, content_type="multipart/form-data")
+    assert r.status_code == 200 and r.json == {"page": 1, "pages": 2, "width": 1191, "height": 842, "rotate": 90}
+    r = client.post("/seals/apply/page?lang=en", data={"csrf_token": token, "document": (io.BytesIO(doc), "a.pdf"),
+                                                       "page": "3"}, content_type="multipart/form-data")
+    assert r.status_code == 400 and r.json["error"] == "page_out_of_range" and "2 page" in r.json["error_description"]
+    r = client.post("/seals/apply/page", data={"document": (io.BytesIO(doc), "a.pdf")},
+                    content_type="multipart/form-data")  # no CSRF token: refused before the view
+    assert r.status_code == 400 and '"rotate"' not in r.get_data(as_text=True)
+    assert applications() == []

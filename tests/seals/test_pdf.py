@@ -388,6 +388,38 @@ def test_a_stamp_must_land_on_a_page(seal, tsa, where, message):
     assert err.value.message == message
 
 
+A3_LANDSCAPE = (1191, 842)
+
+
+@pytest.mark.parametrize("kind, media_box, rotate, expect", [
+    ("A4", (0, 0, 595, 842), 0, {"width": 595, "height": 842, "rotate": 0}),
+    ("A3 landscape", (0, 0, *A3_LANDSCAPE), 0, {"width": 1191, "height": 842, "rotate": 0}),
+    ("Letter, shown turned", (0, 0, 612, 792), 90, {"width": 612, "height": 792, "rotate": 90}),
+    ("offset box, -90", (100, 50, 700, 900), -90, {"width": 600, "height": 850, "rotate": 270}),
+])
+def test_page_geometry_is_the_chosen_pages_size_and_rotation(app, kind, media_box, rotate, expect):
+    """What the stamp placer draws (ISO 32000-1 §7.7.3.3 MediaBox/CropBox, /Rotate): the page's own
+    size in points (the typed x and y are in it) and how a viewer turns it."""
+    from idp.seals.pdf import page_geometry
+
+    data = make_pdf(pages=3, media_box=media_box, rotate=rotate)
+    assert page_geometry(data) == {"page": 3, "pages": 3, **expect}, kind
+    assert page_geometry(data, 1)["page"] == 1
+    with pytest.raises(DomainError) as err:
+        page_geometry(data, 4)
+    assert err.value.code == "page_out_of_range"
+
+
+def test_a_stamp_placed_on_a_landscape_a3_page_lands_there(seal, tsa, tmp_path):
+    """A3 landscape: positions beyond A4's 595 × 842 are on the page; the stamp is drawn there."""
+    x, y = 1000, 600
+    img = render(seal_pdf(make_pdf(media_box=(0, 0, *A3_LANDSCAPE)), seal, APPROVER, timestamper=tsa, x=x, y=y),
+                 1, tmp_path)
+    assert img.size == A3_LANDSCAPE
+    top = A3_LANDSCAPE[1] - y - STAMP
+    assert red_pixels(img, (x, top, x + STAMP, top + STAMP)) > 500
+
+
 def test_size_is_bounded_by_config(app, seal, tsa):
     data = make_pdf()
     app.config["SEAL_MAX_UPLOAD_BYTES"] = len(data) - 1
