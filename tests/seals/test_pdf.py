@@ -27,16 +27,6 @@ STAMP = 119  # SEAL_STAMP_SIZE_PT's default; the test image is square
 
 
 @pytest.fixture
-def seal(app, ca):
-    return make_seal(app, ca)
-
-
-@pytest.fixture
-def tsa(app, ca):
-    return make_timestamper(app, ca)
-
-
-@pytest.fixture
 def sealed(seal, tsa):
     return seal_pdf(make_pdf(), seal, APPROVER, timestamper=tsa)
 
