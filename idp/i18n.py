@@ -7,7 +7,10 @@ Which language a page uses, first match wins:
    (OIDC Core §3.1.2.1) and the logout request (RP-Initiated Logout 1.0 §2);
 4. that ``ui_locales`` remembered in the browser's UI session, for the pages that follow (login,
    consent, logout confirmation);
-5. Simplified Chinese.
+5. on the JSON APIs under ``/api/`` (programs such as ``sealctl``, not browsers), ``Accept-Language``
+   (RFC 9110 §12.5.4); pages ignore it, so a browser's English default does not override the city's
+   Chinese;
+6. Simplified Chinese.
 
 The choice is made from the request alone, so a page rendered for an error raised before any view
 ran (a refused request, a 404, a 413) is in the same language as the page would have been. Outside
@@ -62,7 +65,16 @@ def select_locale() -> str:
     # A POSTed ui_locales is remembered in the session by the before_request hook in init_app.
     requested = match_ui_locales(request.args.get("ui_locales")) if request.path in UI_LOCALES_PATHS else None
     return (_match(request.args.get("lang")) or _match(request.cookies.get(COOKIE)) or requested
-            or _match(session.get("ui_locale")) or DEFAULT)
+            or _match(session.get("ui_locale")) or _api_accept_language() or DEFAULT)
+
+
+def _api_accept_language() -> str | None:
+    if not request.path.startswith("/api/"):
+        return None
+    for tag, _quality in request.accept_languages:  # best first
+        if lang := _match(tag):
+            return lang
+    return None
 
 
 def in_english(message) -> str:

@@ -3,6 +3,8 @@
 State (``--state DIR`` or ``SEALCTL_STATE``): ``token.json`` (the DPoP-bound access token) and
 ``key.json`` (a reference to the PKCS#12 file, never the key); the password is asked again for
 each call that signs a DPoP proof (``--password``, ``SEALCTL_PASSWORD`` or a prompt).
+
+Language (``--lang zh|en``, ``SEALCTL_LANG``, the locale, else Chinese): the one rule is in ``lang``.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import time
 import click
 
 from . import hub as hubapi
+from . import lang
 from .keys import KeyUnavailable, Pkcs12Key, open_key
+from .lang import t
 
 DEFAULT_CLIENT_ID = "sealctl"
 
@@ -26,16 +30,22 @@ def _password(given: str | None) -> str:
     if os.environ.get("SEALCTL_PASSWORD"):
         return os.environ["SEALCTL_PASSWORD"]
     if not sys.stdin.isatty():
-        raise click.ClickException("the PKCS#12 password is needed: give --password or set SEALCTL_PASSWORD")
-    return getpass.getpass("PKCS#12 password: ")
-
+        raise click.ClickException(t("password_needed"))
+    return getpass.getpass(t("password_prompt"))
 
 
 @click.group()
 @click.option("--state", "state_dir", metavar="DIR", help="state directory (default: $SEALCTL_STATE)")
+@click.option("--lang", "language", type=click.Choice(lang.LANGUAGES), default=None,
+              help="language of messages, and of the hub's answers: zh (default) or en "
+                   "(default: $SEALCTL_LANG, else the locale: LC_ALL, LC_MESSAGES, LANG)")
 @click.pass_context
-def cli(ctx, state_dir):
-    """The officials' tool: sign in with your certificate, then act at the hub."""
+def cli(ctx, state_dir, language):
+    """The officials' tool: sign in with your certificate, then act at the hub.
+
+    Messages, and the hub's refusals, are in one language: --lang, else SEALCTL_LANG, else the
+    locale if it names zh or en, else Simplified Chinese."""
+    lang.choose(language)
     ctx.obj = hubapi.State(state_dir)
 
 
@@ -66,9 +76,9 @@ def whoami(state, password, state_dir):
     state = hubapi.State(state_dir) if state_dir else state
     token, ref = state.load("token.json"), state.load("key.json")
     if not token or not ref:
-        raise click.ClickException("not signed in: run 'sealctl login' first")
+        raise click.ClickException(t("not_signed_in"))
     if token.get("expires_at", 0) <= time.time():
-        raise click.ClickException("the sign-in has expired: run 'sealctl login' again")
+        raise click.ClickException(t("expired"))
     key = open_key(ref, _password(password))
     click.echo(json.dumps(hubapi.call(token, key, "GET", "/api/official"), ensure_ascii=False))
 
@@ -76,9 +86,9 @@ def whoami(state, password, state_dir):
 def _signed_in(state: hubapi.State, password: str | None):
     token, ref = state.load("token.json"), state.load("key.json")
     if not token or not ref:
-        raise click.ClickException("not signed in: run 'sealctl login' first")
+        raise click.ClickException(t("not_signed_in"))
     if token.get("expires_at", 0) <= time.time():
-        raise click.ClickException("the sign-in has expired: run 'sealctl login' again")
+        raise click.ClickException(t("expired"))
     return token, open_key(ref, _password(password))
 
 
@@ -87,7 +97,7 @@ def _read(path: str, what: str) -> bytes:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
-        raise click.ClickException(f"cannot read {what} {path}: {exc.strerror}") from exc
+        raise click.ClickException(t("cannot_read", path=path, error=exc.strerror)) from exc
 
 
 def _write(path: str, data: bytes) -> None:
@@ -97,7 +107,7 @@ def _write(path: str, data: bytes) -> None:
             fh.write(data)
         os.replace(tmp, path)
     except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
+        raise click.ClickException(t("cannot_write", path=path, error=exc.strerror)) from exc
 
 
 _password_option = click.option("--password", default=None,
@@ -166,7 +176,7 @@ def verify(state, path, signature, hub, state_dir):
     state = hubapi.State(state_dir) if state_dir else state
     hub = hub or (state.load("token.json") or {}).get("hub")
     if not hub:
-        raise click.ClickException("which hub? give --hub URL (or sign in first)")
+        raise click.ClickException(t("which_hub"))
     _, report = hubapi.verify(hub, _read(path, "the file"), _read(signature, "the signature") if signature else None)
     click.echo(json.dumps(report, ensure_ascii=False))
     raise SystemExit({"valid": 0, "invalid": 1}.get(report.get("verdict"), 2))
@@ -182,7 +192,7 @@ def main(argv=None) -> int:
         click.echo(f"sealctl: {exc.format_message()}", err=True)
         return exc.exit_code
     except click.exceptions.Abort:
-        click.echo("sealctl: aborted", err=True)
+        click.echo(f"sealctl: {t('aborted')}", err=True)
         return 1
     except SystemExit as exc:  # verify's verdict
         return int(exc.code or 0)

@@ -1,4 +1,5 @@
-"""Talking to the hub: discovery, the JWT bearer grant (RFC 7523 §2.1), DPoP proofs (RFC 9449 §4.2)."""
+"""Talking to the hub: discovery, the JWT bearer grant (RFC 7523 §2.1), DPoP proofs (RFC 9449 §4.2);
+every request asks for answers in the tool's language (``lang``)."""
 from __future__ import annotations
 
 import base64
@@ -13,7 +14,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from . import lang
 from .keys import OfficialKey
+from .lang import t
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME = 120  # seconds (the hub accepts at most 300)
@@ -29,24 +32,27 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _json(resp: requests.Response, what: str) -> dict:
+def _json(resp: requests.Response, what: str, *, protocol: bool = False) -> dict:
     try:
         body = resp.json()
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise HubError(f"{what}: HTTP {resp.status_code}, not a JSON answer")
+        raise HubError(t("not_json", what=what, status=resp.status_code))
     if resp.status_code != 200:
-        desc = body.get("error_description") or body.get("error") or f"HTTP {resp.status_code}"
-        raise HubError(f"{what} refused: {desc}")
+        raise HubError(lang.refusal(what, resp.status_code, body, protocol=protocol))
     return body
+
+
+def _unreachable(what: str, url: str, exc: Exception) -> HubError:
+    return HubError(t("unreachable", what=what, host=urlsplit(url).netloc, error=type(exc).__name__))
 
 
 def _get(url: str, what: str, **kw) -> requests.Response:
     try:
-        return requests.get(url, timeout=TIMEOUT, **kw)
+        return requests.get(url, timeout=TIMEOUT, headers=lang.headers(), **kw)
     except requests.RequestException as exc:
-        raise HubError(f"{what}: cannot reach {urlsplit(url).netloc}: {type(exc).__name__}") from exc
+        raise _unreachable(what, url, exc) from exc
 
 
 def discover(hub: str) -> dict:
@@ -54,11 +60,11 @@ def discover(hub: str) -> dict:
     hub = hub.rstrip("/")
     meta = _json(_get(hub + "/.well-known/openid-configuration", "discovery"), "discovery")
     if meta.get("issuer") != hub:
-        raise HubError(f"discovery: the hub says its issuer is {meta.get('issuer')!r}, not {hub!r}")
+        raise HubError(t("issuer_mismatch", issuer=meta.get("issuer"), hub=hub))
     if GRANT_TYPE not in meta.get("grant_types_supported", []):
-        raise HubError("discovery: the hub does not offer certificate login (JWT bearer grant)")
+        raise HubError(t("no_jwt_bearer"))
     if not meta.get("dpop_signing_alg_values_supported"):
-        raise HubError("discovery: the hub does not support DPoP")
+        raise HubError(t("no_dpop"))
     return meta
 
 
@@ -90,13 +96,14 @@ def login(hub: str, key: OfficialKey, client_id: str) -> dict:
     meta = discover(hub)
     endpoint = meta["token_endpoint"]
     try:
-        resp = requests.post(endpoint, timeout=TIMEOUT, headers={"DPoP": dpop_proof(key, "POST", endpoint)},
+        resp = requests.post(endpoint, timeout=TIMEOUT,
+                             headers={"DPoP": dpop_proof(key, "POST", endpoint), **lang.headers()},
                              data={"grant_type": GRANT_TYPE, "assertion": assertion(key, client_id, endpoint)})
     except requests.RequestException as exc:
-        raise HubError(f"login: cannot reach the token endpoint: {type(exc).__name__}") from exc
-    token = _json(resp, "login")
+        raise _unreachable("login", endpoint, exc) from exc
+    token = _json(resp, "login", protocol=True)
     if token.get("token_type", "").lower() != "dpop" or not token.get("access_token"):
-        raise HubError("login: the hub did not issue a DPoP-bound token")
+        raise HubError(t("not_dpop_bound"))
     return {"hub": meta["issuer"], "access_token": token["access_token"],
             "expires_at": int(time.time()) + int(token.get("expires_in", 0)), "client_id": client_id}
 
@@ -105,11 +112,11 @@ def call(state: dict, key: OfficialKey, method: str, path: str) -> dict:
     """A DPoP-protected call to the hub (RFC 9449 §7.1)."""
     url = state["hub"] + path
     token = state["access_token"]
-    headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token)}
+    headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token), **lang.headers()}
     try:
         resp = requests.request(method, url, headers=headers, timeout=TIMEOUT)
     except requests.RequestException as exc:
-        raise HubError(f"{path}: cannot reach the hub: {type(exc).__name__}") from exc
+        raise _unreachable(path, url, exc) from exc
     return _json(resp, path)
 
 
@@ -119,15 +126,15 @@ def call_raw(state: dict, key: OfficialKey, method: str, path: str, *, body: byt
     url = state["hub"] + path
     token = state["access_token"]
     headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token),
-               "Content-Type": content_type}
+               "Content-Type": content_type, **lang.headers()}
     try:
         resp = requests.request(method, url, headers=headers, params=params or None, data=body,
                                 timeout=UPLOAD_TIMEOUT)
     except requests.RequestException as exc:
-        raise HubError(f"{path}: cannot reach the hub: {type(exc).__name__}") from exc
+        raise _unreachable(path, url, exc) from exc
     if resp.status_code != 200:
         _json(resp, path)  # raises with the hub's error_description
-        raise HubError(f"{path}: HTTP {resp.status_code}")
+        raise HubError(t("http_status", what=path, status=resp.status_code))
     return resp
 
 
@@ -138,16 +145,16 @@ def verify(hub: str, document: bytes, signature: bytes | None) -> tuple[int, dic
         files["signature"] = ("signature.p7s", signature, "application/pkcs7-signature")
     url = hub.rstrip("/") + "/api/seals/verify"
     try:
-        resp = requests.post(url, files=files, timeout=UPLOAD_TIMEOUT)
+        resp = requests.post(url, files=files, timeout=UPLOAD_TIMEOUT, headers=lang.headers())
     except requests.RequestException as exc:
-        raise HubError(f"verify: cannot reach {urlsplit(url).netloc}: {type(exc).__name__}") from exc
+        raise _unreachable("verify", url, exc) from exc
     try:
         body = resp.json()
     except ValueError:
         body = None
     if not isinstance(body, dict) or "verdict" not in body:
-        desc = (body or {}).get("error_description") if isinstance(body, dict) else None
-        raise HubError(f"verify refused: {desc or f'HTTP {resp.status_code}'}")
+        raise HubError(lang.refusal("verify", resp.status_code, body if isinstance(body, dict) else {},
+                                    protocol=False))
     return resp.status_code, body
 
 

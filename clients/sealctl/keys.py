@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
+from .lang import t
+
 
 class KeyUnavailable(Exception):
     """The key cannot be used (wrong password, not a PKCS#12 file, no certificate, …)."""
@@ -43,19 +45,19 @@ class Pkcs12Key:
         try:
             data = self.path.read_bytes()
         except OSError as exc:
-            raise KeyUnavailable(f"cannot read {self.path}: {exc.strerror}") from exc
+            raise KeyUnavailable(t("key_unreadable", path=self.path, error=exc.strerror)) from exc
         try:
             key, cert, extra = pkcs12.load_key_and_certificates(data, password.encode())
         except ValueError as exc:
-            raise KeyUnavailable(f"cannot open {self.path.name}: wrong password or not a PKCS#12 file") from exc
+            raise KeyUnavailable(t("key_wrong_password", name=self.path.name)) from exc
         if key is None or cert is None:
-            raise KeyUnavailable(f"{self.path.name} holds no key and certificate")
+            raise KeyUnavailable(t("key_empty", name=self.path.name))
         if isinstance(key, ec.EllipticCurvePrivateKey):
             self._jwk, self.alg = ECKey.import_key(key), {256: "ES256", 384: "ES384"}.get(key.curve.key_size, "ES256")
         elif isinstance(key, rsa.RSAPrivateKey):
             self._jwk, self.alg = RSAKey.import_key(key), "PS256"
         else:
-            raise KeyUnavailable(f"{self.path.name}: unsupported key type")
+            raise KeyUnavailable(t("key_type", name=self.path.name))
         self._chain = [cert, *(extra or [])]
 
     def x5c(self) -> list[str]:
@@ -75,4 +77,4 @@ def open_key(reference: dict, password: str) -> OfficialKey:
     """The key a stored reference names (``reference()``), unlocked with ``password``."""
     if reference.get("type") == "pkcs12":
         return Pkcs12Key(reference["path"], password)
-    raise KeyUnavailable(f"unknown key type {reference.get('type')!r}")
+    raise KeyUnavailable(t("key_reference", kind=reference.get("type")))

@@ -108,11 +108,9 @@ def login_with_certificate(p: Presented, previous: SsoSession | None):
     person = check.person
     record_login("certificate", "success")
     if previous is not None and previous.person_id == person.id:
-        with transaction():
-            record("login.succeeded", actor=f"person:{person.sub}", target=f"person:{person.sub}",
-                   detail={"method": METHOD})
+        # One transaction, as for a new session: the login is never recorded without the step-up.
         a = assess(person, [*(previous.amr or []), METHOD])
-        return check, previous, raise_session(previous, acr=a.acr, amr=a.amr,
+        return check, previous, raise_session(previous, acr=a.acr, amr=a.amr, login={"method": METHOD},
                                               certificate_fingerprint=check.record.fingerprint)
     a = assess(person, [METHOD])
     s, cookie = start_session(person, acr=a.acr, amr=a.amr, replaces=previous, login={"method": METHOD},

@@ -26,6 +26,7 @@ from asn1crypto import cms as asn1_cms
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import select
 
@@ -92,7 +93,7 @@ def certificate_for_session(session) -> Certificate | None:
         Certificate.fingerprint == session.certificate_fingerprint)).scalar()
 
 
-def _refuse(person: Person, seal_id, kind: str, channel: str, code: str, message: str):
+def _refuse(person: Person, seal_id, kind: str, channel: str, code: str, message):
     with transaction():
         record("seal.apply_refused", actor=f"person:{person.sub}", target=f"seal:{seal_id}", outcome="refused",
                detail={"reason": code, "kind": kind, "channel": channel})
@@ -110,7 +111,8 @@ def check_fresh_browser_login(person: Person, session) -> Proof:
     if (session is None or session.person_id != person.id or "swk" not in (session.amr or [])
             or session.certificate_fingerprint is None
             or session.auth_time is None or utcnow() - session.auth_time > timedelta(seconds=max_age)):
-        raise ApplyRefused(f"Sign in with your certificate again (at most {max_age // 60} minutes before sealing).",
+        raise ApplyRefused(_l("Sign in with your certificate again (at most %(minutes)d minutes before sealing).",
+                              minutes=max_age // 60),
                            code="fresh_certificate_login_required", status=401)
     return Proof(BROWSER, certificate_for_session(session))
 
@@ -120,15 +122,17 @@ def _check(person: Person, seal_id: int, kind: str, proof: Proof) -> tuple[Seal,
     now = utcnow()
     if cert is None:
         _refuse(person, seal_id, kind, proof.channel, "no_certificate",
-                "This needs a sign-in with your official certificate.")
+                _l("This needs a sign-in with your official certificate."))
     if cert.status == "revoked":
         _refuse(person, seal_id, kind, proof.channel, "certificate_revoked",
-                "Your certificate has been revoked; you cannot apply seals with it.")
+                _l("Your certificate has been revoked; you cannot apply seals with it."))
     if cert.not_after <= now or cert.person_id != person.id:
-        _refuse(person, seal_id, kind, proof.channel, "certificate_expired", "Your certificate has expired.")
+        _refuse(person, seal_id, kind, proof.channel, "certificate_expired",
+                _l("Your certificate has expired."))
     seal = db.session.get(Seal, seal_id)
     if seal is None:
-        _refuse(person, seal_id, kind, proof.channel, "seal_not_found", f"There is no seal {seal_id}.")
+        _refuse(person, seal_id, kind, proof.channel, "seal_not_found",
+                _l("There is no seal with the number %(id)s.", id=seal_id))
     try:
         official = service.check_may_apply(person, seal)
     except DomainError as exc:
@@ -180,7 +184,7 @@ def _hub_keys():
         yield
     except CaError as exc:
         log.error("sealing unavailable: %s", exc)
-        raise DomainError("Sealing is unavailable: the hub's signing keys are not set up. Tell the operator.",
+        raise DomainError(_l("Sealing is unavailable: the hub's signing keys are not set up. Tell the operator."),
                           code="temporarily_unavailable", status=503) from exc
 
 

@@ -130,15 +130,12 @@ def sha256_of(data: bytes | IO[bytes]) -> str:
 
 # -- verification -------------------------------------------------------------------------------------
 
-_CHAIN_PROBLEMS = {  # pyHanko's AdES sub-indication → (verdict, English reason); report.py's rules
-    AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
-        (INVALID, "the seal's certificate does not lead to the hub's root CA"),
-    AdESIndeterminate.EXPIRED: (INDETERMINATE, "the seal's certificate was expired at the signing time"),
-    AdESIndeterminate.NOT_YET_VALID: (INDETERMINATE, "the seal's certificate was not yet valid at the signing time"),
-    AdESIndeterminate.OUT_OF_BOUNDS_NO_POE:
-        (INDETERMINATE, "the seal's certificate was not valid at the signing time"),
-    AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE:
-        (INVALID, "the certificate chain breaks a constraint (key usage, path length or names)"),
+_CHAIN_PROBLEMS = {  # pyHanko's AdES sub-indication → (verdict, reason code); report.py's rules
+    AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND: (INVALID, "cms.chain_untrusted"),
+    AdESIndeterminate.EXPIRED: (INDETERMINATE, "cms.certificate_expired"),
+    AdESIndeterminate.NOT_YET_VALID: (INDETERMINATE, "cms.certificate_not_yet_valid"),
+    AdESIndeterminate.OUT_OF_BOUNDS_NO_POE: (INDETERMINATE, "cms.certificate_out_of_bounds"),
+    AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE: (INVALID, "cms.chain_constraints"),
 }
 
 
@@ -183,18 +180,18 @@ def _parse(signature: bytes) -> tuple[cms.SignedData | None, str | None]:
     try:
         info = cms.ContentInfo.load(signature, strict=True)
         if info["content_type"].native != "signed_data":
-            return None, "the signature file is CMS but not SignedData"
+            return None, "cms.not_signed_data"
         signed_data = info["content"]
         # The parts read before pyHanko's validation (which parses the rest itself; ``.native`` on the
         # whole structure is needlessly slow).
         embedded = signed_data["encap_content_info"]["content"]
         signers = len(signed_data["signer_infos"])
     except Exception:  # asn1crypto raises ValueError, TypeError, … on bad DER
-        return None, "the signature file is not a DER CMS signature (RFC 5652)"
+        return None, "cms.not_der"
     if embedded is not core.VOID and embedded.native is not None:
-        return None, "the signature contains its content; a detached signature (no encapsulated content) is expected"
+        return None, "cms.not_detached"
     if signers != 1:
-        return None, "the signature must have exactly one signer"
+        return None, "cms.signer_count"
     return signed_data, None
 
 
@@ -204,7 +201,7 @@ def _timestamp(sig: SignatureReport, status) -> dt.datetime | None:
     (RFC 3161 §2.4.2, message imprint), and the TSA's certificate was not revoked before it."""
     ts = status.timestamp_validity
     if ts is None:
-        sig.reasons.append("no signature timestamp: the signing time is only the signer's claim")
+        sig.add_reason("cms.no_timestamp")
         return None
     from . import trust
 
@@ -212,18 +209,18 @@ def _timestamp(sig: SignatureReport, status) -> dt.datetime | None:
     info = {"serial": None, "time": _iso(ts.timestamp), "tsa": tsa_cert.subject.rfc4514_string(), "valid": False}
     sig.timestamp = info
     if not ts.intact:
-        sig.reasons.append("the timestamp does not cover this signature (message imprint mismatch)")
+        sig.add_reason("cms.timestamp_imprint")
         return None
     if not ts.valid:
-        sig.reasons.append("the timestamp's own signature does not verify")
+        sig.add_reason("cms.timestamp_invalid")
         return None
     if not ts.trusted:
-        sig.reasons.append("the timestamp's certificate is not a timestamp authority chaining to the hub's root CA")
+        sig.add_reason("cms.timestamp_untrusted")
         return None
     row = trust.certificate_record(tsa_cert)
     verdict, why = revocation_verdict(**_revocation(row), signed_at=_utc(ts.timestamp))
     if row is None or row.usage != "tsa" or verdict != VALID:
-        sig.reasons.append(why or "the timestamp authority is not known to this hub")
+        sig.add_reason(why or "cms.tsa_unknown")
         return None
     info["valid"] = True
     return _utc(ts.timestamp)
@@ -240,7 +237,7 @@ def verify_detached(data: bytes | IO[bytes], signature: bytes) -> VerificationRe
         data.seek(0)
     signed_data, problem = _parse(signature)
     if signed_data is None:
-        report.reasons.append(problem)
+        report.add_reason(problem)
         return report
     signer_info = signed_data["signer_infos"][0]
     sig = SignatureReport(kind="cms")
@@ -252,7 +249,7 @@ def verify_detached(data: bytes | IO[bytes], signature: bytes) -> VerificationRe
             ts_validation_context=trust.validation_context(moment=moment), chunk_size=CHUNK))
     except (ValueError, TypeError, KeyError) as exc:  # pyHanko's validation errors are ValueErrors
         sig.verdict, sig.integrity = INVALID, False
-        sig.reasons.append(f"the signature cannot be checked: {getattr(exc, 'failure_message', None) or exc}")
+        sig.add_reason("cms.unverifiable", detail=str(getattr(exc, "failure_message", None) or exc))
         return report
     cert = trust.from_asn1(status.signing_cert)
     sig.signer_subject = cert.subject.rfc4514_string()
@@ -263,10 +260,10 @@ def verify_detached(data: bytes | IO[bytes], signature: bytes) -> VerificationRe
     verdicts = []
     if not status.intact:
         verdicts.append(INVALID)
-        sig.reasons.append("the file does not match the signature: it was changed after sealing (message digest)")
+        sig.add_reason("cms.digest_mismatch")
     elif not status.valid:
         verdicts.append(INVALID)
-        sig.reasons.append("the signature value does not verify with the seal's certificate")
+        sig.add_reason("cms.signature_invalid")
     signed_at = _timestamp(sig, status) if sig.integrity else None
     if sig.timestamp is not None:
         sig.timestamp["serial"] = timestamp_serial(signature)
@@ -274,16 +271,18 @@ def verify_detached(data: bytes | IO[bytes], signature: bytes) -> VerificationRe
     if sig.integrity:
         sig.chain_trusted = bool(status.trusted)
         if not status.trusted:
-            verdict, why = _CHAIN_PROBLEMS.get(status.trust_problem_indic, (
-                INDETERMINATE, f"the seal's certificate chain cannot be validated ({status.trust_problem_indic})"))
+            verdict, code = _CHAIN_PROBLEMS.get(status.trust_problem_indic, (INDETERMINATE, None))
             verdicts.append(verdict)
-            sig.reasons.append(why)
+            if code:
+                sig.add_reason(code)
+            else:
+                sig.add_reason("cms.chain_indeterminate", problem=str(status.trust_problem_indic))
         if sig.timestamp is not None and not sig.timestamp["valid"]:
             verdicts.append(INDETERMINATE)
     seal, row = trust.seal_for(cert)
     if seal is None:
         verdicts.append(INDETERMINATE)
-        sig.reasons.append("the signing certificate is not a seal registered at this hub")
+        sig.add_reason("cms.not_registered")
     else:
         sig.seal = {"id": seal.id, "name": seal.name, "type": seal.type, "department": seal.department.name,
                     "status": seal.status}
@@ -297,6 +296,6 @@ def verify_detached(data: bytes | IO[bytes], signature: bytes) -> VerificationRe
                           "reason": revocation["reason"], "date": _iso(revoked_at)}
         verdicts.append(verdict)
         if why:
-            sig.reasons.append(why)
+            sig.add_reason(why)
     sig.verdict = worst(*verdicts) if verdicts else VALID
     return report

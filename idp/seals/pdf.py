@@ -38,7 +38,8 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from ..errors import DomainError
 from . import trust
 from .credential import Approver, SealCredential
-from .report import INDETERMINATE, INVALID, VALID, SignatureReport, VerificationReport, revocation_verdict, worst
+from .report import (INDETERMINATE, INVALID, VALID, Reason, SignatureReport, VerificationReport, revocation_verdict,
+                     worst)
 
 UTC = dt.timezone.utc
 MARGIN_PT = 36  # default placement: half an inch in from the lower-right corner
@@ -79,10 +80,20 @@ def _page_count(reader: PdfFileReader) -> int:
         raise DomainError(_l("The PDF is damaged and cannot be read."), code="damaged_pdf", detail=str(exc)) from None
 
 
-def _page_box(writer: IncrementalPdfFileWriter, index: int) -> tuple[float, float, float, float]:
+def _page_index(reader: PdfFileReader, page: int | None) -> tuple[int, int]:
+    """(0-based index of ``page``, 1-based, default the last; the page count), or a DomainError."""
+    pages = _page_count(reader)
+    index = pages - 1 if page is None else page - 1
+    if not 0 <= index < pages:
+        raise DomainError(_l("Page %(page)s does not exist; the document has %(count)s page(s).",
+                             page=page, count=pages), code="page_out_of_range")
+    return index, pages
+
+
+def _page_box(handler: PdfFileReader | IncrementalPdfFileWriter, index: int) -> tuple[float, float, float, float]:
     """The page's visible area (CropBox, else MediaBox; both inheritable, ISO 32000-1 §7.7.3.4)."""
     try:
-        page_ref, _ = writer.find_page_for_modification(index)
+        page_ref, _ = handler.find_page_for_modification(index)
         page = page_ref.get_object()
         box = (find_inherited_value_in_tree(page, "/CropBox", "/Parent")
                or find_inherited_value_in_tree(page, "/MediaBox", "/Parent"))
@@ -90,6 +101,24 @@ def _page_box(writer: IncrementalPdfFileWriter, index: int) -> tuple[float, floa
     except (PdfError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise DomainError(_l("The PDF is damaged and cannot be read."), code="damaged_pdf", detail=str(exc)) from None
     return min(llx, urx), min(lly, ury), max(llx, urx), max(lly, ury)
+
+
+def page_geometry(data: bytes, page: int | None = None) -> dict:
+    """What the stamp placer on /seals/apply draws for the chosen page (1-based; default the last):
+    the visible area's ``width`` and ``height`` in points, in the page's own coordinates (those of the
+    typed x and y), and ``rotate``, the clockwise turn a viewer shows it with (/Rotate, inheritable, a
+    multiple of 90: ISO 32000-1 §7.7.3.3, Table 30)."""
+    _check_size(data)
+    reader = _open(data)
+    index, pages = _page_index(reader, page)
+    llx, lly, urx, ury = _page_box(reader, index)
+    try:
+        page_obj = reader.find_page_for_modification(index)[0].get_object()
+        rotate = int(find_inherited_value_in_tree(page_obj, "/Rotate", "/Parent") or 0) % 360
+    except (PdfError, ValueError, KeyError, IndexError, TypeError):
+        rotate = 0
+    return {"page": index + 1, "pages": pages, "width": round(urx - llx, 2), "height": round(ury - lly, 2),
+            "rotate": rotate if rotate % 90 == 0 else 0}
 
 
 def _stamp_image(png: bytes) -> Image.Image:
@@ -151,11 +180,7 @@ def seal_pdf_keeping_signature(data: bytes, credential: SealCredential, approver
     """
     _check_size(data)
     reader = _open(data)
-    pages = _page_count(reader)
-    index = pages - 1 if page is None else page - 1
-    if not 0 <= index < pages:
-        raise DomainError(_l("Page %(page)s does not exist; the document has %(count)s page(s).",
-                             page=page, count=pages), code="page_out_of_range")
+    index, _ = _page_index(reader, page)
     writer = IncrementalPdfFileWriter(io.BytesIO(data), prev=reader)
     llx, lly, urx, ury = _page_box(writer, index)
     img = _stamp_image(credential.image_png)
@@ -239,20 +264,23 @@ async def _validate_all(signatures) -> list:
     return results
 
 
-def _modification(status, embedded, later_fields: set[str]) -> str | None:
+_MODIFIED = "The document was modified after this seal: "
+
+
+def _modification(status, embedded, later_fields: set[str]) -> Reason | None:
     """What changed after this signature, or None when nothing did or only later seals were added."""
     if status.coverage == SignatureCoverageLevel.ENTIRE_FILE:
         return None
     if status.coverage != SignatureCoverageLevel.ENTIRE_REVISION:
-        return "the signature does not cover a whole revision of the document"
+        return Reason("pdf.partial_revision")
     diff = status.diff_result
     if diff is None or isinstance(diff, SuspiciousModification):
-        return f"the document was changed after this seal was applied ({diff or 'unexplained changes'})"
+        return Reason("pdf.changed_after", {"detail": str(diff or "unexplained changes")})
     if diff.modification_level > ModificationLevel.FORM_FILLING:
-        return f"the document was changed after this seal was applied ({diff.modification_level.name.lower()})"
+        return Reason("pdf.changed_after", {"detail": diff.modification_level.name.lower()})
     others = sorted(set(diff.changed_form_fields) - later_fields)
     if others:
-        return f"form fields were changed after this seal was applied: {', '.join(others)}"
+        return Reason("pdf.fields_changed", {"fields": ", ".join(others)})
     return None
 
 
@@ -265,9 +293,9 @@ def _report_one(embedded, status, later_fields: set[str]) -> SignatureReport:
     rep = SignatureReport(kind="pdf")
     verdicts = []
 
-    def finding(verdict: str, reason: str) -> None:
+    def finding(verdict: str, code: str | Reason, **params) -> None:
         verdicts.append(verdict)
-        rep.reasons.append(reason)
+        rep.add_reason(code, **params)
 
     sig_dict = embedded.sig_object
     rep.official = str(sig_dict["/Name"]) if "/Name" in sig_dict else None
@@ -281,34 +309,34 @@ def _report_one(embedded, status, later_fields: set[str]) -> SignatureReport:
         cert = None
     if isinstance(status, Exception):
         rep.integrity = False
-        finding(INVALID, f"The signature cannot be validated: {status}.")
+        finding(INVALID, "pdf.unreadable", detail=str(status))
         rep.verdict = INVALID
         return rep
 
     rep.integrity = bool(status.intact and status.valid)
     if not rep.integrity:
-        finding(INVALID, "The signature does not match the document: the signed bytes were changed.")
+        finding(INVALID, "pdf.bytes_changed")
     rep.covers_whole_file = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
-    rep.modified_after = _modification(status, embedded, later_fields)
-    if rep.modified_after:
-        finding(INVALID, f"The document was modified after this seal: {rep.modified_after}.")
+    modified = _modification(status, embedded, later_fields)
+    if modified:
+        rep.modified_after = modified.text.removeprefix(_MODIFIED).removesuffix(".")
+        finding(INVALID, modified)
     elif not rep.covers_whole_file:
-        rep.reasons.append("Later seals were added to the document by incremental updates; "
-                           "they leave this seal's content unchanged.")
+        rep.add_reason("pdf.later_seals")
 
     ts = status.timestamp_validity
     signed_at = None
     if ts is None:
-        finding(INDETERMINATE, "The seal carries no timestamp, so its signing time is not proven.")
+        finding(INDETERMINATE, "pdf.no_timestamp")
     else:
         ts_ok = bool(ts.valid and ts.intact)
         rep.timestamp = {"serial": _tst_serial(embedded), "time": _iso(ts.timestamp),
                          "tsa": trust.from_asn1(ts.signing_cert).subject.rfc4514_string() if ts.signing_cert else None,
                          "valid": ts_ok and bool(ts.trusted)}
         if not ts_ok:
-            finding(INVALID, "The seal's timestamp does not verify.")
+            finding(INVALID, "pdf.timestamp_invalid")
         elif not ts.trusted:
-            finding(INDETERMINATE, "The seal's timestamp is not from a timestamp authority the hub trusts.")
+            finding(INDETERMINATE, "pdf.timestamp_untrusted")
         else:
             signed_at = _utc(ts.timestamp)
             rep.signing_time = _iso(signed_at)
@@ -317,29 +345,28 @@ def _report_one(embedded, status, later_fields: set[str]) -> SignatureReport:
     if not status.trusted:
         problem = status.trust_problem_indic
         if problem is None or problem == AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
-            finding(INVALID, "The seal's certificate does not chain to the hub's root CA.")
+            finding(INVALID, "pdf.chain_untrusted")
         elif isinstance(problem, AdESIndeterminate):  # expired with no trusted time, and the like
-            finding(INDETERMINATE, f"The seal's certificate cannot be validated ({problem.name.lower()}).")
+            finding(INDETERMINATE, "pdf.certificate_indeterminate", problem=problem.name.lower())
         else:
-            finding(INVALID, f"The seal's certificate is not valid ({problem.name.lower()}).")
+            finding(INVALID, "pdf.certificate_invalid", problem=problem.name.lower())
 
     seal, row = trust.seal_for(cert) if cert is not None else (None, None)
     if seal is not None:
         rep.seal = _seal_summary(seal)
     if row is None:
-        finding(INDETERMINATE, "The signing certificate is not in the hub's records, so its revocation "
-                               "status is unknown.")
+        finding(INDETERMINATE, "pdf.unknown_certificate")
         rep.revocation = {"at_signing": "unknown", "now": "unknown", "reason": None, "date": None}
     elif row.usage != "seal":
-        finding(INVALID, "The signing certificate is not a seal certificate.")
+        finding(INVALID, "pdf.not_seal_certificate")
     if row is not None:
-        verdict, sentence = revocation_verdict(revoked_at=_utc(row.revoked_at), reason=row.revocation_reason,
+        verdict, why = revocation_verdict(revoked_at=_utc(row.revoked_at), reason=row.revocation_reason,
                                                invalidity_date=_utc(row.invalidity_date), signed_at=signed_at)
         rep.revocation = {"at_signing": {VALID: "good", INVALID: "revoked"}.get(verdict, "unknown"),
                           "now": "revoked" if row.revoked_at else "good", "reason": row.revocation_reason,
                           "date": _iso(row.revoked_at)}
-        if sentence:
-            finding(verdict, sentence[0].upper() + sentence[1:] + ".")
+        if why:
+            finding(verdict, why)
     rep.verdict = worst(VALID, *verdicts)
     return rep
 
@@ -349,21 +376,19 @@ def verify_pdf(data: bytes) -> VerificationReport:
     revocation at signing and now, and changes made after it (ISO 32000-1 §12.8.1; ETSI EN 319 102-1)."""
     report = VerificationReport(kind="pdf", sha256=hashlib.sha256(data).hexdigest())
     if len(data) > _max_bytes():
-        report.reasons.append(f"The file is larger than {_max_bytes() // 2 ** 20} MiB, the most this hub verifies.")
+        report.add_reason("pdf.too_large", mib=_max_bytes() // 2 ** 20)
         return report
     try:
         reader = _open(data)
         signatures = reader.embedded_regular_signatures
     except DomainError as exc:
-        report.reasons.append({"not_pdf": "The file is not a PDF.",
-                               "encrypted_pdf": "The PDF is encrypted; it cannot be verified.",
-                               }.get(exc.code, "The PDF is damaged and cannot be read."))
+        report.add_reason({"not_pdf": "pdf.not_pdf", "encrypted_pdf": "pdf.encrypted"}.get(exc.code, "pdf.damaged"))
         return report
     except Exception:  # noqa: BLE001 - pyHanko met something it cannot parse in the signature fields
-        report.reasons.append("The PDF's signature fields are damaged and cannot be read.")
+        report.add_reason("pdf.damaged_signature_fields")
         return report
     if not signatures:
-        report.reasons.append("The file has no seal.")
+        report.add_reason("pdf.no_seal")
         return report
     statuses = asyncio.run(_validate_all(signatures))
     for embedded, status in zip(signatures, statuses):
@@ -372,4 +397,4 @@ def verify_pdf(data: bytes) -> VerificationReport:
     return report
 
 
-__all__ = ["seal_pdf", "verify_pdf", "seal_reason"]
+__all__ = ["seal_pdf", "verify_pdf", "seal_reason", "page_geometry"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .report import INVALID, SignatureReport, VerificationReport
+from .report import VerificationReport
 
 PDF_MAGIC = b"%PDF-"
 
@@ -22,13 +22,7 @@ def verify(data: bytes, signature: bytes | None = None) -> VerificationReport:
         from .pdf import verify_pdf
         return verify_pdf(data)
     report = VerificationReport(kind="cms", sha256=hashlib.sha256(data).hexdigest())
-    report.reasons.append("the file is not a PDF; give its detached signature (.p7s) too")
+    report.add_reason("file.not_pdf_without_signature")
     report.signatures = []
     return report
 
-
-def refused(kind: str, data: bytes, reason: str) -> VerificationReport:
-    """A report for input that could not be examined at all (verdict invalid, with the reason)."""
-    report = VerificationReport(kind=kind, sha256=hashlib.sha256(data).hexdigest())
-    report.signatures.append(SignatureReport(kind=kind, verdict=INVALID, reasons=[reason]))
-    return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 
-from flask import Blueprint, current_app, render_template, request, send_file
+from flask import Blueprint, current_app, jsonify, render_template, request, send_file
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -37,6 +37,12 @@ class ApplyForm(FlaskForm):
     y = DecimalField(_l("Stamp position from the bottom edge (points)"), validators=[Optional(), NumberRange(min=0)])
 
 
+class PageForm(FlaskForm):
+    """The placer's question: how big is the chosen page of this PDF (the sealing form's fields)."""
+    document = FileField(_l("PDF document"), validators=[FileRequired(_l("Choose a PDF file."))])
+    page = IntegerField(_l("Page (empty: the last page)"), validators=[Optional(), NumberRange(min=1)])
+
+
 # "Valid seal", not "Valid": that msgid is another page's "validity period" (有效期) in Chinese.
 VERDICT_TEXT = {VALID: _l("Valid seal"), INVALID: _l("Invalid"), INDETERMINATE: _l("Cannot be confirmed")}
 
@@ -56,6 +62,25 @@ def verify():
         else:
             status = 400
     return render_template("seals/verify.html", form=form, report=report, verdict_text=VERDICT_TEXT), status
+
+
+@bp.post("/seals/apply/page")
+@body_limit("SEAL_MAX_UPLOAD_BYTES")
+def page_size():
+    """The chosen page's size and rotation (``pdf.page_geometry``) for the click-to-place outline, as
+    JSON; the page's script sends the sealing form here when the file or the page changes."""
+    from .pdf import page_geometry
+
+    if current_session() is None:
+        return jsonify({"error": "login_required", "error_description": _("Sign in first.")}), 401
+    form = PageForm()
+    if not form.validate_on_submit():
+        return jsonify({"error": "invalid_request",
+                        "error_description": " ".join(str(e) for errs in form.errors.values() for e in errs)}), 400
+    try:
+        return jsonify(page_geometry(form.document.data.read(), form.page.data))
+    except DomainError as exc:
+        return jsonify({"error": exc.code, "error_description": exc.message}), exc.status
 
 
 def _download_name(filename: str | None) -> str:

@@ -51,15 +51,19 @@ def start_session(person: Person, *, acr: str, amr: list[str], replaces: SsoSess
     return s, cookie
 
 
-def raise_session(s: SsoSession, *, acr: str, amr: list[str], certificate_fingerprint: str | None = None) -> str:
+def raise_session(s: SsoSession, *, acr: str, amr: list[str], certificate_fingerprint: str | None = None,
+                  login: dict | None = None) -> str:
     """Step-up: the same session, re-authenticated now at a higher assurance; returns the new cookie value.
 
     ``sid`` stays (subsites' ID tokens and logout tokens still match it); the cookie value changes, so
-    a copy of the old one taken before the step-up does not carry the higher assurance.
+    a copy of the old one taken before the step-up does not carry the higher assurance. ``login``: as
+    for ``start_session``, the ``login.succeeded`` detail, recorded in the same transaction.
     """
     cookie = secrets.token_urlsafe(32)
     now = utcnow()
     with transaction():
+        if login is not None:
+            record("login.succeeded", actor=f"person:{s.person.sub}", target=f"person:{s.person.sub}", detail=login)
         s.cookie_digest, s.acr, s.amr, s.auth_time = _digest(cookie), acr, amr, now
         if certificate_fingerprint:
             s.certificate_fingerprint = certificate_fingerprint

@@ -260,3 +260,41 @@ def test_another_persons_certificate_replaces_the_session(client, browser, user,
     db.session.expire_all()
     live = SsoSession.query.filter(SsoSession.ended_at.is_(None)).all()
     assert [s.person.username for s in live] == ["wangwu"] and live[0].sid != old.sid
+
+
+def test_a_failed_step_up_records_no_login_and_keeps_the_level(app, client, browser, user, ca, monkeypatch):
+    """The step-up of a live session records ``login.succeeded`` and raises the session's level in one
+    transaction (as a new session does): a failure between the two leaves neither."""
+    from idp.accounts.officials import add_official, create_department
+    from idp.sessions import service as sessions
+
+    create_department(code="scjgj", name="本溪市市场监督管理局")
+    add_official(username="alice", department="scjgj")
+    _, cert = issue("alice")
+    browser.login()
+    before = SsoSession.query.one()
+    sid, acr, amr = before.sid, before.acr, list(before.amr)
+    events_before = [(e.id, e.action) for e in AuditEvent.query.order_by(AuditEvent.id).all()]
+    real_record = sessions.record
+
+    class Boom(RuntimeError):
+        pass
+
+    def failing_record(action, **kw):
+        if action == "session.stepped_up":  # after the login was recorded and the level set
+            raise Boom("injected")
+        return real_record(action, **kw)
+
+    monkeypatch.setattr(sessions, "record", failing_record)
+    assert cert_login(client, escaped(cert)).status_code == 500  # the app's error page, with a reference
+    db.session.expire_all()
+    after = SsoSession.query.one()
+    assert (after.sid, after.acr, list(after.amr)) == (sid, acr, amr) and acr != LOA3
+    assert [(e.id, e.action) for e in AuditEvent.query.order_by(AuditEvent.id).all()] == events_before
+
+    monkeypatch.setattr(sessions, "record", real_record)
+    assert cert_login(client, escaped(cert)).status_code == 303
+    db.session.expire_all()
+    assert SsoSession.query.one().acr == LOA3
+    new = [e.action for e in AuditEvent.query.order_by(AuditEvent.id).all()][len(events_before):]
+    assert new == ["login.succeeded", "session.stepped_up"], new

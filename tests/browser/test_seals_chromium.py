@@ -207,6 +207,75 @@ def test_an_official_seals_a_pdf_in_chromium_and_the_public_page_verifies_it(sit
     assert OFFICIAL[1] in page and SEAL_NAME in page, page
 
 
+def click_placer(driver, click) -> tuple[float, float, float]:
+    """Click the outline at ``click`` (CSS px from its top-left); (x, y) typed by the script, and the
+    outline's CSS px per point."""
+    placer = driver.find_element(By.ID, "placer")
+    rect = driver.execute_script("arguments[0].scrollIntoView({block: 'center'});"
+                                 "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top];", placer)
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(round(rect[0] + click[0]), round(rect[1] + click[1])).click()
+    actions.perform()
+    x = float(driver.find_element(By.ID, "x").get_property("value"))
+    y = float(driver.find_element(By.ID, "y").get_property("value"))
+    return x, y, placer.get_property("clientWidth")
+
+
+def measured(driver, width: int, height: int, rotate: int):
+    """Wait until the outline has taken the chosen page's size and rotation from the hub."""
+    want = (str(width), str(height), str(rotate))
+    return wait(driver, lambda d: tuple(d.find_element(By.ID, "placer").get_attribute(f"data-{k}")
+                                        for k in ("width", "height", "rotate")) == want or None,
+                f"the outline measured as {want}")
+
+
+def test_the_placer_takes_the_real_page_size_and_rotation(site, chrome, tmp_path):
+    """Not only A4: an A3 landscape page (1191 × 842 pt) and a page shown turned (/Rotate 90, ISO 32000-1
+    §7.7.3.3): the outline takes the chosen page's size and orientation (the hub reads them from the
+    file), a click maps to that page's own coordinates, and the stamp is drawn where the click was on
+    the page as a viewer shows it (poppler honours /Rotate)."""
+    sealing, _ = site
+    driver = chrome
+    sign_in_with_the_certificate(driver)
+    Select(driver.find_element(By.ID, "seal")).select_by_value(str(sealing.seal))
+
+    a3 = tmp_path / "a3.pdf"
+    a3.write_bytes(make_pdf(pages=1, media_box=(0, 0, 1191, 842)))
+    driver.find_element(By.ID, "document").send_keys(str(a3))
+    measured(driver, 1191, 842, 0)
+    x, y, shown_width = click_placer(driver, (300, 100))
+    k = shown_width / 1191  # landscape: the long side across
+    assert abs(x - (300 / k - STAMP / 2)) <= 3 and abs(y - (842 - 100 / k - STAMP / 2)) <= 3, (x, y, k)
+    assert x + STAMP > A4[0]  # a position an A4 outline could not give
+
+    # Letter, stored portrait, shown landscape (turned 90° clockwise): page y runs left to right as shown,
+    # page x top to bottom.
+    turned = tmp_path / "turned.pdf"
+    turned.write_bytes(make_pdf(pages=1, media_box=(0, 0, 612, 792), rotate=90))
+    driver.find_element(By.ID, "document").send_keys(str(turned))
+    measured(driver, 612, 792, 90)
+    click = (250, 120)
+    x, y, shown_width = click_placer(driver, click)
+    k = shown_width / 792
+    assert abs(x - (click[1] / k - STAMP / 2)) <= 3 and abs(y - (click[0] / k - STAMP / 2)) <= 3, (x, y, k)
+
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    path = tmp_path / "turned-sealed.pdf"
+    path.write_bytes(downloaded(driver))
+    emb = PdfFileReader(io.BytesIO(path.read_bytes())).embedded_regular_signatures[0]
+    rect = [float(v) for v in emb.sig_field["/Rect"]]
+    assert rect[:2] == [x, y], rect  # the typed-position contract: page coordinates
+    subprocess.run([tool("pdftoppm"), "-f", "1", "-l", "1", "-r", "72", "-png", "-singlefile", str(path),
+                    str(tmp_path / "turned")], check=True, capture_output=True, timeout=60)
+    img = Image.open(tmp_path / "turned.png").convert("RGB")
+    assert img.size == (792, 612)  # as a viewer shows it
+    cx, cy = click[0] / k, click[1] / k  # where the click was on the shown page, in points
+    around = (cx - STAMP / 2, cy - STAMP / 2, cx + STAMP / 2, cy + STAMP / 2)
+    inside = red_pixels(img, around)
+    assert inside > 500, inside
+    assert red_pixels(img, (0, 0, *img.size)) - inside < 50  # nowhere else
+
+
 def test_the_sealing_form_works_by_keyboard(site, chrome, tmp_path):
     """Every control has a label and is reached with Tab in order; the mouse-only outline is skipped
     (aria-hidden, not focusable); typing x and y and pressing Enter seals (WCAG 2.1.1, 2.4.3, 1.3.1)."""

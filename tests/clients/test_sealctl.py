@@ -103,12 +103,16 @@ def test_revoked_certificate_cannot_log_in(hub, tool, officials, tmp_path):
     """RFC 5280 §6.3 via the hub's records: a revoked certificate's login is refused with the reason."""
     p12, serial, _ = officials["revoked"]
     hub.cli("pki", "revoke", serial, "--reason", "keyCompromise")
-    r = sealctl(tmp_path / "state", tool, "login", "--hub", hub.issuer, "--p12", p12, "--password", P12_PASSWORD)
+    r = sealctl(tmp_path / "state", tool, "--lang", "en", "login", "--hub", hub.issuer, "--p12", p12,
+                "--password", P12_PASSWORD)
     assert r.returncode == 1 and "revoked" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = sealctl(tmp_path / "state", tool, "login", "--hub", hub.issuer, "--p12", p12, "--password", P12_PASSWORD)
+    assert r.returncode == 1 and "吊销" in r.stderr and "invalid_grant" in r.stderr, r.stderr  # zh by default
 
 
 def test_clear_errors(hub, tool, officials, tmp_path):
-    """Wrong password, unreachable hub, not signed in: one line on stderr, non-zero exit, no traceback."""
+    """Wrong password, unreachable hub, not signed in: one line on stderr, non-zero exit, no traceback
+    (in English, asked for with --lang en)."""
     junk = tmp_path / "none.p12"
     junk.write_bytes(b"not a pkcs12 file")
     good, _, _ = officials["errors"]
@@ -119,6 +123,6 @@ def test_clear_errors(hub, tool, officials, tmp_path):
         (("whoami", "--password", "x"), "not signed in"),
     ]
     for args, message in cases:
-        r = sealctl(tmp_path / "empty-state", tool, *args)
+        r = sealctl(tmp_path / "empty-state", tool, "--lang", "en", *args)
         assert r.returncode != 0 and r.stderr.startswith("sealctl: ") and message in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr

@@ -206,10 +206,10 @@ def test_a_revoked_official_certificate_cannot_sign(live):
     hub.cli("pki", "revoke", live["serial"], "--reason", "keyCompromise")
     r = sealctl(live, "sign", "--state", live["state"], "--password", P12_PASSWORD, "--seal", live["seal"],
                 "--in", work / "file.bin", "--out", work / "refused.p7s")
-    assert "revoked" in one_line_error(r)
+    assert "吊销" in one_line_error(r)  # sealctl's language by default (clients/sealctl/lang.py): Chinese
     assert not (work / "refused.p7s").exists()
     r = sealctl(live, "login", "--state", work / "state2", "--hub", hub.issuer, "--p12", live["p12"],
                 "--password", P12_PASSWORD)
-    assert r.returncode == 1 and "revoked" in r.stderr, r.stderr
+    assert r.returncode == 1 and "吊销" in r.stderr, r.stderr
     out = hub.cli("audit", "verify")
     assert out["intact"] is True and out["seal_applications"]["checked"] == 2, out

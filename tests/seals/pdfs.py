@@ -27,9 +27,10 @@ def page_text(n: int) -> bytes:
     return b"Approval document, page %d" % n
 
 
-def make_pdf(pages: int = 1, media_box=A4, password: str | None = None) -> bytes:
+def make_pdf(pages: int = 1, media_box=A4, password: str | None = None, rotate: int = 0) -> bytes:
     """A PDF of ``pages`` A4 pages, each saying which page it is (classic xref table); with a
-    ``password``, encrypted (AES-256, ISO 32000-2 §7.6.4)."""
+    ``password``, encrypted (AES-256, ISO 32000-2 §7.6.4); with ``rotate``, each page's /Rotate
+    (ISO 32000-1 §7.7.3.3: shown turned clockwise by that many degrees)."""
     w = PdfFileWriter(stream_xrefs=False)
     if password:
         w.encrypt(password, password)
@@ -39,7 +40,10 @@ def make_pdf(pages: int = 1, media_box=A4, password: str | None = None) -> bytes
     for n in range(1, pages + 1):
         content = generic.StreamObject(stream_data=b"BT /F1 18 Tf 72 760 Td (" + page_text(n) + b") Tj ET")
         resources = generic.DictionaryObject({pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): font_ref})})
-        w.insert_page(PageObject(contents=w.add_object(content), media_box=list(media_box), resources=resources))
+        page = PageObject(contents=w.add_object(content), media_box=list(media_box), resources=resources)
+        if rotate:
+            page[pdf_name("/Rotate")] = generic.NumberObject(rotate)
+        w.insert_page(page)
     out = io.BytesIO()
     w.write(out)
     return out.getvalue()

@@ -281,3 +281,116 @@ def test_the_public_verification_page_and_api(app, client, zhangsan_key, token, 
     form = {"csrf_token": _csrf(page.get_data(as_text=True)), "document": (io.BytesIO(sealed), "a.pdf")}
     html = fresh.post("/seals/verify?lang=en", data=form, content_type="multipart/form-data").get_data(as_text=True)
     assert 'data-verdict="valid"' in html and authorized_seal.name in html and "张三" in html
+
+
+# --- sealctl's language (clients/sealctl/lang.py): one rule for its messages and the hub's answers ---
+
+def _sealctl_via(app, client, monkeypatch):
+    """``sealctl``'s HTTP calls answered by this app in-process (requests → the Flask test client)."""
+    import requests as real_requests
+    from urllib.parse import urlsplit
+
+    from clients.sealctl import hub as sealctl_hub
+
+    def request(method, url, headers=None, params=None, data=None, timeout=None):
+        r = client.open(urlsplit(url).path, method=method, headers=headers, query_string=params, data=data)
+        resp = real_requests.Response()
+        resp.status_code, resp._content = r.status_code, r.data
+        resp.headers.update(r.headers)
+        return resp
+
+    monkeypatch.setattr(sealctl_hub.requests, "request", request)
+
+
+def _sealctl(tmp_path, *args) -> str:
+    """Run ``sealctl`` (its ``main``) and return what it printed on stderr."""
+    import contextlib
+    import io
+
+    from clients.sealctl.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["--state", str(tmp_path / "state"), *args])
+    assert code == 1, err.getvalue()
+    return err.getvalue()
+
+
+@pytest.mark.parametrize("setting, expect_seal, expect_dpop", [
+    ({"args": ["--lang", "en"]}, "You are not authorized to apply the seal", "refused: "),
+    ({"env": {"SEALCTL_LANG": "en"}}, "You are not authorized to apply the seal", "refused: "),
+    ({"args": ["--lang", "zh"]}, "您未获授权使用印章", "DPoP 证明无效"),
+    ({"env": {"LANG": "zh_CN.UTF-8"}}, "您未获授权使用印章", "DPoP 证明无效"),
+    ({}, "您未获授权使用印章", "DPoP 证明无效"),
+])
+def test_sealctl_speaks_one_language_for_seal_and_dpop_refusals(app, client, zhangsan_key, token, tool, seal,
+                                                                 monkeypatch, tmp_path, setting, expect_seal,
+                                                                 expect_dpop):
+    """One rule (``--lang``, ``SEALCTL_LANG``, the locale, else Chinese) for the tool's messages, the
+    seal refusals the hub writes in the language asked with Accept-Language (RFC 9110 §12.5.4), and the
+    DPoP refusals (RFC 9449 §7.1), whose English protocol text the tool renders from the error code."""
+    import time
+
+    from clients.sealctl import hub as sealctl_hub
+    from tests.pki.conftest import P12_PASSWORD as PASSWORD
+
+    for name in ("SEALCTL_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in setting.get("env", {}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SEALCTL_PASSWORD", PASSWORD)
+    _sealctl_via(app, client, monkeypatch)
+    state = sealctl_hub.State(str(tmp_path / "state"))
+    state.save("token.json", {"hub": app.config["ISSUER"], "access_token": token,
+                              "expires_at": int(time.time()) + 600, "client_id": tool})
+    state.save("key.json", zhangsan_key.reference())
+    lang_args = setting.get("args", [])
+    doc = tmp_path / "a.pdf"
+    doc.write_bytes(make_pdf())
+
+    seal_refusal = _sealctl(tmp_path, *lang_args, "apply", "--seal", seal.id, "--in", doc, "--out", tmp_path / "o.pdf")
+    assert expect_seal in seal_refusal, seal_refusal
+
+    real_proof = sealctl_hub.dpop_proof
+    monkeypatch.setattr(sealctl_hub, "dpop_proof",  # a proof for another URL (RFC 9449 §4.3 htu)
+                        lambda key, method, url, tok=None: real_proof(key, method, url + "/elsewhere", tok))
+    dpop_refusal = _sealctl(tmp_path, *lang_args, "whoami")
+    assert expect_dpop in dpop_refusal, dpop_refusal
+    if expect_dpop == "refused: ":  # English: the hub's own description, no Chinese at all
+        assert "/api/official refused: " in dpop_refusal and not any("\u4e00" <= ch <= "\u9fff" for ch in
+                                                                     seal_refusal + dpop_refusal)
+    else:
+        assert "(invalid_dpop_proof)" in dpop_refusal.replace("（", "(").replace("）", ")")
+        assert "refused" not in seal_refusal + dpop_refusal
+
+    monkeypatch.delenv("SEALCTL_PASSWORD")
+    own = _sealctl(tmp_path, *lang_args, "whoami")  # the tool's own message, no terminal for a prompt
+    assert ("password is needed" in own) == (expect_dpop == "refused: "), own
+
+
+def test_the_sealing_page_measures_the_chosen_page_for_its_placer(app, client, zhangsan_key, authorized_seal):
+    """POST /seals/apply/page (the sealing form's fields, CSRF included): the chosen page's size and
+    /Rotate (ISO 32000-1 §7.7.3.3), which the page's outline takes; anonymous or invalid: JSON errors."""
+    import io
+
+    doc = make_pdf(pages=2, media_box=(0, 0, 1191, 842), rotate=90)
+    nobody = app.test_client()
+    anonymous = nobody.post("/seals/apply/page", content_type="multipart/form-data",
+                            data={"csrf_token": _csrf(nobody.get("/seals/verify").get_data(as_text=True)),
+                                  "document": (io.BytesIO(doc), "a.pdf")})
+    assert anonymous.status_code == 401 and anonymous.json["error"] == "login_required"
+
+    assert cert_login(client, zhangsan_key).status_code == 303
+    page = client.get("/seals/apply?lang=en").get_data(as_text=True)
+    assert 'data-measure="/seals/apply/page"' in page
+    token = _csrf(page)
+    r = client.post("/seals/apply/page", data={"csrf_token": token, "document": (io.BytesIO(doc), "a.pdf"),
+                                               "page": "1"}, content_type="multipart/form-data")
+    assert r.status_code == 200 and r.json == {"page": 1, "pages": 2, "width": 1191, "height": 842, "rotate": 90}
+    r = client.post("/seals/apply/page?lang=en", data={"csrf_token": token, "document": (io.BytesIO(doc), "a.pdf"),
+                                                       "page": "3"}, content_type="multipart/form-data")
+    assert r.status_code == 400 and r.json["error"] == "page_out_of_range" and "2 page" in r.json["error_description"]
+    r = client.post("/seals/apply/page", data={"document": (io.BytesIO(doc), "a.pdf")},
+                    content_type="multipart/form-data")  # no CSRF token: refused before the view
+    assert r.status_code == 400 and '"rotate"' not in r.get_data(as_text=True)
+    assert applications() == []

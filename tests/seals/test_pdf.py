@@ -27,16 +27,6 @@ STAMP = 119  # SEAL_STAMP_SIZE_PT's default; the test image is square
 
 
 @pytest.fixture
-def seal(app, ca):
-    return make_seal(app, ca)
-
-
-@pytest.fixture
-def tsa(app, ca):
-    return make_timestamper(app, ca)
-
-
-@pytest.fixture
 def sealed(seal, tsa):
     return seal_pdf(make_pdf(), seal, APPROVER, timestamper=tsa)
 
@@ -257,6 +247,50 @@ def test_a_seal_from_another_ca_is_invalid(app, seal, tsa):
     assert sig.seal is None
 
 
+def _verify_page(client, document: bytes, lang: str) -> str:
+    import re
+
+    page = client.get(f"/seals/verify?lang={lang}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    r = client.post("/seals/verify", data={"csrf_token": token, "document": (io.BytesIO(document), "a.pdf")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200
+    return r.get_data(as_text=True)
+
+
+def test_the_verification_page_gives_the_reasons_in_the_readers_language(app, client, seal, tsa, sealed):
+    """Each reason has a code (report.REASONS); the API keeps the English sentence with the code, and
+    the Chinese page shows the Chinese sentence for the code and none of the English ones."""
+    import dataclasses
+
+    from tests.pki.conftest import craft
+
+    forged = sealed.replace(page_text(1), b"B" + page_text(1)[1:])
+    root, root_key = craft(None, None, ca=True, eku=None, key_usage=None)
+    leaf, leaf_key = craft(root, root_key, eku=None, subject=seal.certificate.subject)
+    impostor = dataclasses.replace(seal, private_key=leaf_key, certificate=leaf, chain=(root,))
+    unknown = seal_pdf(make_pdf(), impostor, APPROVER, timestamper=tsa)
+
+    api = client.post("/api/seals/verify", data={"file": (io.BytesIO(forged), "a.pdf")},
+                      content_type="multipart/form-data").json
+    [sig] = api["signatures"]
+    assert sig["coded_reasons"][0] == {"code": "pdf.bytes_changed", "params": {}}, sig
+    assert sig["reasons"][0] == "The signature does not match the document: the signed bytes were changed."
+    assert len(sig["reasons"]) == len(sig["coded_reasons"])
+
+    for document, codes, chinese in (
+            (forged, {"pdf.bytes_changed"}, "签名与文件不符：签名覆盖的内容已被改动。"),
+            (unknown, {"pdf.chain_untrusted", "pdf.unknown_certificate"}, "印章证书无法链接到本平台的根证书。")):
+        english = verify_pdf(document).signatures[0].reasons
+        assert codes <= {r.code for r in verify_pdf(document).signatures[0].coded_reasons}
+        zh = _verify_page(client, document, "zh")
+        assert 'data-verdict="invalid"' in zh and chinese in zh
+        assert all(f'data-reason="{code}"' in zh for code in codes)
+        assert not [r for r in english if r in zh], english
+        en = _verify_page(client, document, "en")
+        assert all(r.replace("'", "&#39;") in en for r in english), english
+
+
 def test_a_seal_certificate_expired_since_is_judged_at_the_trusted_time(app, ca, seal, monkeypatch):
     """Verifying 400 days from now, when the seal's one-year certificate has expired: the timestamp
     (its TSA certificate still valid) proves the seal was made while the certificate was valid
@@ -342,6 +376,38 @@ def test_a_stamp_must_land_on_a_page(seal, tsa, where, message):
     with pytest.raises(DomainError) as err:
         seal_pdf(make_pdf(2), seal, APPROVER, timestamper=tsa, **where)
     assert err.value.message == message
+
+
+A3_LANDSCAPE = (1191, 842)
+
+
+@pytest.mark.parametrize("kind, media_box, rotate, expect", [
+    ("A4", (0, 0, 595, 842), 0, {"width": 595, "height": 842, "rotate": 0}),
+    ("A3 landscape", (0, 0, *A3_LANDSCAPE), 0, {"width": 1191, "height": 842, "rotate": 0}),
+    ("Letter, shown turned", (0, 0, 612, 792), 90, {"width": 612, "height": 792, "rotate": 90}),
+    ("offset box, -90", (100, 50, 700, 900), -90, {"width": 600, "height": 850, "rotate": 270}),
+])
+def test_page_geometry_is_the_chosen_pages_size_and_rotation(app, kind, media_box, rotate, expect):
+    """What the stamp placer draws (ISO 32000-1 §7.7.3.3 MediaBox/CropBox, /Rotate): the page's own
+    size in points (the typed x and y are in it) and how a viewer turns it."""
+    from idp.seals.pdf import page_geometry
+
+    data = make_pdf(pages=3, media_box=media_box, rotate=rotate)
+    assert page_geometry(data) == {"page": 3, "pages": 3, **expect}, kind
+    assert page_geometry(data, 1)["page"] == 1
+    with pytest.raises(DomainError) as err:
+        page_geometry(data, 4)
+    assert err.value.code == "page_out_of_range"
+
+
+def test_a_stamp_placed_on_a_landscape_a3_page_lands_there(seal, tsa, tmp_path):
+    """A3 landscape: positions beyond A4's 595 × 842 are on the page; the stamp is drawn there."""
+    x, y = 1000, 600
+    img = render(seal_pdf(make_pdf(media_box=(0, 0, *A3_LANDSCAPE)), seal, APPROVER, timestamper=tsa, x=x, y=y),
+                 1, tmp_path)
+    assert img.size == A3_LANDSCAPE
+    top = A3_LANDSCAPE[1] - y - STAMP
+    assert red_pixels(img, (x, top, x + STAMP, top + STAMP)) > 500
 
 
 def test_size_is_bounded_by_config(app, seal, tsa):

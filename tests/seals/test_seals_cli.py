@@ -103,20 +103,6 @@ def verify_cli(runner, *args):
     return r.exit_code, json.loads(lines[0])
 
 
-@pytest.fixture
-def pdf_seal(app, ca):
-    from tests.seals.pdfs import make_seal
-
-    return make_seal(app, ca)
-
-
-@pytest.fixture
-def timestamper(app, ca):
-    from tests.seals.pdfs import make_timestamper
-
-    return make_timestamper(app, ca)
-
-
 APPROVER = ("王五", "wangwu", "本溪市市场监督管理局")
 
 
@@ -127,19 +113,19 @@ def _approver():
     return Approver(name=name, username=username, department=department)
 
 
-def test_verify_a_sealed_pdf_valid_then_one_byte_changed(runner, pdf_seal, timestamper, tmp_path):
+def test_verify_a_sealed_pdf_valid_then_one_byte_changed(runner, seal, tsa, tmp_path):
     """Exit 0 and the report (seal, official, trusted time); one byte of the signed content changed
     → exit 1 with the reason (ISO 32000-1 §12.8.1: /ByteRange digest no longer matches)."""
     from idp.seals.pdf import seal_pdf
     from tests.seals.pdfs import make_pdf, page_text
 
-    sealed = seal_pdf(make_pdf(), pdf_seal, _approver(), timestamper=timestamper)
+    sealed = seal_pdf(make_pdf(), seal, _approver(), timestamper=tsa)
     path = tmp_path / "批复.pdf"
     path.write_bytes(sealed)
     code, report = verify_cli(runner, path)
     assert code == 0 and report["verdict"] == "valid" and report["kind"] == "pdf", report
     [sig] = report["signatures"]
-    assert sig["official"] == "王五" and sig["seal"]["name"] == pdf_seal.name and sig["signing_time"]
+    assert sig["official"] == "王五" and sig["seal"]["name"] == seal.name and sig["signing_time"]
 
     text = page_text(1)
     assert sealed.count(text) == 1
@@ -150,19 +136,19 @@ def test_verify_a_sealed_pdf_valid_then_one_byte_changed(runner, pdf_seal, times
     assert "signed bytes were changed" in " ".join(report["signatures"][0]["reasons"])
 
 
-def test_verify_a_pdf_sealed_without_trusted_time_is_indeterminate(runner, pdf_seal, tmp_path):
+def test_verify_a_pdf_sealed_without_trusted_time_is_indeterminate(runner, seal, tmp_path):
     """No RFC 3161 signature timestamp: nothing proves when it was sealed (PAdES B-B, not B-T) → exit 2."""
     from idp.seals.pdf import seal_pdf
     from tests.seals.pdfs import make_pdf
 
     path = tmp_path / "no-time.pdf"
-    path.write_bytes(seal_pdf(make_pdf(), pdf_seal, _approver(), timestamper=None))
+    path.write_bytes(seal_pdf(make_pdf(), seal, _approver(), timestamper=None))
     code, report = verify_cli(runner, path)
     assert code == 2 and report["verdict"] == "indeterminate", report
     assert "no timestamp" in " ".join(report["signatures"][0]["reasons"])
 
 
-def test_verify_a_detached_signature_valid_and_changed(runner, pdf_seal, tmp_path):
+def test_verify_a_detached_signature_valid_and_changed(runner, seal, tmp_path):
     """RFC 5652 §5.4: the messageDigest over the file's exact bytes; one byte changed → exit 1."""
     from idp.seals.cms import sign_detached
     from idp.seals.tsa import hub_timestamper  # the hub's own TSA, as the API signs
@@ -170,10 +156,10 @@ def test_verify_a_detached_signature_valid_and_changed(runner, pdf_seal, tmp_pat
     data = tmp_path / "file.bin"
     data.write_bytes(bytes(range(256)) * 64)
     sig = tmp_path / "file.bin.p7s"
-    sig.write_bytes(sign_detached(data.read_bytes(), pdf_seal, _approver(), timestamper=hub_timestamper()))
+    sig.write_bytes(sign_detached(data.read_bytes(), seal, _approver(), timestamper=hub_timestamper()))
     code, report = verify_cli(runner, data, "--signature", sig)
     assert code == 0 and report["verdict"] == "valid" and report["kind"] == "cms", report
-    assert report["signatures"][0]["seal"]["name"] == pdf_seal.name
+    assert report["signatures"][0]["seal"]["name"] == seal.name
 
     raw = bytearray(data.read_bytes())
     raw[100] ^= 0x01
