@@ -98,6 +98,10 @@ class DirectRead:
                 # What SQLAlchemy's Connection does on a disconnect: this connection is discarded and
                 # every older pooled one is replaced at its next checkout.
                 engine.pool._invalidate(fairy, err)
+            else:
+                # Any other error: this connection is discarded too, never returned to the pool in a
+                # state we are not sure of (autocommit left on would run the ORM without transactions).
+                fairy.invalidate(err)
             raise self._wrapped(plan, args, err, dialect, lost) from err
         finally:
             if cursor is not None:

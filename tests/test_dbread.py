@@ -6,7 +6,7 @@ import shutil
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import bindparam, exc, select, text
+from sqlalchemy import Integer, bindparam, cast, exc, select, text
 
 from idp.db import db, utcnow
 from idp.dbread import DirectRead, read_first
@@ -105,4 +105,12 @@ def test_postgresql_reads_in_autocommit_and_recovers_from_a_restart(tmp_path, po
             BY_DIGEST.first(db.engine, {"digest": "e" * 64})
         assert caught.value.connection_invalidated
         assert BY_DIGEST.first(db.engine, {"digest": "e" * 64}).jti == "j-eeeeeeee"
+        # Any other error is SQLAlchemy's too, and its connection is not returned to the pool in autocommit.
+        bad = DirectRead(select(cast(bindparam("v"), Integer).label("n")))
+        with pytest.raises(exc.DataError):
+            bad.first(db.engine, {"v": "not a number"})
+        pooled = [db.engine.raw_connection() for _ in range(3)]
+        assert all(c.driver_connection.autocommit is False for c in pooled)
+        for c in pooled:
+            c.close()
         db.engine.dispose()

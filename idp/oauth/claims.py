@@ -172,8 +172,9 @@ def is_subject_of(person, client, sub) -> bool:
 
 
 def userinfo_claims(person, *, client, scopes: set[str], acr: str | None = None,
-                    representation_id: int | None = None, claims_request: dict | None = None) -> dict:
-    """Claims for the UserInfo endpoint (OIDC Core §5.3.2): every claim the granted scopes release."""
+                    representation_id: int | None = None) -> dict:
+    """Claims for the UserInfo endpoint (OIDC Core §5.3.2): every claim the granted scopes release
+    (a ``claims`` request's ``userinfo`` member adds nothing: it never widens what the scopes grant)."""
     s = Subject(person, client, acr, representation_id)
     return {"sub": subject_for(person, client), **_values(s, _released(s, scopes))}
 

@@ -122,8 +122,8 @@ _ACCESS_BY_DIGEST = DirectRead(
     .where(_TOKEN.c.access_digest == bindparam("digest")))
 # UserInfo's token columns and the person's claim columns (``PersonView``, last), in one query.
 _ACCESS_WITH_PERSON = DirectRead(
-    select(_TOKEN.c.client_id, _TOKEN.c.scope, _TOKEN.c.acr, _TOKEN.c.representation_id, _TOKEN.c.claims_request,
-           _TOKEN.c.access_expires_at, _TOKEN.c.access_revoked_at, _TOKEN.c.revoked_at,
+    select(_TOKEN.c.client_id, _TOKEN.c.scope, _TOKEN.c.acr, _TOKEN.c.representation_id, _TOKEN.c.access_expires_at,
+           _TOKEN.c.access_revoked_at, _TOKEN.c.revoked_at,
            *(_PERSON.c[name].label(f"person_{name}") for name in PersonView._fields))
     .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id)
     .where(_TOKEN.c.access_digest == bindparam("digest")))

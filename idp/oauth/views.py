@@ -129,7 +129,7 @@ def _userinfo_claims(row, person=None) -> dict | None:
     if client is None:
         return None
     return release.userinfo_claims(person, client=client, scopes=set(row.scope.split()), acr=row.acr,
-                                   representation_id=row.representation_id, claims_request=row.claims_request)
+                                   representation_id=row.representation_id)
 
 
 def userinfo_payload(token_value: str) -> dict | None:
