@@ -3,6 +3,7 @@ digest only (a leaked database holds no usable token)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -238,6 +239,16 @@ def find_access_token(value: str | None):
         return None
     row = find_access_row(value)
     return row if row is not None and access_is_live(row) else None
+
+
+def sender_ok(row, proof_jkt: str | None) -> bool:
+    """RFC 9449 §7.1: the one rule for presenting a stored access token. A DPoP-bound token (its row's
+    ``cnf_jkt``, §6.1) is accepted only with a checked proof (§4.3, ``dpop.check_proof`` with ``ath``)
+    by the key it is bound to, never as a plain Bearer token; an unbound token only without one."""
+    bound = row.cnf_jkt
+    if bound is None:
+        return proof_jkt is None
+    return proof_jkt is not None and hmac.compare_digest(bound, proof_jkt)
 
 
 def find_live_access_with_person(value: str | None):

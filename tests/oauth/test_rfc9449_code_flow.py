@@ -184,3 +184,74 @@ def test_malformed_dpop_jkt_is_an_invalid_request(app, browser, user, pub, value
     q = parse_qs(urlsplit(resp.location).query)
     assert q["error"] == ["invalid_request"] and "code" not in q
     assert db.session.execute(select(func.count()).select_from(AuthorizationCode)).scalar() == 0
+
+
+def userinfo_url(app) -> str:
+    return app.config["ISSUER"] + "/userinfo"
+
+
+def userinfo(client, token, dpop=None, scheme="DPoP", method="GET"):
+    headers = {"Authorization": f"{scheme} {token}"}
+    if dpop is not None:
+        headers["DPoP"] = dpop
+    return client.open("/userinfo", method=method, headers=headers)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_userinfo_with_a_bound_token_and_its_proof(app, client, browser, user, pub, dpop_key, method):
+    """RFC 9449 §7.1: ``Authorization: DPoP <token>`` and a proof for this method and URL with ``ath``
+    (§4.2, §4.3) by the bound key: the claims (OIDC Core §5.3.2)."""
+    at = bound_tokens(app, client, browser, pub, dpop_key)["access_token"]
+    r = userinfo(client, at, proof(dpop_key, htm=method, htu=userinfo_url(app), access_token=at), method=method)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["sub"] == claims_of(client, at)["sub"] and r.headers["Cache-Control"] == "no-store"
+
+
+def test_a_bound_token_sent_as_bearer_is_refused(app, client, browser, user, pub, dpop_key):
+    """RFC 9449 §7.1/§7.2: a DPoP-bound token used as a Bearer token (a stolen token without its key)
+    is 401 with the ``DPoP`` challenge and ``invalid_token``; audited."""
+    at = bound_tokens(app, client, browser, pub, dpop_key)["access_token"]
+    for proof_value in (None, proof(dpop_key, htm="GET", htu=userinfo_url(app), access_token=at)):
+        r = userinfo(client, at, proof_value, scheme="Bearer")
+        assert r.status_code == 401 and r.get_json()["error"] == "invalid_token"
+        challenge = r.headers["WWW-Authenticate"]
+        assert challenge.startswith("DPoP ") and 'error="invalid_token"' in challenge
+    assert dpop_refusals().count("bearer_use_of_bound_token") == 2
+
+
+@pytest.mark.parametrize("bad", ["none", "no_ath", "other_key", "wrong_url", "replayed"])
+def test_userinfo_refuses_a_bad_proof(app, client, browser, user, pub, dpop_key, bad):
+    """RFC 9449 §4.3, §7.1: no proof, a proof without ``ath`` (or for another URL), by another key, or
+    used before: 401 ``invalid_dpop_proof`` with the ``DPoP`` challenge; audited."""
+    at = bound_tokens(app, client, browser, pub, dpop_key)["access_token"]
+    good = proof(dpop_key, htm="GET", htu=userinfo_url(app), access_token=at)
+    if bad == "replayed":
+        assert userinfo(client, at, good).status_code == 200
+    value = {"none": None, "no_ath": proof(dpop_key, htm="GET", htu=userinfo_url(app)),
+             "other_key": proof(ECKey.generate_key("P-256"), htm="GET", htu=userinfo_url(app), access_token=at),
+             "wrong_url": proof(dpop_key, htm="GET", htu=app.config["ISSUER"] + "/api/official", access_token=at),
+             "replayed": good}[bad]
+    r = userinfo(client, at, value)
+    assert r.status_code == 401 and r.get_json()["error"] == "invalid_dpop_proof", r.get_json()
+    assert r.headers["WWW-Authenticate"].startswith("DPoP ")
+    assert dpop_refusals()
+
+
+def test_an_unbound_token_with_the_dpop_scheme_is_refused(app, client, browser, user, rp, dpop_key):
+    """RFC 9449 §7.1: the ``DPoP`` scheme is for bound tokens; a Bearer token sent with it is
+    ``invalid_token`` (and still works as Bearer, RFC 6750 §2.1)."""
+    code, verifier, _ = browser.code(rp)
+    at = exchange(client, rp, code, verifier).get_json()["access_token"]
+    r = userinfo(client, at, proof(dpop_key, htm="GET", htu=userinfo_url(app), access_token=at))
+    assert r.status_code == 401 and r.get_json()["error"] == "invalid_token"
+    assert userinfo(client, at, scheme="Bearer").status_code == 200
+
+
+def test_introspection_reports_the_binding(app, client, browser, user, rp, dpop_key):
+    """RFC 9449 §6.2, RFC 7662 §2.2: introspecting a bound user token says ``token_type`` ``DPoP`` and
+    ``cnf.jkt``; its refresh token (a confidential client's: not bound) says no ``cnf``."""
+    body = bound_tokens(app, client, browser, rp, dpop_key)
+    info = client.post("/introspect", data={"token": body["access_token"]}, headers=basic(rp)).get_json()
+    assert info["active"] is True and info["token_type"] == "DPoP" and info["cnf"] == {"jkt": rfc7638(dpop_key)}
+    info = client.post("/introspect", data={"token": body["refresh_token"]}, headers=basic(rp)).get_json()
+    assert info["active"] is True and info["token_type"] == "refresh_token" and "cnf" not in info
