@@ -94,6 +94,9 @@ def authorize():
     for name, limit in (("nonce", 255), ("scope", 512), ("login_hint", 64), ("code_challenge", 128)):
         if len(params.get(name) or "") > limit:
             return fail(InvalidRequestError(f"'{name}' is too long."))
+    if (jkt := params.get("dpop_jkt")) is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", jkt):
+        # RFC 9449 §10: a JWK SHA-256 thumbprint (RFC 7638), base64url without padding.
+        return fail(InvalidRequestError("'dpop_jkt' must be a base64url SHA-256 JWK thumbprint."))
     try:
         requirement = acr.requirement_of(params, client)  # claims (OIDC Core §5.5), acr_values, policy
     except OAuth2Error as error:

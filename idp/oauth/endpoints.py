@@ -19,8 +19,9 @@ from .claims import subject_of
 from .clients import get_client
 
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-# The stored grants whose access tokens may be DPoP-bound (``official_grant``; client_credentials
-# tokens are stateless, their ``cnf`` read by ``tokens.stateless_claims``).
+# A stored token's DPoP binding is its row's ``cnf_jkt`` (RFC 9449 §6.1; client_credentials tokens
+# are stateless, their ``cnf`` read by ``tokens.stateless_claims``). Rows stored before that column
+# existed (migration 0007) of the one grant that bound then (``official_grant``) are read from the token.
 _BINDING_GRANTS = frozenset({JWTBearerGrant.GRANT_TYPE})
 
 
@@ -31,10 +32,14 @@ class _Found:
         self.row, self.kind, self.value = row, kind, value
 
     def cnf(self) -> dict | None:
-        """An access token's DPoP binding (RFC 9449 §6.1), read from the token itself: its row was
-        found by digest, so it is the very token we signed (no second signature check). Only the
-        grants that bind are read (parsing costs more than the rest of a plain introspection)."""
-        if self.kind != "access_token" or self.row.grant_type not in _BINDING_GRANTS:
+        """An access token's DPoP binding (RFC 9449 §6.1): its row's ``cnf_jkt``; for an older row of a
+        binding grant, read from the token itself (its row was found by digest, so it is the very token
+        we signed: no second signature check; parsing costs more than the rest of an introspection)."""
+        if self.kind != "access_token":
+            return None
+        if self.row.cnf_jkt is not None:
+            return {"jkt": self.row.cnf_jkt}
+        if self.row.grant_type not in _BINDING_GRANTS:
             return None
         try:
             cnf = json.loads(jws.extract_compact(self.value.encode()).payload).get("cnf")

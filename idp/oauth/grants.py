@@ -50,8 +50,42 @@ def _principal(person_id: int, session_id: int | None, **how) -> tokens.Principa
     return tokens.Principal(person=person, session_id=session_id, sid=sid, **how)
 
 
+def token_request_proof(request, bound_to: str | None = None, mismatch: str = "") -> str | None:
+    """RFC 9449 §5 at the token endpoint: the RFC 7638 thumbprint of the request's DPoP proof, checked
+    (§4.3, ``dpop.check_proof``) after the client authenticated; None when the request carries no
+    ``DPoP`` header and nothing requires one. ``bound_to``: the thumbprint the proof's key must have
+    (a ``dpop_jkt`` code, §10; a public client's bound refresh token, §5), ``mismatch`` the message
+    otherwise. A missing or bad proof, or another key, is ``invalid_dpop_proof`` (§5), audited."""
+    if "DPoP" not in request.headers and bound_to is None:  # present, even empty: a bound token asked for
+        return None
+    cid = request.client.client_id
+    try:
+        jkt = dpop.check_proof(request.headers, method="POST", url=current_app.config["ISSUER"] + "/token")
+    except dpop.DPoPError as exc:
+        _security_event("dpop.refused", cid, {"reason": f"proof_{exc.reason}", "path": "/token"})
+        raise dpop.InvalidDPoPProofError(description=str(exc)) from exc
+    if bound_to is not None and not hmac.compare_digest(jkt, bound_to):
+        _security_event("dpop.refused", cid, {"reason": "proof_key_mismatch", "path": "/token"})
+        raise dpop.InvalidDPoPProofError(description=mismatch)
+    return jkt
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    """RFC 6749 §4.1 with PKCE; DPoP-bound tokens when the code exchange carries a proof (RFC 9449 §5).
+
+    The proof is checked after Authlib's checks of the client, the code, ``redirect_uri`` and PKCE
+    (``validate_token_request`` and its hooks) and before ``create_token_response`` stores the
+    tokens and consumes the code (``save_token``, then ``delete_authorization_code``): a refused
+    proof leaves the code unused, so the client may retry with a good proof before it expires
+    (the code is still bound to the client, its PKCE verifier and, with ``dpop_jkt``, its key)."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+
+    def validate_token_request(self):
+        super().validate_token_request()  # client, code, redirect_uri; PKCE in the hook
+        self.request.cnf_jkt = token_request_proof(
+            self.request, bound_to=self.request.authorization_code.dpop_jkt,
+            mismatch="The DPoP proof's key is not the one named by 'dpop_jkt' in the authorization request.")
 
     @staticmethod
     def validate_authorization_redirect_uri(request, client):
@@ -79,7 +113,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             nonce=data.get("nonce"), code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"), auth_time=user.auth_time,
             acr=user.acr, amr=user.amr, claims_request=user.claims_request, representation_id=user.representation_id,
-            created_at=now, expires_at=now + timedelta(seconds=cfg["CODE_TTL"]),
+            dpop_jkt=data.get("dpop_jkt"), created_at=now, expires_at=now + timedelta(seconds=cfg["CODE_TTL"]),
         )
         db.session.add(row)
         if user.session_id:
@@ -112,12 +146,27 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         c = authorization_code
         return _principal(c.person_id, c.session_id, auth_time=c.auth_time, acr=c.acr, amr=c.amr, code_id=c.id,
                           offline="offline_access" in c.scope.split(), representation_id=c.representation_id,
-                          claims_request=c.claims_request)
+                          claims_request=c.claims_request, cnf_jkt=self.request.cnf_jkt)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """RFC 6749 §6 with rotation; DPoP per RFC 9449 §5. A refresh token issued to a public client
+    together with a DPoP-bound access token is bound to that key too ("the binding MUST be validated
+    when the refresh token is later presented"): it is redeemed only with a proof by the same key,
+    and the new tokens stay bound to it. A confidential client's refresh token is not bound (it is
+    sender-constrained by the client's authentication): each new access token is bound to the key
+    of the proof sent with that request, if any. The RFC names no error for a proof by the wrong key;
+    like a missing or bad proof (§5) it is ``invalid_dpop_proof``."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def validate_token_request(self):
+        super().validate_token_request()  # client, refresh token, scope
+        row = self.request.refresh_token.row
+        self.request.cnf_jkt = token_request_proof(
+            self.request, bound_to=row.cnf_jkt if self.request.client.is_public else None,
+            mismatch="The refresh token is bound to another DPoP key.")
 
     def authenticate_refresh_token(self, refresh_token):
         row = tokens.find_refresh_token(refresh_token)
@@ -139,7 +188,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_user(self, refresh_token):
         r = refresh_token.row
         return _principal(r.person_id, r.session_id, auth_time=r.auth_time, acr=r.acr, amr=r.amr, family=r.family,
-                          offline=r.offline, representation_id=r.representation_id, claims_request=r.claims_request)
+                          offline=r.offline, representation_id=r.representation_id, claims_request=r.claims_request,
+                          cnf_jkt=self.request.cnf_jkt)
 
     def revoke_old_credential(self, refresh_token):
         if not tokens.mark_rotated(refresh_token.row):
@@ -173,15 +223,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
     def validate_token_request(self):
         super().validate_token_request()  # client authentication, grant type, scope
-        self.request.cnf_jkt = None
-        if "DPoP" in self.request.headers:  # present, even empty: the client asked for a bound token
-            cid = self.request.client.client_id
-            try:
-                self.request.cnf_jkt = dpop.check_proof(self.request.headers, method="POST",
-                                                        url=current_app.config["ISSUER"] + "/token")
-            except dpop.DPoPError as exc:
-                _security_event("dpop.refused", cid, {"reason": f"proof_{exc.reason}", "path": "/token"})
-                raise dpop.InvalidDPoPProofError(description=str(exc)) from exc
+        self.request.cnf_jkt = token_request_proof(self.request)
 
     @hooked
     def create_token_response(self):

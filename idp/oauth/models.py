@@ -90,6 +90,9 @@ class AuthorizationCode(db.Model):
     # OIDC Core §5.5 ``claims`` request (as parsed), and the business acted for, carried to the tokens.
     claims_request: Mapped[dict | None] = mapped_column(JSON)
     representation_id: Mapped[int | None] = mapped_column(ForeignKey("representation.id", ondelete="SET NULL"))
+    # RFC 9449 §10: the ``dpop_jkt`` of the authorization request; the code is redeemed only with a
+    # DPoP proof by the key with this RFC 7638 thumbprint.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
@@ -135,6 +138,9 @@ class Token(db.Model):
     amr: Mapped[list] = mapped_column(JSON, default=list)
     claims_request: Mapped[dict | None] = mapped_column(JSON)
     representation_id: Mapped[int | None] = mapped_column(ForeignKey("representation.id", ondelete="SET NULL"))
+    # RFC 9449 §6.1: the thumbprint (``cnf.jkt``) of the DPoP key the access token is bound to; for a
+    # public client the refresh token is bound to it too (§5).
+    cnf_jkt: Mapped[str | None] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

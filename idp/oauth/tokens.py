@@ -3,6 +3,7 @@ digest only (a leaked database holds no usable token)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -112,7 +113,8 @@ _INSERT_TOKEN = insert(_TOKEN)
 _TOKEN_BY_DIGEST = DirectRead(
     select(*(_TOKEN.c[name] for name in (
         "id", "client_id", "person_id", "family", "grant_type", "scope", "access_digest", "jti", "access_expires_at",
-        "access_revoked_at", "refresh_expires_at", "rotated_at", "revoked_at", "acr", "auth_time", "issued_at")),
+        "access_revoked_at", "refresh_expires_at", "rotated_at", "revoked_at", "acr", "auth_time", "issued_at",
+        "cnf_jkt")),
         _PERSON.c.sub.label("person_sub"))
     .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id, isouter=True)
     .where(or_(_TOKEN.c.access_digest == bindparam("digest"), _TOKEN.c.refresh_digest == bindparam("digest"))))
@@ -123,7 +125,7 @@ _ACCESS_BY_DIGEST = DirectRead(
 # UserInfo's token columns and the person's claim columns (``PersonView``, last), in one query.
 _ACCESS_WITH_PERSON = DirectRead(
     select(_TOKEN.c.client_id, _TOKEN.c.scope, _TOKEN.c.acr, _TOKEN.c.representation_id, _TOKEN.c.access_expires_at,
-           _TOKEN.c.access_revoked_at, _TOKEN.c.revoked_at,
+           _TOKEN.c.access_revoked_at, _TOKEN.c.revoked_at, _TOKEN.c.cnf_jkt,
            *(_PERSON.c[name].label(f"person_{name}") for name in PersonView._fields))
     .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id)
     .where(_TOKEN.c.access_digest == bindparam("digest")))
@@ -150,11 +152,12 @@ def save_token(token: dict, request) -> None:
         "family": user.family if user and user.family else secrets.token_hex(16), "offline": offline, "amr": [],
         "person_id": None, "session_id": None, "code_id": None, "auth_time": None, "acr": None,
         "refresh_digest": None, "refresh_expires_at": None, "claims_request": None, "representation_id": None,
+        "cnf_jkt": None,
     }
     if user is not None:
         row.update(person_id=user.person.id, session_id=user.session_id, code_id=user.code_id,
                    auth_time=user.auth_time, acr=user.acr, amr=user.amr or [], claims_request=user.claims_request,
-                   representation_id=user.representation_id)
+                   representation_id=user.representation_id, cnf_jkt=user.cnf_jkt)
     if refresh:
         ttl = cfg["OFFLINE_REFRESH_TOKEN_TTL"] if offline else cfg["REFRESH_TOKEN_TTL"]
         row.update(refresh_digest=digest(refresh), refresh_expires_at=now + timedelta(seconds=ttl))
@@ -236,6 +239,16 @@ def find_access_token(value: str | None):
         return None
     row = find_access_row(value)
     return row if row is not None and access_is_live(row) else None
+
+
+def sender_ok(row, proof_jkt: str | None) -> bool:
+    """RFC 9449 §7.1: the one rule for presenting a stored access token. A DPoP-bound token (its row's
+    ``cnf_jkt``, §6.1) is accepted only with a checked proof (§4.3, ``dpop.check_proof`` with ``ath``)
+    by the key it is bound to, never as a plain Bearer token; an unbound token only without one."""
+    bound = row.cnf_jkt
+    if bound is None:
+        return proof_jkt is None
+    return proof_jkt is not None and hmac.compare_digest(bound, proof_jkt)
 
 
 def find_live_access_with_person(value: str | None):

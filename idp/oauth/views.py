@@ -5,8 +5,9 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..accounts.models import Person
+from ..audit.service import record
 from ..db import db
-from . import authorize as authorize_endpoint, clients
+from . import authorize as authorize_endpoint, clients, dpop, tokens
 from . import claims as release
 from .discovery import metadata_json
 
@@ -100,27 +101,78 @@ def _bearer_challenge(error: str) -> Response:
     return resp
 
 
-@bp.route("/userinfo", methods=["GET", "POST"])
-def userinfo():
-    """OIDC Core §5.3: claims for the scopes of a valid bearer token with ``openid``."""
-    rp = current_app.extensions["idp.resource_protector"]
-    if "access_token" in request.values:
-        # RFC 6750 §2: we accept the header method only; a token elsewhere (or in two places) is refused.
-        return _bearer_challenge("invalid_request")
+def _dpop_challenge(error: str, description: str, row=None, reason: str | None = None, status: int = 401) -> Response:
+    """RFC 9449 §7.1: 401 with the ``DPoP`` challenge; a refused proof or a bound token tried as Bearer
+    is audited (a stolen token, or a client that lost its key)."""
+    if reason is not None and row is not None:
+        record("dpop.refused", actor=f"client:{row.client_id}", outcome="refused",
+               detail={"reason": reason, "path": request.path})
+        db.session.commit()
+    resp = jsonify({"error": error, "error_description": description})
+    resp.status_code = status
+    resp.headers["WWW-Authenticate"] = dpop.www_authenticate(error, description)
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+def _dpop_userinfo(value: str) -> Response:
+    """RFC 9449 §7.1: ``Authorization: DPoP <token>`` with a proof for this request and this token
+    (``ath``, §4.3) by the key the token is bound to."""
+    row = tokens.find_access_token(value)
+    if row is None or row.person_id is None:
+        return _dpop_challenge("invalid_token", "The access token is invalid, expired or revoked.")
+    if row.cnf_jkt is None:
+        return _dpop_challenge("invalid_token", "The access token is not bound to a key; send it as Bearer.")
+    if "openid" not in row.scope.split():
+        return _dpop_challenge("insufficient_scope", _BEARER_ERRORS["insufficient_scope"][1], status=403)
     try:
-        row = rp.acquire_token(["openid"]).row
-    except OAuth2Error as error:
-        return _bearer_challenge(error.error)
-    claims = _userinfo_claims(row)
+        jkt = dpop.check_proof(request.headers, method=request.method,
+                               url=current_app.config["ISSUER"] + request.path, access_token=value)
+    except dpop.DPoPError as exc:
+        return _dpop_challenge("invalid_dpop_proof", str(exc), row, f"proof_{exc.reason}")
+    if not tokens.sender_ok(row, jkt):
+        return _dpop_challenge("invalid_dpop_proof", "The DPoP proof is not signed with the key the token is bound to.",
+                               row, "proof_key_mismatch")
+    return _userinfo_response(_userinfo_claims(row, proof_jkt=jkt), dpop_scheme=True)
+
+
+def _userinfo_response(claims: dict | None, dpop_scheme: bool = False) -> Response:
     if claims is None:
-        return _bearer_challenge("invalid_token")
+        description = "The access token is invalid, expired or revoked."
+        return _dpop_challenge("invalid_token", description) if dpop_scheme else _bearer_challenge("invalid_token")
     resp = jsonify(claims)
     resp.headers.update(NO_STORE)
     return resp
 
 
-def _userinfo_claims(row, person=None) -> dict | None:
-    """The claims for a valid access token's row, or None if its person or client is gone or inactive."""
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo():
+    """OIDC Core §5.3: claims for the scopes of a valid access token with ``openid``: a Bearer token
+    (RFC 6750), or a DPoP-bound one with its proof (RFC 9449 §7.1)."""
+    rp = current_app.extensions["idp.resource_protector"]
+    if "access_token" in request.values:
+        # RFC 6750 §2: we accept the header method only; a token elsewhere (or in two places) is refused.
+        return _bearer_challenge("invalid_request")
+    scheme, _, value = (request.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() == "dpop":
+        return _dpop_userinfo(value.strip())
+    try:
+        row = rp.acquire_token(["openid"]).row
+    except OAuth2Error as error:
+        return _bearer_challenge(error.error)
+    if not tokens.sender_ok(row, None):  # a bound token sent as Bearer (RFC 9449 §7.1, §7.2)
+        return _dpop_challenge("invalid_token", "This access token is DPoP-bound: send it as 'Authorization: DPoP' "
+                               "with a DPoP proof.", row, "bearer_use_of_bound_token")
+    return _userinfo_response(_userinfo_claims(row))
+
+
+def _userinfo_claims(row, person=None, proof_jkt: str | None = None) -> dict | None:
+    """The claims for a valid access token's row presented with the DPoP proof of ``proof_jkt``'s key
+    (None: as Bearer), or None if the token is bound and the proof is not by its key
+    (``tokens.sender_ok``), or its person or client is gone or inactive. Both paths (the general one
+    and ``idp.oauth.lean``) come here."""
+    if not tokens.sender_ok(row, proof_jkt):
+        return None
     if person is None and row.person_id:
         person = db.session.get(Person, row.person_id)
     if person is None or not person.active:
@@ -134,7 +186,8 @@ def _userinfo_claims(row, person=None) -> dict | None:
 
 def userinfo_payload(token_value: str) -> dict | None:
     """UserInfo for a bearer token that is valid and carries ``openid`` (what ``acquire_token(["openid"])``
-    accepts, RFC 6750 §3.1 and ``endpoints.AccessTokenValidator``), or None (``idp.oauth.lean``)."""
+    accepts, RFC 6750 §3.1 and ``endpoints.AccessTokenValidator``), or None (``idp.oauth.lean``; a
+    DPoP-bound token is None here: ``_userinfo_claims`` applies ``tokens.sender_ok``)."""
     from .tokens import find_live_access_with_person
 
     row, person = find_live_access_with_person(token_value)

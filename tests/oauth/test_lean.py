@@ -259,3 +259,34 @@ def test_a_database_outage_is_answered_503_once(app, client, paths, tokens, rp, 
         assert resp.headers["Cache-Control"] == "no-store"
         general = paths.both(method, path, **kw)[2]  # the general path's own answer to the same outage
         assert general.status_code == 503 and general.get_json() == resp.get_json()
+
+
+def test_a_bound_token_sent_as_bearer_is_refused_on_both_paths(app, client, paths, browser, user, rp):
+    """RFC 9449 §7.1/§7.2: a DPoP-bound user token presented as Bearer gets no claims on either path:
+    the lean path declines (``tokens.sender_ok``, the rule both paths apply) and the general path
+    answers 401 with the ``DPoP`` challenge; introspection of the token reports its binding (§6.2)
+    the same on both paths."""
+    from joserfc.jwk import ECKey
+
+    from tests.conftest import exchange
+    from tests.oauth.dpop_support import proof, rfc7638
+
+    key = ECKey.generate_key("P-256")
+    code, verifier, _ = browser.code(rp)
+    resp = client.post("/token", data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+                                       "redirect_uri": rp["redirect_uri"]},
+                       headers={**basic(rp), "DPoP": proof(key, htu=app.config["ISSUER"] + "/token")})
+    assert resp.status_code == 200 and resp.get_json()["token_type"] == "DPoP"
+    token = resp.get_json()["access_token"]
+    lean, took_lean, general = paths.both("GET", "/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert not took_lean and lean.status_code == general.status_code == 401
+    assert lean.get_json() == general.get_json() and lean.get_json()["error"] == "invalid_token"
+    assert lean.headers["WWW-Authenticate"] == general.headers["WWW-Authenticate"]
+    assert lean.headers["WWW-Authenticate"].startswith("DPoP ")
+    lean, took_lean, general = paths.both("POST", "/introspect", data={"token": token}, headers=basic(rp))
+    assert took_lean and lean.get_json() == general.get_json()
+    assert lean.get_json()["cnf"] == {"jkt": rfc7638(key)} and lean.get_json()["token_type"] == "DPoP"
+    # An unbound token of the same client still takes the lean path.
+    code, verifier, _ = browser.code(rp)
+    plain = exchange(client, rp, code, verifier).get_json()["access_token"]
+    assert paths.send("GET", "/userinfo", headers={"Authorization": f"Bearer {plain}"})[0].status_code == 200
