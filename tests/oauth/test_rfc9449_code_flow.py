@@ -31,26 +31,23 @@ def token_url(app) -> str:
     return app.config["ISSUER"] + "/token"
 
 
-def redeem(client, rp, code, verifier, dpop=None):
-    """The code exchange, as a confidential (HTTP Basic) or a public client (``client_id``)."""
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp["redirect_uri"],
-            "code_verifier": verifier}
+def _token_request(client, rp, data: dict, dpop=None):
+    """POST /token as a confidential (HTTP Basic) or a public client (``client_id``), with a proof if given."""
     headers = {"DPoP": dpop} if dpop is not None else {}
     if rp["client_secret"]:
         headers.update(basic(rp))
     else:
-        data["client_id"] = rp["client_id"]
+        data = {**data, "client_id": rp["client_id"]}
     return client.post("/token", data=data, headers=headers)
+
+
+def redeem(client, rp, code, verifier, dpop=None):
+    return _token_request(client, rp, {"grant_type": "authorization_code", "code": code,
+                                       "redirect_uri": rp["redirect_uri"], "code_verifier": verifier}, dpop)
 
 
 def refresh(client, rp, refresh_token, dpop=None):
-    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    headers = {"DPoP": dpop} if dpop is not None else {}
-    if rp["client_secret"]:
-        headers.update(basic(rp))
-    else:
-        data["client_id"] = rp["client_id"]
-    return client.post("/token", data=data, headers=headers)
+    return _token_request(client, rp, {"grant_type": "refresh_token", "refresh_token": refresh_token}, dpop)
 
 
 def claims_of(client, token: str) -> dict:
