@@ -222,10 +222,13 @@ def clients_group():
 @click.option("--subject-type", default="public", show_default=True, type=click.Choice(["public", "pairwise"]),
               help="pairwise: a different sub per sector (OIDC Core 8.1)")
 @click.option("--sector-identifier", help="pairwise sector (a host name); default: the redirect URIs' one host")
+@click.option("--dpop-bound", is_flag=True,
+              help="every token request must carry a DPoP proof (RFC 9449 5.2 dpop_bound_access_tokens)")
 @with_appcontext
 @_domain
 def clients_create(name, redirect_uris, post_logout, backchannel_logout_uri, frontchannel_logout_uri, auth_method,
-                   grant_types, scopes, first_party, jwks_file, id_token_alg, subject_type, sector_identifier):
+                   grant_types, scopes, first_party, jwks_file, id_token_alg, subject_type, sector_identifier,
+                   dpop_bound):
     _ensure_keys()
     from .oauth.clients import create_client
 
@@ -240,8 +243,24 @@ def clients_create(name, redirect_uris, post_logout, backchannel_logout_uri, fro
         backchannel_logout_uri=backchannel_logout_uri, frontchannel_logout_uri=frontchannel_logout_uri,
         auth_method=auth_method,
         grant_types=list(grant_types) or None, scopes=list(scopes) or None, first_party=first_party,
-        jwks=jwks, id_token_alg=id_token_alg, subject_type=subject_type, sector_identifier=sector_identifier)
-    emit({"client_id": client.client_id, "client_secret": secret})
+        jwks=jwks, id_token_alg=id_token_alg, subject_type=subject_type, sector_identifier=sector_identifier,
+        dpop_bound_access_tokens=dpop_bound)
+    emit({"client_id": client.client_id, "client_secret": secret,
+          "dpop_bound_access_tokens": client.dpop_bound_access_tokens})
+
+
+@clients_group.command("dpop")
+@click.argument("client_id")
+@click.option("--required/--optional", "required", required=True,
+              help="required: every token request must carry a DPoP proof (RFC 9449 5.2 dpop_bound_access_tokens)")
+@with_appcontext
+@_domain
+def clients_dpop(client_id, required):
+    """Require DPoP-bound tokens of a client, or not."""
+    from .oauth.clients import set_dpop_bound
+
+    client = set_dpop_bound(client_id, required)
+    emit({"client_id": client.client_id, "dpop_bound_access_tokens": client.dpop_bound_access_tokens})
 
 
 @clients_group.command("list")
@@ -252,7 +271,7 @@ def clients_list():
     emit([{"client_id": c.client_id, "name": c.name, "auth_method": c.token_endpoint_auth_method,
            "grant_types": c.grant_types, "redirect_uris": c.redirect_uris, "first_party": c.first_party,
            "scopes": c.scopes, "subject_type": c.subject_type, "sector_identifier": c.sector_identifier,
-           "status": c.status} for c in list_clients()])
+           "dpop_bound_access_tokens": c.dpop_bound_access_tokens, "status": c.status} for c in list_clients()])
 
 
 @click.group("keys")

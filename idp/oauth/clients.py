@@ -73,9 +73,10 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
                   auth_method: str = "client_secret_basic",
                   grant_types: list[str] | None = None, scopes: list[str] | None = None, first_party: bool = False,
                   jwks: dict | None = None, id_token_alg: str = "RS256", subject_type: str = "public",
-                  sector_identifier: str | None = None, actor: str = "cli",
+                  sector_identifier: str | None = None, dpop_bound_access_tokens: bool = False, actor: str = "cli",
                   client_id: str | None = None) -> tuple[Client, str | None]:
-    """Register a client; returns it and its secret (shown once, stored only as a keyed hash)."""
+    """Register a client; returns it and its secret (shown once, stored only as a keyed hash).
+    ``dpop_bound_access_tokens`` (RFC 9449 §5.2): its token requests are refused without a DPoP proof."""
     name = (name or "").strip()
     if not 1 <= len(name) <= 128:
         raise DomainError("the client name must have 1-128 characters")
@@ -114,6 +115,7 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
         token_endpoint_auth_method=auth_method,
         grant_types=grant_types, scopes=scopes, first_party=first_party, jwks=jwks,
         id_token_signed_response_alg=id_token_alg, subject_type=subject_type, sector_identifier=sector,
+        dpop_bound_access_tokens=bool(dpop_bound_access_tokens),
     )
     forget_client(client.client_id)
     with transaction():
@@ -121,8 +123,24 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
         db.session.flush()
         record("client.created", actor=actor, target=f"client:{client.client_id}",
                detail={"name": name, "auth_method": auth_method, "grant_types": grant_types,
-                       "subject_type": subject_type})
+                       "subject_type": subject_type, "dpop_bound_access_tokens": client.dpop_bound_access_tokens})
     return client, secret
+
+
+def set_dpop_bound(client_id: str, required: bool, *, actor: str = "cli") -> Client:
+    """Change a client's ``dpop_bound_access_tokens`` (RFC 9449 §5.2). Other nodes see the change
+    within ``CLIENT_CACHE_TTL`` seconds (their cached registration); this process at once."""
+    from ..errors import NotFound
+
+    client = db.session.execute(select(Client).where(Client.client_id == client_id)).scalars().first()
+    if client is None:
+        raise NotFound(f"no client {client_id!r}")
+    with transaction():
+        client.dpop_bound_access_tokens = bool(required)
+        record("client.updated", actor=actor, target=f"client:{client.client_id}",
+               detail={"dpop_bound_access_tokens": client.dpop_bound_access_tokens})
+    forget_client(client.client_id)
+    return client
 
 
 OFFICIALS_TOOL_CLIENT_ID = "sealctl"  # the well-known public client of the officials' tool (clients/sealctl)

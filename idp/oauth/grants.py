@@ -55,10 +55,20 @@ def token_request_proof(request, bound_to: str | None = None, mismatch: str = ""
     (§4.3, ``dpop.check_proof``) after the client authenticated; None when the request carries no
     ``DPoP`` header and nothing requires one. ``bound_to``: the thumbprint the proof's key must have
     (a ``dpop_jkt`` code, §10; a public client's bound refresh token, §5), ``mismatch`` the message
-    otherwise. A missing or bad proof, or another key, is ``invalid_dpop_proof`` (§5), audited."""
-    if "DPoP" not in request.headers and bound_to is None:  # present, even empty: a bound token asked for
-        return None
+    otherwise. A missing or bad proof, or another key, is ``invalid_dpop_proof`` (§5), audited.
+
+    A client registered with ``dpop_bound_access_tokens`` (§5.2) needs a proof on every token request:
+    "the authorization server MUST reject token requests from this client that do not contain the
+    DPoP header" — with ``invalid_dpop_proof``, as for any other missing proof here. The officials'
+    JWT bearer grant always needs one (``official_grant``); the lean path declines for such a client."""
     cid = request.client.client_id
+    if "DPoP" not in request.headers:  # present, even empty: a bound token asked for
+        if request.client.dpop_bound_access_tokens:
+            _security_event("dpop.refused", cid, {"reason": "proof_required", "path": "/token"})
+            raise dpop.InvalidDPoPProofError(
+                description="This client is registered for DPoP-bound tokens only: send a DPoP proof.")
+        if bound_to is None:
+            return None
     try:
         jkt = dpop.check_proof(request.headers, method="POST", url=current_app.config["ISSUER"] + "/token")
     except dpop.DPoPError as exc:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import db, utcnow
@@ -33,6 +33,8 @@ class Client(db.Model):
     id_token_signed_response_alg: Mapped[str] = mapped_column(String(16), default="RS256")
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # RFC 9449 §5.2 client metadata: every token request must carry a DPoP proof (grants.token_request_proof).
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     # Authlib's ClientMixin contract (authlib/oauth2/rfc6749/models.py), duck-typed.
     def get_client_id(self) -> str:

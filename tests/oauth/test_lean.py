@@ -171,6 +171,16 @@ def test_a_dpop_proof_goes_to_the_general_path(app, client, paths):
     assert lean.get_json() == general.get_json() and lean.get_json()["error"] == "invalid_dpop_proof"
 
 
+def test_a_client_that_must_use_dpop_gets_no_bearer_token_from_the_lean_path(app, client, paths):
+    """RFC 9449 §5.2: a client registered with ``dpop_bound_access_tokens`` is refused without a
+    DPoP header; the lean path, which answers only requests without one, declines, and both paths
+    give the general path's 400 ``invalid_dpop_proof`` (§5) — never a Bearer token."""
+    rp = make_rp(app, grant_types=["client_credentials"], redirect_uris=[], dpop_bound_access_tokens=True)
+    lean, took_lean, general = paths.both("POST", "/token", data={"grant_type": "client_credentials"}, headers=basic(rp))
+    assert not took_lean and lean.status_code == general.status_code == 400
+    assert lean.get_json() == general.get_json() and lean.get_json()["error"] == "invalid_dpop_proof"
+
+
 def test_introspection_lean_answers_equal_the_general_ones(app, client, paths, tokens, rp, rp2):
     """RFC 7662 §2.2: active tokens (user access, refresh, a client's stateless token) with their
     fields, and inactive ones (unknown, another client's) as ``{"active": false}``, the same on both paths."""
