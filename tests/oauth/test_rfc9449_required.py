@@ -16,8 +16,8 @@ import pytest
 from joserfc.jwk import ECKey
 from sqlalchemy import select
 
-from idp.oauth.models import AuthorizationCode
 from idp.db import db
+from idp.oauth.models import AuthorizationCode
 from tests.conftest import basic, make_rp
 from tests.oauth.dpop_support import proof, rfc7638
 from tests.oauth.test_rfc9449_code_flow import (claims_of, dpop_refusals, redeem, refresh, stored_tokens,
@@ -126,7 +126,10 @@ def test_the_setting_changed_later_takes_effect_at_once_on_this_node(app, client
     from idp.oauth.clients import set_dpop_bound
 
     cc = make_rp(app, grant_types=["client_credentials"], redirect_uris=[])
-    ask = lambda: client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(cc))  # noqa: E731
+
+    def ask():
+        return client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(cc))
+
     assert ask().status_code == 200
     assert set_dpop_bound(cc["client_id"], True).dpop_bound_access_tokens is True
     _refused(ask())
