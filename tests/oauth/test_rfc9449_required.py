@@ -1,9 +1,8 @@
 """A client registered with ``dpop_bound_access_tokens`` (RFC 9449 §5.2): "If true, the authorization
 server MUST reject token requests from this client that do not contain the DPoP header." The RFC
-names no error code for this refusal; the token endpoint's error for a missing or bad proof is
-``invalid_dpop_proof`` (§5: "... the authorization server issues an error response per Section 5.2
-of [RFC6749] with invalid_dpop_proof as the value of the error parameter"), the same answer the hub
-already gives when a ``dpop_jkt`` code (§10) or a bound refresh token is presented without a proof.
+names no error code for this refusal; the token endpoint's DPoP error is ``invalid_dpop_proof``
+(§5: an invalid proof is answered per RFC 6749 §5.2 with that ``error``; a required proof that is
+absent is no valid proof), the same answer the hub already gives when a ``dpop_jkt`` code (§10) or a bound refresh token is presented without a proof.
 Every grant refuses (code, refresh, client credentials), audited as ``dpop.refused`` /
 ``proof_required``; with a proof the tokens are bound as usual; other clients are unchanged, and
 /authorize without ``dpop_jkt`` still works for such a client (§10: the binding is checked at the
