@@ -7,11 +7,13 @@
                                        (``application/pkcs7-signature``, RFC 8551 §3.2.1)
 
 Each answer carries ``Seal-Application: <id>`` (the record). Errors are JSON
-``{"error", "error_description"}``; refusals after authentication are 403 and audited.
+``{"error", "error_description"}``, the description in the language of ``Accept-Language`` (``idp.i18n``);
+refusals after authentication are 403 and audited.
 """
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
+from flask_babel import gettext as _
 
 from ..errors import DomainError
 from ..limits import body_limit
@@ -48,7 +50,7 @@ def _number(name: str, kind=float):
     try:
         return kind(raw)
     except ValueError:
-        raise DomainError(f"'{name}' must be a number", code="invalid_request") from None
+        raise DomainError(_("'%(name)s' must be a number.", name=name), code="invalid_request") from None
 
 
 @bp.get("/api/seals")
@@ -66,7 +68,7 @@ def my_seals():
 def _document() -> bytes:
     data = request.get_data(cache=False)
     if not data:
-        raise DomainError("Send the document as the request body.", code="invalid_request")
+        raise DomainError(_("Send the document as the request body."), code="invalid_request")
     return data
 
 
@@ -115,7 +117,7 @@ def verify():
 
     upload = request.files.get("file")
     if upload is None:
-        return _error(400, "invalid_request", "Send the document as the multipart field 'file'.")
+        return _error(400, "invalid_request", _("Send the document as the multipart field 'file'."))
     sig = request.files.get("signature")
     report = verify_file(upload.read(), sig.read() if sig is not None else None)
     resp = jsonify(report.to_dict())

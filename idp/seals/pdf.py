@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import io
 import secrets
+from dataclasses import dataclass
 
 from asn1crypto import cms
 from asn1crypto import keys as asn1_keys
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from PIL import Image, UnidentifiedImageError
-from pyhanko.pdf_utils import layout
+from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
@@ -32,7 +33,7 @@ from pyhanko.sign.general import SigningError, find_unique_cms_attribute
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
-from pyhanko.stamp.static import StaticStampStyle
+from pyhanko.stamp.static import StaticContentStamp, StaticStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from ..errors import DomainError
@@ -112,13 +113,66 @@ def page_geometry(data: bytes, page: int | None = None) -> dict:
     reader = _open(data)
     index, pages = _page_index(reader, page)
     llx, lly, urx, ury = _page_box(reader, index)
+    return {"page": index + 1, "pages": pages, "width": round(urx - llx, 2), "height": round(ury - lly, 2),
+            "rotate": _page_rotation(reader, index)}
+
+
+def _page_rotation(handler: PdfFileReader | IncrementalPdfFileWriter, index: int) -> int:
+    """The clockwise turn a viewer shows the page with: /Rotate (inheritable, a multiple of 90; ISO
+    32000-1 §7.7.3.3, Table 30) as 0, 90, 180 or 270; anything else counts as 0, as readers do."""
     try:
-        page_obj = reader.find_page_for_modification(index)[0].get_object()
+        page_obj = handler.find_page_for_modification(index)[0].get_object()
         rotate = int(find_inherited_value_in_tree(page_obj, "/Rotate", "/Parent") or 0) % 360
     except (PdfError, ValueError, KeyError, IndexError, TypeError):
-        rotate = 0
-    return {"page": index + 1, "pages": pages, "width": round(urx - llx, 2), "height": round(ury - lly, 2),
-            "rotate": rotate if rotate % 90 == 0 else 0}
+        return 0
+    return rotate if rotate % 90 == 0 else 0
+
+
+# The appearance's /Matrix turning it counterclockwise by the page's /Rotate (cos, sin, -sin, cos, 0, 0).
+_TURN = {90: (0, 1, -1, 0, 0, 0), 180: (-1, 0, 0, -1, 0, 0), 270: (0, -1, 1, 0, 0, 0)}
+
+
+@dataclass(frozen=True)
+class _UprightStampStyle(StaticStampStyle):
+    """The seal's image as a stamp that stands upright as the page is shown, on a page with /Rotate too.
+
+    A viewer turns the page and its annotations clockwise by /Rotate; the widget's appearance is drawn
+    turned counterclockwise by as much, so the two cancel. ISO 32000-1 §12.5.5 (Algorithm 8.1): the
+    appearance's /BBox, transformed by its /Matrix, is fitted to the widget's /Rect, so the form keeps
+    the image's own (shown) width and height in its /BBox and the turn is its /Matrix; §12.5.6.19 Table
+    189 /MK /R says the same to a viewer that regenerates appearances (as Acrobat writes form fields on
+    turned pages)."""
+
+    rotate: int = 0
+
+    def create_stamp(self, writer, box: layout.BoxConstraints, text_params: dict) -> StaticContentStamp:
+        if self.rotate in (90, 270):  # the /Rect is the page's; the image is laid out as shown
+            box = layout.BoxConstraints(width=box.height, height=box.width)
+        return _UprightStamp(writer=writer, style=self, box=box)
+
+
+class _UprightStamp(StaticContentStamp):
+    style: _UprightStampStyle
+
+    def as_form_xobject(self) -> generic.StreamObject:
+        xobj = super().as_form_xobject()
+        if self.style.rotate in _TURN:
+            xobj[generic.pdf_name("/Matrix")] = generic.ArrayObject(
+                generic.NumberObject(v) for v in _TURN[self.style.rotate])
+        return xobj
+
+    def apply_appearance(self, annot_dict: generic.DictionaryObject) -> None:
+        super().apply_appearance(annot_dict)
+        if self.style.rotate in _TURN:
+            annot_dict[generic.pdf_name("/MK")] = generic.DictionaryObject(
+                {generic.pdf_name("/R"): generic.NumberObject(self.style.rotate)})
+
+
+def _default_corner(rotate: int, page_w: float, page_h: float, w: float, h: float) -> tuple[float, float]:
+    """The stamp's lower-left corner (page coordinates) that puts it ``MARGIN_PT`` in from the lower-right
+    corner of the page as shown (turned clockwise by ``rotate``); ``w`` × ``h`` is its size on the page."""
+    far_x, far_y = page_w - MARGIN_PT - w, page_h - MARGIN_PT - h
+    return {0: (far_x, MARGIN_PT), 90: (far_x, far_y), 180: (MARGIN_PT, far_y), 270: (MARGIN_PT, MARGIN_PT)}[rotate]
 
 
 def _stamp_image(png: bytes) -> Image.Image:
@@ -168,7 +222,9 @@ def seal_pdf_keeping_signature(data: bytes, credential: SealCredential, approver
     """Apply the seal: its image as a visible stamp and a PAdES B-T signature, as an incremental update.
 
     ``page`` is 1-based (default: the last page); ``x``/``y`` place the stamp's lower-left corner in
-    PDF points from the page's lower-left corner (default: the lower-right area). The signature is
+    PDF points from the page's lower-left corner, in the page's own coordinates (default: the lower-right
+    area as the page is shown). On a page with /Rotate the stamp stands upright as shown
+    (``_UprightStampStyle``); there its box on the page is the image's height wide. The signature is
     ETSI.CAdES.detached with SHA-256 (ETSI EN 319 142-1 §6.3), carries the seal certificate and its
     chain, and an RFC 3161 signature timestamp from ``timestamper`` (RFC 3161 §2.4.2; ETSI EN 319
     122-1 §5.3 signature-time-stamp).
@@ -184,18 +240,22 @@ def seal_pdf_keeping_signature(data: bytes, credential: SealCredential, approver
     writer = IncrementalPdfFileWriter(io.BytesIO(data), prev=reader)
     llx, lly, urx, ury = _page_box(writer, index)
     img = _stamp_image(credential.image_png)
-    width = float(current_app.config["SEAL_STAMP_SIZE_PT"])
-    height = width * img.height / img.width
-    x = (urx - llx) - width - MARGIN_PT if x is None else x
-    y = MARGIN_PT if y is None else y
+    rotate = _page_rotation(writer, index)
+    shown_w = float(current_app.config["SEAL_STAMP_SIZE_PT"])
+    shown_h = shown_w * img.height / img.width
+    width, height = (shown_h, shown_w) if rotate in (90, 270) else (shown_w, shown_h)  # on the page
+    corner = _default_corner(rotate, urx - llx, ury - lly, width, height)
+    x = corner[0] if x is None else x
+    y = corner[1] if y is None else y
     if x < 0 or y < 0 or x + width > urx - llx or y + height > ury - lly:
         raise DomainError(_l("The stamp (%(w)s × %(h)s pt) at x=%(x)s, y=%(y)s does not fit on the page "
                              "(%(pw)s × %(ph)s pt).", w=round(width), h=round(height), x=round(x), y=round(y),
                              pw=round(urx - llx), ph=round(ury - lly)), code="stamp_off_page")
     field_name = f"Seal{credential.seal_id}-{secrets.token_hex(6)}"  # unique: each seal its own field
     box = (llx + x, lly + y, llx + x + width, lly + y + height)
-    style = StaticStampStyle(
-        background=PdfImage(img, box=layout.BoxConstraints(width=width, height=height)),
+    style = _UprightStampStyle(
+        rotate=rotate,
+        background=PdfImage(img, box=layout.BoxConstraints(width=shown_w, height=shown_h)),
         background_opacity=1.0, border_width=0,
         background_layout=layout.SimpleBoxLayoutRule(x_align=layout.AxisAlignment.ALIGN_MID,
                                                      y_align=layout.AxisAlignment.ALIGN_MID))

@@ -43,9 +43,12 @@ def token(app, client, zhangsan_key, tool):
     return r.json["access_token"]
 
 
-def call(app, client, key, token, method, path, *, data=None, query=None, content_type="application/pdf"):
+def call(app, client, key, token, method, path, *, data=None, query=None, content_type="application/pdf",
+         lang=None):
     url = app.config["ISSUER"] + path
     headers = {"Authorization": f"DPoP {token}", "DPoP": hubapi.dpop_proof(key, method, url, token)}
+    if lang:
+        headers["Accept-Language"] = lang
     target = path + ("?" + urlencode(query) if query else "")
     if method == "GET":
         return client.get(target, headers=headers)
@@ -201,6 +204,29 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_recorded(app, client, zhang
     r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=make_pdf(),
              query={"x": "left"})
     assert r.status_code == 400
+    assert applications() == []
+
+
+@pytest.mark.parametrize("lang, expected", [
+    ("zh-CN", ("“x”必须是数字。", "请将文档作为请求正文发送。", "请将文档作为 multipart 表单字段“file”发送。")),
+    ("en", ("'x' must be a number.", "Send the document as the request body.",
+            "Send the document as the multipart field 'file'.")),
+])
+def test_the_apis_malformed_request_refusals_speak_the_asked_language(app, client, zhangsan_key, token,
+                                                                      authorized_seal, lang, expected):
+    """The seal API's own refusals of a malformed request follow Accept-Language (RFC 9110 §12.5.4), like
+    its other refusals: not a number, no body, no multipart ``file``."""
+    path = f"/api/seals/{authorized_seal.id}/apply"
+    not_a_number = call(app, client, zhangsan_key, token, "POST", path, data=make_pdf(), query={"x": "left"},
+                        lang=lang)
+    no_body = call(app, client, zhangsan_key, token, "POST", path, data=b"", lang=lang)
+    no_file = app.test_client().post("/api/seals/verify", data={}, content_type="multipart/form-data",
+                                     headers={"Accept-Language": lang})
+    got = []
+    for r in (not_a_number, no_body, no_file):
+        assert r.status_code == 400 and r.json["error"] == "invalid_request", r.json
+        got.append(r.json["error_description"])
+    assert tuple(got) == expected
     assert applications() == []
 
 

@@ -410,6 +410,76 @@ def test_a_stamp_placed_on_a_landscape_a3_page_lands_there(seal, tsa, tmp_path):
     assert red_pixels(img, (x, top, x + STAMP, top + STAMP)) > 500
 
 
+def flag_png() -> bytes:
+    """A wide stamp image (2 : 1) with a feature that shows its orientation: red, with a blue square in
+    the upper-left corner."""
+    img = Image.new("RGBA", (400, 200), (220, 0, 0, 255))
+    img.paste((0, 0, 220, 255), (0, 0, 100, 100))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def blue(px) -> bool:
+    r, g, b = px
+    return b > 180 and r < 80 and g < 80
+
+
+def bounds(img: Image.Image, test) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom), exclusive, of the pixels for which ``test`` holds."""
+    mask = Image.new("1", img.size)
+    mask.putdata([255 if test(px) else 0 for px in img.get_flattened_data()])
+    box = mask.getbbox()
+    assert box, "nothing found"
+    return box
+
+
+@pytest.mark.parametrize("rotate", [0, 90, 180, 270])
+def test_the_stamp_stands_upright_as_a_turned_page_is_shown(seal, tsa, tmp_path, rotate):
+    """A Letter page with /Rotate (ISO 32000-1 §7.7.3.3): poppler shows it turned clockwise; the stamp's
+    appearance is turned back (its /Matrix, §12.5.5; /MK /R, §12.5.6.19), so a wide stamp stays wide,
+    its upper-left feature stays upper-left, by default in the lower-right corner as shown, and
+    pdfsig still finds the signature valid."""
+    import dataclasses
+
+    credential = dataclasses.replace(seal, image_png=flag_png())
+    sealed = seal_pdf(make_pdf(media_box=(0, 0, 612, 792), rotate=rotate), credential, APPROVER, timestamper=tsa)
+    img = render(sealed, 1, tmp_path)
+    assert img.size == ((792, 612) if rotate % 180 else (612, 792))  # as shown: turned
+    left, top, right, bottom = bounds(img, lambda px: red(px) or blue(px))
+    assert (right - left, bottom - top) in ((w, h) for w in (STAMP, STAMP + 1) for h in (59, 60, 61)), \
+        (left, top, right, bottom)
+    assert img.width - 36 - 1 <= right <= img.width - 36 + 1 and img.height - 36 - 1 <= bottom <= img.height - 36 + 1
+    b_left, b_top, b_right, b_bottom = bounds(img, blue)
+    assert abs(b_left - left) <= 1 and abs(b_top - top) <= 1, (b_left, b_top, left, top)
+    assert 27 <= b_right - b_left <= 32 and 27 <= b_bottom - b_top <= 32  # a quarter of the width: 29.75 pt
+
+    path = tmp_path / "sealed.pdf"
+    path.write_bytes(sealed)
+    out = pdfsig(path, tmp_path)
+    assert "Signature Validation: Signature is Valid." in out and "Total document signed" in out, out
+    assert verify_pdf(sealed).verdict == "valid"
+
+
+def test_a_turned_page_takes_the_stamp_where_asked_in_its_own_coordinates(seal, tsa):
+    """x, y are the page's own coordinates (what the placer sends); on a page shown turned a quarter the
+    stamp's box on the page is as wide as the image is high, and its appearance says so: /BBox the
+    image's own (wide) size, /Matrix turning it a quarter counterclockwise, /MK /R 90."""
+    import dataclasses
+
+    credential = dataclasses.replace(seal, image_png=flag_png())
+    sealed = seal_pdf(make_pdf(media_box=(0, 0, 612, 792), rotate=90), credential, APPROVER, timestamper=tsa,
+                      x=100, y=200)
+    reader = PdfFileReader(io.BytesIO(sealed))
+    widget = reader.find_page_for_modification(0)[0].get_object()["/Annots"][0].get_object()
+    assert [round(float(v), 1) for v in widget["/Rect"]] == [100, 200, 159.5, 319]
+    assert widget["/MK"]["/R"] == 90
+    ap = widget["/AP"]["/N"].get_object()
+    x0, y0, x1, y1 = (float(v) for v in ap["/BBox"])  # pyHanko writes it [0 h w 0], in whole points
+    assert (abs(x1 - x0), abs(y1 - y0)) in ((119, 59), (119, 60)), ap["/BBox"]
+    assert [int(v) for v in ap["/Matrix"]] == [0, 1, -1, 0, 0, 0]
+
+
 def test_size_is_bounded_by_config(app, seal, tsa):
     data = make_pdf()
     app.config["SEAL_MAX_UPLOAD_BYTES"] = len(data) - 1
