@@ -13,7 +13,8 @@ column type's own result conversion) and runs the statement on the pooled DBAPI 
   (SQLite's date strings become ``datetime``, as through the ORM);
 - a driver error becomes SQLAlchemy's (``sqlalchemy.exc.OperationalError`` and the rest), and a lost
   connection invalidates the pool as SQLAlchemy's own execution does, so the 503 answer and the
-  recovery after a database restart are the same as on every other path.
+  recovery after a database restart are the same as on every other path; a connection that failed
+  in any other way is discarded too (it never goes back to the pool in autocommit).
 
 Only for a single SELECT that needs no transaction. ``read_first`` goes through the session instead
 when the session already has a transaction open in this request, so a request reads its own writes.
