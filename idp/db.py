@@ -34,13 +34,28 @@ def epoch(dt: datetime) -> int:
     return int(dt.replace(tzinfo=timezone.utc).timestamp())
 
 
-def insert_unless_present(model, values: dict, key: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: concurrent writers of the same row must not collide."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+_INSERT_UNLESS_PRESENT: dict = {}
 
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    db.session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=key))
+
+def insert_unless_present(model, values: dict, key: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: concurrent writers of the same row must not collide.
+
+    A Core statement on the table, built once per table, conflict key, columns and dialect (the values
+    are its parameters): the ORM's bulk-insert path and a new statement on each call cost more than
+    the round trip."""
+    dialect = db.session.get_bind().dialect.name
+    cache_key = (model.__table__, tuple(key), tuple(values), dialect)
+    stmt = _INSERT_UNLESS_PRESENT.get(cache_key)
+    if stmt is None:
+        from sqlalchemy import bindparam
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = _INSERT_UNLESS_PRESENT[cache_key] = (
+            insert(model.__table__).values({name: bindparam(name) for name in values})
+            .on_conflict_do_nothing(index_elements=key))
+    db.session.execute(stmt, values)
 
 
 @contextlib.contextmanager

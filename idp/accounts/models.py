@@ -50,6 +50,7 @@ class PersonView(namedtuple("PersonView", ("id", "sub", "username", "name", "ema
     __slots__ = ()
     active = Person.active  # the same rule
 
+
 class Department(db.Model):
     """A city department: owns subsites and seals; officials are its staff."""
 

@@ -17,11 +17,13 @@ from authlib.oidc.core import grants as oidc_grants
 from authlib.oidc.core.util import create_half_hash
 from flask import current_app
 from joserfc.jwk import KeySet
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..accounts.models import Person, PersonView
 from ..audit.service import record
 from ..db import db, epoch, utcnow
+from ..dbread import DirectRead, read_first
 from ..sessions.models import SsoSession
 from ..sessions.service import note_client
 from . import claims as release, dpop, tokens
@@ -38,9 +40,7 @@ def _security_event(action: str, client_id: str, detail: dict) -> None:
 
 
 def _principal(person_id: int, session_id: int | None, **how) -> tokens.Principal | None:
-    """The principal a stored code or refresh token speaks for; None if the account is not active."""
-    from ..accounts.models import Person
-
+    """The principal a stored refresh token speaks for; None if the account is not active."""
     # The person and their session's public id in one query.
     found = db.session.execute(select(Person, SsoSession.sid).outerjoin(SsoSession, SsoSession.id == session_id)
                                .where(Person.id == person_id)).first() if session_id else None
@@ -48,6 +48,42 @@ def _principal(person_id: int, session_id: int | None, **how) -> tokens.Principa
     if person is None or not person.active:
         return None
     return tokens.Principal(person=person, session_id=session_id, sid=sid, **how)
+
+
+_CODE, _HOLDER, _SSO = AuthorizationCode.__table__, Person.__table__, SsoSession.__table__
+# A code with what the exchange needs besides: its person's claim columns and its session's public id.
+_CODE_WITH_HOLDER = DirectRead(
+    select(*_CODE.c, _SSO.c.sid.label("session_sid"),
+           *(_HOLDER.c[name].label(f"holder_{name}") for name in PersonView._fields))
+    .join_from(_CODE, _HOLDER, _CODE.c.person_id == _HOLDER.c.id)
+    .outerjoin(_SSO, _SSO.c.id == _CODE.c.session_id)
+    .where(_CODE.c.code_digest == bindparam("digest")))
+_INSERT_CODE = _CODE.insert()
+_CONSUME_CODE = (update(_CODE).where(_CODE.c.id == bindparam("code_id"), _CODE.c.used_at.is_(None))
+                 .values(used_at=bindparam("when")))
+
+
+class _CodeView:
+    """Authlib's AuthorizationCodeMixin over a stored code, read with its holder in one query: the
+    code's columns as attributes, ``holder`` (a ``PersonView``) and ``session_sid``."""
+
+    __slots__ = ("row", "holder")
+
+    def __init__(self, row):
+        self.row = row
+        self.holder = PersonView._make(row[-len(PersonView._fields):])
+
+    def __getattr__(self, name):
+        return getattr(self.row, name)
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def get_nonce(self) -> str | None:
+        return self.row.nonce
 
 
 def token_request_proof(request, bound_to: str | None = None, mismatch: str = "") -> str | None:
@@ -115,26 +151,24 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         user: tokens.Principal = request.user
         data = request.payload.data
         now = utcnow()
-        row = AuthorizationCode(
-            code_digest=tokens.digest(code), client_id=request.client.client_id, person_id=user.person.id,
-            session_id=user.session_id, redirect_uri=request.payload.redirect_uri,
-            scope=" ".join(effective_scopes(request.scope or "", data.get("prompt")) if user.granted_scopes is None
-                           else user.granted_scopes),
-            nonce=data.get("nonce"), code_challenge=data.get("code_challenge"),
-            code_challenge_method=data.get("code_challenge_method"), auth_time=user.auth_time,
-            acr=user.acr, amr=user.amr, claims_request=user.claims_request, representation_id=user.representation_id,
-            dpop_jkt=data.get("dpop_jkt"), created_at=now, expires_at=now + timedelta(seconds=cfg["CODE_TTL"]),
-        )
-        db.session.add(row)
+        db.session.execute(_INSERT_CODE, {
+            "code_digest": tokens.digest(code), "client_id": request.client.client_id, "person_id": user.person.id,
+            "session_id": user.session_id, "redirect_uri": request.payload.redirect_uri,
+            "scope": " ".join(effective_scopes(request.scope or "", data.get("prompt")) if user.granted_scopes is None
+                              else user.granted_scopes),
+            "nonce": data.get("nonce"), "code_challenge": data.get("code_challenge"),
+            "code_challenge_method": data.get("code_challenge_method"), "auth_time": user.auth_time,
+            "acr": user.acr, "amr": user.amr or [], "claims_request": user.claims_request,
+            "representation_id": user.representation_id, "dpop_jkt": data.get("dpop_jkt"), "created_at": now,
+            "expires_at": now + timedelta(seconds=cfg["CODE_TTL"]), "used_at": None,
+        })
         if user.session_id:
             note_client(user.session_id, request.client.client_id)
-        return row
 
     def query_authorization_code(self, code, client):
         if not isinstance(code, str) or len(code) > 256:
             return None
-        row = db.session.execute(select(AuthorizationCode).where(
-            AuthorizationCode.code_digest == tokens.digest(code))).scalars().first()
+        row = read_first(_CODE_WITH_HOLDER, {"digest": tokens.digest(code)})
         if row is None or row.client_id != client.client_id:
             return None
         if row.used_at is not None:
@@ -143,20 +177,23 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             return None
         if row.expires_at <= utcnow():
             return None
-        return row
+        return _CodeView(row)
 
     def delete_authorization_code(self, authorization_code):
-        # Consumed in the transaction that stores the tokens; a concurrent redemption loses here.
-        res = db.session.execute(update(AuthorizationCode).where(
-            AuthorizationCode.id == authorization_code.id, AuthorizationCode.used_at.is_(None)).values(used_at=utcnow()))
+        # Consumed in the transaction that stores the tokens; a concurrent redemption loses here (the
+        # code was read outside it, so this guarded UPDATE is what makes redemption single-use).
+        res = db.session.execute(_CONSUME_CODE, {"code_id": authorization_code.id, "when": utcnow()})
         if res.rowcount != 1:
             raise InvalidGrantError("The authorization code has already been used.")
 
     def authenticate_user(self, authorization_code):
         c = authorization_code
-        return _principal(c.person_id, c.session_id, auth_time=c.auth_time, acr=c.acr, amr=c.amr, code_id=c.id,
-                          offline="offline_access" in c.scope.split(), representation_id=c.representation_id,
-                          claims_request=c.claims_request, cnf_jkt=self.request.cnf_jkt)
+        if not c.holder.active:
+            return None
+        return tokens.Principal(person=c.holder, session_id=c.session_id, sid=c.session_sid, auth_time=c.auth_time,
+                                acr=c.acr, amr=c.amr, code_id=c.id, offline="offline_access" in c.scope.split(),
+                                representation_id=c.representation_id, claims_request=c.claims_request,
+                                cnf_jkt=self.request.cnf_jkt)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
