@@ -9,6 +9,11 @@ it on each; the figures are robust to other load on the machine than the served 
 
     .venv/bin/python bench/wsgi_cpu.py --postgres
     .venv/bin/python bench/wsgi_cpu.py --postgres --scenario userinfo -n 5000
+    .venv/bin/python bench/wsgi_cpu.py --postgres --scenario sso_round_trip -n 1000
+
+``sso_round_trip`` is the second subsite's sign-in: GET /authorize with the hub's session cookie
+(302 with a code) then the code exchange at /token (ID token, access and refresh token); its two
+halves are printed apart.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as R  # noqa: E402 - bench/run.py: the hub, the plans, the PostgreSQL helper
 from hub import Hub  # noqa: E402
 
-SCENARIOS = ("discovery", "jwks", "client_credentials", "userinfo", "introspect")
+SCENARIOS = ("discovery", "jwks", "client_credentials", "userinfo", "introspect", "sso_round_trip")
 
 
 def main(argv=None) -> int:
@@ -54,6 +59,9 @@ def main(argv=None) -> int:
         app = create_app()
         print(f"CPU per request at the WSGI entry, one thread, {hub.backend}, {args.n} requests each")
         for scenario in args.scenario or SCENARIOS:
+            if scenario == "sso_round_trip":
+                _sso_round_trip(app, hub, ours, args.n)
+                continue
             plan = ours.plan(scenario)
             u = urlsplit(plan.url)
             base = EnvironBuilder(path=u.path, base_url=f"{u.scheme}://{u.netloc}", method=plan.method,
@@ -81,6 +89,56 @@ def main(argv=None) -> int:
         if pg is not None:
             pg.close()
     return 0
+
+
+def _sso_round_trip(app, hub, ours, n: int) -> None:
+    from urllib.parse import parse_qs, urlencode
+
+    from werkzeug.test import EnvironBuilder
+
+    u = urlsplit(hub.issuer)
+    base_url, client = f"{u.scheme}://{u.netloc}", hub.sso_client
+
+    def call(method, path, query, headers, body=b""):
+        env = EnvironBuilder(path=path, query_string=query, base_url=base_url, method=method, headers=headers,
+                             data=body or None).get_environ()
+        status, headers = [], []
+        out = b"".join(app.wsgi_app(env, lambda s, h, e=None: (status.append(s), headers.append(h))))
+        return status[0], dict(headers[0]), out
+
+    spent = {"authorize": 0.0, "token": 0.0}
+
+    def one(i):
+        verifier, challenge = ours.pairs[i % len(ours.pairs)]
+        query = urlencode({"response_type": "code", "client_id": client["client_id"], "redirect_uri": hub.sso_redirect,
+                           "scope": "openid profile email", "state": f"s{i}", "code_challenge": challenge,
+                           "code_challenge_method": "S256"})
+        c0 = time.process_time()
+        status, headers, out = call("GET", "/authorize", query, {"Cookie": ours.cookie, "Accept": "text/html"})
+        c1 = time.process_time()
+        if not status.startswith("302") or "code=" not in headers.get("Location", ""):
+            raise SystemExit(f"sso_round_trip /authorize: {status} {out[:200]!r}")
+        code = parse_qs(urlsplit(headers["Location"]).query)["code"][0]
+        body = urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": hub.sso_redirect,
+                          "code_verifier": verifier}).encode()
+        c2 = time.process_time()
+        status, _, out = call("POST", "/token", None, ours.form_headers(ours.sso_auth), body)
+        c3 = time.process_time()
+        if not status.startswith("200") or b"id_token" not in out:
+            raise SystemExit(f"sso_round_trip /token: {status} {out[:200]!r}")
+        spent["authorize"] += c1 - c0
+        spent["token"] += c3 - c2
+
+    for i in range(min(n, 100)):
+        one(i)
+    spent.update(authorize=0.0, token=0.0)
+    t0 = time.perf_counter()
+    for i in range(n):
+        one(i)
+    wall = time.perf_counter() - t0
+    total = spent["authorize"] + spent["token"]
+    print(f"  {'sso_round_trip':<20} {1e3 * total / n:7.3f} ms CPU  {1e3 * wall / n:7.3f} ms wall"
+          f"  (authorize {1e3 * spent['authorize'] / n:.2f}, token {1e3 * spent['token'] / n:.2f} ms CPU)")
 
 
 if __name__ == "__main__":

@@ -41,13 +41,13 @@ def _security_event(action: str, client_id: str, detail: dict) -> None:
 
 def _principal(person_id: int, session_id: int | None, **how) -> tokens.Principal | None:
     """The principal a stored refresh token speaks for; None if the account is not active."""
-    # The person and their session's public id in one query.
-    found = db.session.execute(select(Person, SsoSession.sid).outerjoin(SsoSession, SsoSession.id == session_id)
-                               .where(Person.id == person_id)).first() if session_id else None
-    person, sid = found if found is not None else (db.session.get(Person, person_id), None)
-    if person is None or not person.active:
+    row = read_first(_HOLDER_WITH_SID, {"person_id": person_id, "session_id": session_id})
+    if row is None:
         return None
-    return tokens.Principal(person=person, session_id=session_id, sid=sid, **how)
+    person = PersonView._make(row[:len(PersonView._fields)])
+    if not person.active:
+        return None
+    return tokens.Principal(person=person, session_id=session_id, sid=row.session_sid, **how)
 
 
 _CODE, _HOLDER, _SSO = AuthorizationCode.__table__, Person.__table__, SsoSession.__table__
@@ -59,6 +59,11 @@ _CODE_WITH_HOLDER = DirectRead(
     .outerjoin(_SSO, _SSO.c.id == _CODE.c.session_id)
     .where(_CODE.c.code_digest == bindparam("digest")))
 _INSERT_CODE = _CODE.insert()
+# A person's claim columns and, when the grant has one, their session's public id.
+_HOLDER_WITH_SID = DirectRead(
+    select(*(_HOLDER.c[name] for name in PersonView._fields), _SSO.c.sid.label("session_sid"))
+    .select_from(_HOLDER).outerjoin(_SSO, _SSO.c.id == bindparam("session_id"))
+    .where(_HOLDER.c.id == bindparam("person_id")))
 _CONSUME_CODE = (update(_CODE).where(_CODE.c.id == bindparam("code_id"), _CODE.c.used_at.is_(None))
                  .values(used_at=bindparam("when")))
 
