@@ -345,16 +345,17 @@ def _sealctl(tmp_path, *args) -> str:
 @pytest.mark.parametrize("setting, expect_seal, expect_dpop", [
     ({"args": ["--lang", "en"]}, "You are not authorized to apply the seal", "refused: "),
     ({"env": {"SEALCTL_LANG": "en"}}, "You are not authorized to apply the seal", "refused: "),
-    ({"args": ["--lang", "zh"]}, "您未获授权使用印章", "DPoP 证明无效"),
-    ({"env": {"LANG": "zh_CN.UTF-8"}}, "您未获授权使用印章", "DPoP 证明无效"),
-    ({}, "您未获授权使用印章", "DPoP 证明无效"),
+    ({"args": ["--lang", "zh"]}, "您未获授权使用印章", "/api/official 被拒绝："),
+    ({"env": {"LANG": "zh_CN.UTF-8"}}, "您未获授权使用印章", "/api/official 被拒绝："),
+    ({}, "您未获授权使用印章", "/api/official 被拒绝："),
 ])
 def test_sealctl_speaks_one_language_for_seal_and_dpop_refusals(app, client, zhangsan_key, token, tool, seal,
                                                                  monkeypatch, tmp_path, setting, expect_seal,
                                                                  expect_dpop):
-    """One rule (``--lang``, ``SEALCTL_LANG``, the locale, else Chinese) for the tool's messages, the
-    seal refusals the hub writes in the language asked with Accept-Language (RFC 9110 §12.5.4), and the
-    DPoP refusals (RFC 9449 §7.1), whose English protocol text the tool renders from the error code."""
+    """One rule (``--lang``, ``SEALCTL_LANG``, the locale, else Chinese) for the tool's messages and the
+    seal refusals the hub writes in the language asked with Accept-Language (RFC 9110 §12.5.4); a DPoP
+    refusal (RFC 9449 §7.1) shows the hub's own description (its detail) with the error code, framed in
+    the tool's language."""
     import time
 
     from clients.sealctl import hub as sealctl_hub
@@ -385,9 +386,9 @@ def test_sealctl_speaks_one_language_for_seal_and_dpop_refusals(app, client, zha
     if expect_dpop == "refused: ":  # English: the hub's own description, no Chinese at all
         assert "/api/official refused: " in dpop_refusal and not any("\u4e00" <= ch <= "\u9fff" for ch in
                                                                      seal_refusal + dpop_refusal)
-    else:
-        assert "(invalid_dpop_proof)" in dpop_refusal.replace("（", "(").replace("）", ")")
-        assert "refused" not in seal_refusal + dpop_refusal
+    else:  # the hub's detail (which URL the proof was for), not the tool's general sentence
+        assert dpop_refusal.rstrip().endswith("（invalid_dpop_proof）") and "htu" in dpop_refusal, dpop_refusal
+        assert "DPoP 证明无效" not in dpop_refusal and "refused" not in seal_refusal + dpop_refusal
 
     monkeypatch.delenv("SEALCTL_PASSWORD")
     own = _sealctl(tmp_path, *lang_args, "whoami")  # the tool's own message, no terminal for a prompt
