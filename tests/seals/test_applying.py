@@ -397,8 +397,13 @@ def test_sealctl_speaks_one_language_for_seal_and_dpop_refusals(app, client, zha
 
 def test_the_sealing_page_measures_the_chosen_page_for_its_placer(app, client, zhangsan_key, authorized_seal):
     """POST /seals/apply/page (the sealing form's fields, CSRF included): the chosen page's size and
-    /Rotate (ISO 32000-1 §7.7.3.3), which the page's outline takes; anonymous or invalid: JSON errors."""
+    /Rotate (ISO 32000-1 §7.7.3.3), and every page's in ``geometry`` (one upload for all pages), which
+    the page's outline takes; the page itself carries each seal's stamp box per rotation (data-stamps);
+    anonymous or invalid: JSON errors."""
+    import html
     import io
+    import json
+    import re
 
     doc = make_pdf(pages=2, media_box=(0, 0, 1191, 842), rotate=90)
     nobody = app.test_client()
@@ -410,10 +415,14 @@ def test_the_sealing_page_measures_the_chosen_page_for_its_placer(app, client, z
     assert cert_login(client, zhangsan_key).status_code == 303
     page = client.get("/seals/apply?lang=en").get_data(as_text=True)
     assert 'data-measure="/seals/apply/page"' in page
+    stamps = json.loads(html.unescape(re.search(r"data-stamps='([^']*)'", page).group(1)))
+    assert stamps == {str(authorized_seal.id): {r: [119, 119] for r in ("0", "90", "180", "270")}}  # a round seal
     token = _csrf(page)
     r = client.post("/seals/apply/page", data={"csrf_token": token, "document": (io.BytesIO(doc), "a.pdf"),
                                                "page": "1"}, content_type="multipart/form-data")
-    assert r.status_code == 200 and r.json == {"page": 1, "pages": 2, "width": 1191, "height": 842, "rotate": 90}
+    every = [{"page": n, "width": 1191, "height": 842, "rotate": 90} for n in (1, 2)]
+    assert r.status_code == 200 and r.json == {"page": 1, "pages": 2, "width": 1191, "height": 842, "rotate": 90,
+                                               "geometry": every}
     r = client.post("/seals/apply/page?lang=en", data={"csrf_token": token, "document": (io.BytesIO(doc), "a.pdf"),
                                                        "page": "3"}, content_type="multipart/form-data")
     assert r.status_code == 400 and r.json["error"] == "page_out_of_range" and "2 page" in r.json["error_description"]
