@@ -137,6 +137,8 @@ DEFAULTS: dict[str, object] = {
     "SEAL_STAMP_SIZE_PT": 119,
     # Largest PDF (bytes) accepted for sealing (the API and the officials' page).
     "SEAL_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
+    # Most pages whose size the sealing page's stamp placer gets from one upload (a later page: asked again).
+    "SEAL_PLACER_MAX_PAGES": 1000,
     # Policy OID in every timestamp token of the hub's TSA (RFC 3161 §2.4.2); requests naming another are refused.
     "TSA_POLICY_OID": "2.25.77094259346348185218404927771064258497",
     # Lifetime of the TSA's certificate, days (capped by the issuing CA's).
@@ -329,6 +331,8 @@ def validate(cfg: dict) -> None:
         raise ConfigError("IDP_SEAL_STAMP_SIZE_PT must be between 28 and 288 points (10 mm to 100 mm)")
     if cfg["SEAL_MAX_UPLOAD_BYTES"] < 1024:
         raise ConfigError("IDP_SEAL_MAX_UPLOAD_BYTES must be at least 1024")
+    if cfg["SEAL_PLACER_MAX_PAGES"] < 1:
+        raise ConfigError("IDP_SEAL_PLACER_MAX_PAGES must be at least 1")
     for key in ("PKI_CERT_DAYS", "PKI_CRL_DAYS", "TSA_CERT_DAYS"):
         if not 1 <= cfg[key] <= 3650:
             raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")

@@ -8,8 +8,11 @@ Chinese city). Everything the tool prints follows it:
 - the hub's refusals of seal requests: every request carries ``Accept-Language`` (RFC 9110 §12.5.4)
   and the hub writes ``error_description`` in that language;
 - refusals of the sign-in itself (the token endpoint, RFC 6749 §5.2) and of the DPoP-bound token
-  (HTTP 401: RFC 6750 §3.1, RFC 9449 §7.1), whose descriptions are English protocol text: in Chinese,
-  the tool's sentence for the error code, with the code.
+  (HTTP 401: RFC 6750 §3.1, RFC 9449 §7.1): the hub's own ``error_description`` as it sent it (the
+  detail is the hub's; some protocol text stays English); only when it sent none, in Chinese, the
+  tool's sentence for the error code.
+
+Every refusal shows the hub's error code (``error``, RFC 6749 §5.2) after the description.
 """
 from __future__ import annotations
 
@@ -68,7 +71,8 @@ MESSAGES = {
     "key_reference": ("unknown key type {kind!r}", "未知的密钥类型 {kind!r}"),
 }
 
-# Chinese for the sign-in and token refusals (RFC 6749 §5.2, RFC 6750 §3.1, RFC 9449 §7.1, §12.2).
+# Chinese for the sign-in and token refusals (RFC 6749 §5.2, RFC 6750 §3.1, RFC 9449 §7.1, §12.2), shown
+# only when the hub sent no error_description.
 PROTOCOL_ZH = {
     "invalid_grant": "证书登录被拒绝：证书无效、已过期或已被吊销，或登录断言不被接受",
     "invalid_client": "平台不认识本工具的 client_id（请检查 SEALCTL_CLIENT_ID）",
@@ -90,11 +94,20 @@ def t(key: str, **params) -> str:
 
 
 def refusal(what: str, status: int, body: dict, *, protocol: bool) -> str:
-    """A refusal by the hub as one line. ``protocol``: a refusal of the sign-in or of the token itself."""
-    code = body.get("error") if isinstance(body.get("error"), str) else None
-    description = body.get("error_description") or code or f"HTTP {status}"
-    if _current == "zh" and (protocol or status == 401):
-        description = f"{PROTOCOL_ZH.get(code, PROTOCOL_ZH_OTHER)}（{code or status}）"
+    """A refusal by the hub as one line, its error code always shown. The hub's ``error_description``
+    when it sent one (written in the language asked, where the hub translates it); only when it sent
+    none, in Chinese, the tool's sentence for a refusal of the sign-in or of the token (``protocol``,
+    or HTTP 401), else the code alone."""
+    code = body.get("error") if isinstance(body.get("error"), str) and body.get("error") else None
+    given = body.get("error_description")
+    description = given.strip() if isinstance(given, str) else ""
+    if not description and _current == "zh" and (protocol or status == 401):
+        description = PROTOCOL_ZH.get(code, PROTOCOL_ZH_OTHER)
+    mark = code or f"HTTP {status}"
+    if not description:
+        description = mark
+    elif mark not in description:
+        description = f"{description}（{mark}）" if _current == "zh" else f"{description} ({mark})"
     return t("refused", what=what, description=description)
 
 

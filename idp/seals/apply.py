@@ -217,3 +217,20 @@ def sign_file(person: Person, seal_id: int, data: bytes, *, proof: Proof) -> App
     row = _store(person, seal, official, kind="cms", channel=proof.channel, document=data, output=signature,
                  signed_data=signed_data, signature_der=signature)
     return Applied(row, signature)
+
+
+def stamp_boxes(seals: list[Seal]) -> dict[str, dict[str, list[float]]]:
+    """For the sealing page's placer: each seal's stamp box on a page of each rotation, ``{seal id:
+    {"0"|"90"|"180"|"270": [width, height]}}`` in the page's own points, from ``pdf.stamp_size`` (the
+    rule the signer sizes the widget with), so the outline is the box the PDF will get without the page
+    script knowing the rule. A seal whose image cannot be read is left out (sealing says why)."""
+    from . import pdf  # pyHanko: imported by processes that seal, not by every idp command
+
+    boxes = {}
+    for seal in seals:
+        try:
+            size = pdf.image_size(seal.image_png)
+        except DomainError:
+            continue
+        boxes[str(seal.id)] = {str(r): [round(v, 2) for v in pdf.stamp_size(size, r)] for r in (0, 90, 180, 270)}
+    return boxes

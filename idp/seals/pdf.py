@@ -92,16 +92,74 @@ def _page_index(reader: PdfFileReader, page: int | None) -> tuple[int, int]:
 
 
 def _page_box(handler: PdfFileReader | IncrementalPdfFileWriter, index: int) -> tuple[float, float, float, float]:
+    """The visible area of page ``index`` (``_box_of``)."""
+    return _box_of(_page_object(handler, index))
+
+
+def _box_of(page: generic.DictionaryObject) -> tuple[float, float, float, float]:
     """The page's visible area (CropBox, else MediaBox; both inheritable, ISO 32000-1 §7.7.3.4)."""
     try:
-        page_ref, _ = handler.find_page_for_modification(index)
-        page = page_ref.get_object()
         box = (find_inherited_value_in_tree(page, "/CropBox", "/Parent")
                or find_inherited_value_in_tree(page, "/MediaBox", "/Parent"))
         llx, lly, urx, ury = (float(v) for v in box)
     except (PdfError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise DomainError(_l("The PDF is damaged and cannot be read."), code="damaged_pdf", detail=str(exc)) from None
     return min(llx, urx), min(lly, ury), max(llx, urx), max(lly, ury)
+
+
+def image_size(png: bytes) -> tuple[int, int]:
+    """The seal image's width and height in pixels (its header only)."""
+    try:
+        with Image.open(io.BytesIO(png)) as img:
+            width, height = img.size
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DomainError(_l("The seal's image cannot be read."), code="seal_image", detail=str(exc)) from None
+    if width < 1 or height < 1:
+        raise DomainError(_l("The seal's image cannot be read."), code="seal_image", detail="empty image")
+    return width, height
+
+
+def stamp_size(image: tuple[int, int], rotate: int = 0) -> tuple[float, float]:
+    """THE rule for the stamp's box: (width, height) in the page's own points, for an image of
+    ``image`` (width, height) pixels on a page shown turned clockwise by ``rotate``. As shown the stamp
+    stands upright, IDP_SEAL_STAMP_SIZE_PT wide and as high as the image's aspect makes it; on a page
+    turned a quarter (90, 270) the shown width runs along the page's own y, so the two swap. The signer
+    (``seal_pdf_keeping_signature``) makes the signature widget's /Rect this size, and the sealing page's
+    placer draws it (``apply.stamp_boxes``)."""
+    shown_w = float(current_app.config["SEAL_STAMP_SIZE_PT"])
+    shown_h = shown_w * image[1] / image[0]
+    return (shown_h, shown_w) if rotate in (90, 270) else (shown_w, shown_h)
+
+
+def _walk_pages(reader: PdfFileReader, limit: int) -> list[generic.DictionaryObject]:
+    """The first ``limit`` page objects in document order, in one pass over the page tree (ISO 32000-1
+    §7.7.3.2; pyHanko's page lookup walks from the root for each page, quadratic for a whole document)."""
+    pages: list[generic.DictionaryObject] = []
+    seen: set = set()
+    stack = [iter([reader.root.raw_get("/Pages")])]
+    try:
+        while stack and len(pages) < limit:
+            kid = next(stack[-1], None)
+            if kid is None:
+                stack.pop()
+                continue
+            if isinstance(kid, generic.IndirectObject):
+                if kid.reference in seen:
+                    raise PdfError("circular reference in the page tree")
+                seen.add(kid.reference)
+            node = kid.get_object()
+            if node.get("/Type") == "/Pages" or "/Kids" in node:
+                stack.append(iter(node["/Kids"]))
+            else:
+                pages.append(node)
+    except (PdfError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise DomainError(_l("The PDF is damaged and cannot be read."), code="damaged_pdf", detail=str(exc)) from None
+    return pages
+
+
+def _geometry(page: generic.DictionaryObject, number: int) -> dict:
+    llx, lly, urx, ury = _box_of(page)
+    return {"page": number, "width": round(urx - llx, 2), "height": round(ury - lly, 2), "rotate": _rotation_of(page)}
 
 
 def page_geometry(data: bytes, page: int | None = None) -> dict:
@@ -112,17 +170,49 @@ def page_geometry(data: bytes, page: int | None = None) -> dict:
     _check_size(data)
     reader = _open(data)
     index, pages = _page_index(reader, page)
-    llx, lly, urx, ury = _page_box(reader, index)
-    return {"page": index + 1, "pages": pages, "width": round(urx - llx, 2), "height": round(ury - lly, 2),
-            "rotate": _page_rotation(reader, index)}
+    return {"pages": pages, **_geometry(_page_object(reader, index), index + 1)}
+
+
+def document_geometry(data: bytes, page: int | None = None) -> dict:
+    """``page_geometry`` of the chosen page, and in ``geometry`` the same for every page, so the placer
+    switches pages without sending the file again. Bounded: the first IDP_SEAL_PLACER_MAX_PAGES pages
+    (the chosen page added when it lies beyond); only the chosen page when the page tree's /Count and
+    its pages disagree (it is then found as the signer finds it)."""
+    _check_size(data)
+    reader = _open(data)
+    index, pages = _page_index(reader, page)
+    want = min(pages, int(current_app.config["SEAL_PLACER_MAX_PAGES"]))
+    walked = _walk_pages(reader, want)
+    geometry = [_geometry(p, n) for n, p in enumerate(walked, start=1)] if len(walked) == want else []
+    if index < len(geometry):
+        chosen = geometry[index]
+    else:
+        chosen = _geometry(_page_object(reader, index), index + 1)
+        geometry.append(chosen)
+    return {"pages": pages, **chosen, "geometry": geometry}
+
+
+def _page_object(handler: PdfFileReader | IncrementalPdfFileWriter, index: int) -> generic.DictionaryObject:
+    try:
+        return handler.find_page_for_modification(index)[0].get_object()
+    except (PdfError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise DomainError(_l("The PDF is damaged and cannot be read."), code="damaged_pdf", detail=str(exc)) from None
 
 
 def _page_rotation(handler: PdfFileReader | IncrementalPdfFileWriter, index: int) -> int:
+    """The clockwise turn a viewer shows page ``index`` with (``_rotation_of``)."""
+    try:
+        page_obj = handler.find_page_for_modification(index)[0].get_object()
+    except (PdfError, ValueError, KeyError, IndexError, TypeError):
+        return 0
+    return _rotation_of(page_obj)
+
+
+def _rotation_of(page: generic.DictionaryObject) -> int:
     """The clockwise turn a viewer shows the page with: /Rotate (inheritable, a multiple of 90; ISO
     32000-1 §7.7.3.3, Table 30) as 0, 90, 180 or 270; anything else counts as 0, as readers do."""
     try:
-        page_obj = handler.find_page_for_modification(index)[0].get_object()
-        rotate = int(find_inherited_value_in_tree(page_obj, "/Rotate", "/Parent") or 0) % 360
+        rotate = int(find_inherited_value_in_tree(page, "/Rotate", "/Parent") or 0) % 360
     except (PdfError, ValueError, KeyError, IndexError, TypeError):
         return 0
     return rotate if rotate % 90 == 0 else 0
@@ -241,9 +331,8 @@ def seal_pdf_keeping_signature(data: bytes, credential: SealCredential, approver
     llx, lly, urx, ury = _page_box(writer, index)
     img = _stamp_image(credential.image_png)
     rotate = _page_rotation(writer, index)
-    shown_w = float(current_app.config["SEAL_STAMP_SIZE_PT"])
-    shown_h = shown_w * img.height / img.width
-    width, height = (shown_h, shown_w) if rotate in (90, 270) else (shown_w, shown_h)  # on the page
+    width, height = stamp_size(img.size, rotate)  # on the page
+    shown_w, shown_h = stamp_size(img.size)  # as the page is shown: the image's own layout
     corner = _default_corner(rotate, urx - llx, ury - lly, width, height)
     x = corner[0] if x is None else x
     y = corner[1] if y is None else y
@@ -457,4 +546,4 @@ def verify_pdf(data: bytes) -> VerificationReport:
     return report
 
 
-__all__ = ["seal_pdf", "verify_pdf", "seal_reason", "page_geometry"]
+__all__ = ["seal_pdf", "verify_pdf", "seal_reason", "page_geometry", "document_geometry", "stamp_size"]

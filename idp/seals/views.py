@@ -67,9 +67,10 @@ def verify():
 @bp.post("/seals/apply/page")
 @body_limit("SEAL_MAX_UPLOAD_BYTES")
 def page_size():
-    """The chosen page's size and rotation (``pdf.page_geometry``) for the click-to-place outline, as
-    JSON; the page's script sends the sealing form here when the file or the page changes."""
-    from .pdf import page_geometry
+    """The chosen page's size and rotation, and in ``geometry`` those of every page
+    (``pdf.document_geometry``), for the click-to-place outline, as JSON; the page's script sends the
+    sealing form here when the file changes, and switches pages from the answer."""
+    from .pdf import document_geometry
 
     if current_session() is None:
         return jsonify({"error": "login_required", "error_description": _("Sign in first.")}), 401
@@ -78,7 +79,7 @@ def page_size():
         return jsonify({"error": "invalid_request",
                         "error_description": " ".join(str(e) for errs in form.errors.values() for e in errs)}), 400
     try:
-        return jsonify(page_geometry(form.document.data.read(), form.page.data))
+        return jsonify(document_geometry(form.document.data.read(), form.page.data))
     except DomainError as exc:
         return jsonify({"error": exc.code, "error_description": exc.message}), exc.status
 
@@ -130,5 +131,5 @@ def apply_page():
         else:
             status = 400
     return render_template("seals/apply.html", form=form, seals=seals, fresh=fresh,
-                           stamp_size=current_app.config.get("SEAL_STAMP_SIZE_PT", 119),
+                           stamps=applying.stamp_boxes(seals) if fresh else {},
                            max_minutes=max(1, current_app.config["SEAL_FRESH_LOGIN_SECONDS"] // 60)), status

@@ -31,10 +31,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from tests.browser.helpers import wait
+from tests.browser.helpers import events, wait
 from tests.e2e.hub import IDP, free_port
-from tests.seals.live_support import OFFICIAL, P12_PASSWORD, SEAL_NAME, start_sealing_hub
-from tests.seals.pdfs import make_pdf
+from tests.seals.live_support import (DEPARTMENT, OFFICIAL, P12_PASSWORD, SEAL_NAME, idp_at_once, ok_json,
+                                      start_sealing_hub)
+from tests.seals.pdfs import make_mixed_pdf, make_pdf
 from tests.seals.tools import tool
 from tests.services.nginx import require_nginx, start_nginx
 
@@ -95,6 +96,7 @@ def chrome(site, chromium_paths, tmp_path, monkeypatch):
     browser, driver_path = chromium_paths
     options = webdriver.ChromeOptions()
     options.binary_location = browser
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # DevTools network events (helpers.events)
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                 "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--disable-extensions", "--lang=zh-CN",
@@ -274,6 +276,93 @@ def test_the_placer_takes_the_real_page_size_and_rotation(site, chrome, tmp_path
     inside = red_pixels(img, around)
     assert inside > 500, inside
     assert red_pixels(img, (0, 0, *img.size)) - inside < 50  # nowhere else
+
+
+@pytest.fixture(scope="module")
+def wide_seal(site, tmp_path_factory) -> int:
+    """A second seal of the department, with an operator's own stamp image twice as wide as high
+    (``idp seals create --image``), authorized for the official: its id."""
+    sealing, _ = site
+    png = tmp_path_factory.mktemp("wide-seal") / "wide.png"
+    img = Image.new("RGBA", (400, 200), (0, 0, 0, 0))
+    img.paste((215, 38, 30, 255), (10, 10, 390, 190))
+    img.save(png, "PNG")
+    [created] = idp_at_once(sealing.hub, ["seals", "create", "--department", DEPARTMENT[0],
+                                          "--name", "本溪市市场监督管理局合同专用章", "--image", png])
+    seal_id = ok_json(created)["id"]
+    ok_json(idp_at_once(sealing.hub, ["seals", "authorize", "--seal", seal_id, "--username", OFFICIAL[0]])[0])
+    return seal_id
+
+
+def outline_box(driver) -> tuple[float, float, float, float]:
+    """The stamp outline drawn on the page outline: (left, top, width, height) in CSS px from the page
+    outline's inner top-left corner (inside its border, where the script's coordinates start)."""
+    return tuple(driver.execute_script(
+        "const el = document.getElementById('placer'), p = el.getBoundingClientRect(),"
+        " m = document.getElementById('placer-stamp').getBoundingClientRect();"
+        "return [m.left - p.left - el.clientLeft, m.top - p.top - el.clientTop, m.width, m.height];"))
+
+
+def test_the_outline_of_a_wide_seal_on_a_turned_page_is_the_box_the_pdf_gets(site, chrome, wide_seal, tmp_path):
+    """A seal image twice as wide as high on a page shown turned (/Rotate 270, ISO 32000-1 §7.7.3.3):
+    the outline is the stamp upright as shown (wide), and after sealing the signature widget's /Rect
+    (§12.5.2, read with pyHanko) is that very box in the page's own coordinates (there 59.5 × 119 pt)."""
+    sealing, _ = site
+    driver = chrome
+    sign_in_with_the_certificate(driver)
+    Select(driver.find_element(By.ID, "seal")).select_by_value(str(wide_seal))
+    turned = tmp_path / "turned-270.pdf"
+    turned.write_bytes(make_pdf(pages=1, media_box=(0, 0, 612, 792), rotate=270))
+    driver.find_element(By.ID, "document").send_keys(str(turned))
+    measured(driver, 612, 792, 270)
+    placer = driver.find_element(By.ID, "placer")
+    assert (placer.get_attribute("data-stamp-width"), placer.get_attribute("data-stamp-height")) == ("59.5", "119")
+    x, y, shown_width = click_placer(driver, (200, 150))
+    k = shown_width / 792  # CSS px per point; shown landscape
+    left, top, width, height = outline_box(driver)
+    assert abs(width / height - 2) < 0.05, (width, height)  # wide, as the image
+    assert abs(width - STAMP * k) <= 1.5 and abs(height - STAMP / 2 * k) <= 1.5, (width, height, k)
+
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    sealed = downloaded(driver)
+    emb = PdfFileReader(io.BytesIO(sealed)).embedded_regular_signatures[0]
+    x0, y0, x1, y1 = (float(v) for v in emb.sig_field["/Rect"])
+    assert (x0, y0) == (x, y) and (x1 - x0, y1 - y0) == (59.5, STAMP), (x0, y0, x1, y1)
+    # The /Rect as the page is shown (turned 270° clockwise: shown (H - y, W - x)), in CSS px: the outline.
+    W, H = 612, 792
+    shown = ((H - y1) * k, (W - x1) * k, (y1 - y0) * k, (x1 - x0) * k)
+    assert all(abs(a - b) <= 1.5 for a, b in zip((left, top, width, height), shown)), ((left, top, width, height),
+                                                                                         shown)
+    path = tmp_path / "wide-sealed.pdf"
+    path.write_bytes(sealed)
+    assert idp_verify(sealing, path)["verdict"] == "valid"
+
+
+def page_uploads(driver) -> int:
+    """Requests to /seals/apply/page since the last call (the browser's DevTools network events)."""
+    return sum(1 for m in events(driver) if m.get("method") == "Network.requestWillBeSent"
+               and m["params"]["request"]["url"].endswith("/seals/apply/page"))
+
+
+def test_switching_pages_in_the_placer_sends_the_file_once(site, chrome, tmp_path):
+    """One upload answers for every page; changing the page number redraws the outline from it, and the
+    browser sends no further request to /seals/apply/page."""
+    sealing, _ = site
+    driver = chrome
+    sign_in_with_the_certificate(driver)
+    Select(driver.find_element(By.ID, "seal")).select_by_value(str(sealing.seal))
+    page_uploads(driver)  # drain what the sign-in logged
+    doc = tmp_path / "mixed.pdf"
+    doc.write_bytes(make_mixed_pdf([((0, 0, 595, 842), 0), ((0, 0, 1191, 842), 0), ((0, 0, 612, 792), 90)]))
+    driver.find_element(By.ID, "document").send_keys(str(doc))
+    measured(driver, 612, 792, 90)  # empty page number: the last page
+    page_in = driver.find_element(By.ID, "page")
+    for number, shape in (("1", (595, 842, 0)), ("2", (1191, 842, 0)), ("3", (612, 792, 90)), ("1", (595, 842, 0))):
+        page_in.clear()
+        page_in.send_keys(number, Keys.TAB)  # "change" fires when the field loses the focus
+        measured(driver, *shape)
+    time.sleep(0.5)  # a request the switch might have started would be logged by now
+    assert page_uploads(driver) == 1
 
 
 def test_the_sealing_form_works_by_keyboard(site, chrome, tmp_path):

@@ -210,6 +210,8 @@ def test_a_revoked_official_certificate_cannot_sign(live):
     assert not (work / "refused.p7s").exists()
     r = sealctl(live, "login", "--state", work / "state2", "--hub", hub.issuer, "--p12", live["p12"],
                 "--password", P12_PASSWORD)
-    assert r.returncode == 1 and "吊销" in r.stderr, r.stderr
+    # The token endpoint's own detail (ASCII, RFC 6749 §5.2), shown as sent, with its code.
+    assert r.returncode == 1 and "被拒绝" in r.stderr and "revoked" in r.stderr, r.stderr
+    assert r.stderr.rstrip().endswith("（invalid_grant）"), r.stderr
     out = hub.cli("audit", "verify")
     assert out["intact"] is True and out["seal_applications"]["checked"] == 2, out

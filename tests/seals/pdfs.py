@@ -31,13 +31,18 @@ def make_pdf(pages: int = 1, media_box=A4, password: str | None = None, rotate: 
     """A PDF of ``pages`` A4 pages, each saying which page it is (classic xref table); with a
     ``password``, encrypted (AES-256, ISO 32000-2 §7.6.4); with ``rotate``, each page's /Rotate
     (ISO 32000-1 §7.7.3.3: shown turned clockwise by that many degrees)."""
+    return make_mixed_pdf([(media_box, rotate)] * pages, password=password)
+
+
+def make_mixed_pdf(shapes, password: str | None = None) -> bytes:
+    """``make_pdf`` with one page per (media_box, rotate) in ``shapes``: pages of different sizes and turns."""
     w = PdfFileWriter(stream_xrefs=False)
     if password:
         w.encrypt(password, password)
     font = generic.DictionaryObject({pdf_name("/Type"): pdf_name("/Font"), pdf_name("/Subtype"): pdf_name("/Type1"),
                                      pdf_name("/BaseFont"): pdf_name("/Helvetica")})
     font_ref = w.add_object(font)
-    for n in range(1, pages + 1):
+    for n, (media_box, rotate) in enumerate(shapes, start=1):
         content = generic.StreamObject(stream_data=b"BT /F1 18 Tf 72 760 Td (" + page_text(n) + b") Tj ET")
         resources = generic.DictionaryObject({pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): font_ref})})
         page = PageObject(contents=w.add_object(content), media_box=list(media_box), resources=resources)

@@ -345,16 +345,17 @@ def _sealctl(tmp_path, *args) -> str:
 @pytest.mark.parametrize("setting, expect_seal, expect_dpop", [
     ({"args": ["--lang", "en"]}, "You are not authorized to apply the seal", "refused: "),
     ({"env": {"SEALCTL_LANG": "en"}}, "You are not authorized to apply the seal", "refused: "),
-    ({"args": ["--lang", "zh"]}, "您未获授权使用印章", "DPoP 证明无效"),
-    ({"env": {"LANG": "zh_CN.UTF-8"}}, "您未获授权使用印章", "DPoP 证明无效"),
-    ({}, "您未获授权使用印章", "DPoP 证明无效"),
+    ({"args": ["--lang", "zh"]}, "您未获授权使用印章", "/api/official 被拒绝："),
+    ({"env": {"LANG": "zh_CN.UTF-8"}}, "您未获授权使用印章", "/api/official 被拒绝："),
+    ({}, "您未获授权使用印章", "/api/official 被拒绝："),
 ])
 def test_sealctl_speaks_one_language_for_seal_and_dpop_refusals(app, client, zhangsan_key, token, tool, seal,
                                                                  monkeypatch, tmp_path, setting, expect_seal,
                                                                  expect_dpop):
-    """One rule (``--lang``, ``SEALCTL_LANG``, the locale, else Chinese) for the tool's messages, the
-    seal refusals the hub writes in the language asked with Accept-Language (RFC 9110 §12.5.4), and the
-    DPoP refusals (RFC 9449 §7.1), whose English protocol text the tool renders from the error code."""
+    """One rule (``--lang``, ``SEALCTL_LANG``, the locale, else Chinese) for the tool's messages and the
+    seal refusals the hub writes in the language asked with Accept-Language (RFC 9110 §12.5.4); a DPoP
+    refusal (RFC 9449 §7.1) shows the hub's own description (its detail) with the error code, framed in
+    the tool's language."""
     import time
 
     from clients.sealctl import hub as sealctl_hub
@@ -385,9 +386,9 @@ def test_sealctl_speaks_one_language_for_seal_and_dpop_refusals(app, client, zha
     if expect_dpop == "refused: ":  # English: the hub's own description, no Chinese at all
         assert "/api/official refused: " in dpop_refusal and not any("\u4e00" <= ch <= "\u9fff" for ch in
                                                                      seal_refusal + dpop_refusal)
-    else:
-        assert "(invalid_dpop_proof)" in dpop_refusal.replace("（", "(").replace("）", ")")
-        assert "refused" not in seal_refusal + dpop_refusal
+    else:  # the hub's detail (which URL the proof was for), not the tool's general sentence
+        assert dpop_refusal.rstrip().endswith("（invalid_dpop_proof）") and "htu" in dpop_refusal, dpop_refusal
+        assert "DPoP 证明无效" not in dpop_refusal and "refused" not in seal_refusal + dpop_refusal
 
     monkeypatch.delenv("SEALCTL_PASSWORD")
     own = _sealctl(tmp_path, *lang_args, "whoami")  # the tool's own message, no terminal for a prompt
@@ -396,8 +397,13 @@ def test_sealctl_speaks_one_language_for_seal_and_dpop_refusals(app, client, zha
 
 def test_the_sealing_page_measures_the_chosen_page_for_its_placer(app, client, zhangsan_key, authorized_seal):
     """POST /seals/apply/page (the sealing form's fields, CSRF included): the chosen page's size and
-    /Rotate (ISO 32000-1 §7.7.3.3), which the page's outline takes; anonymous or invalid: JSON errors."""
+    /Rotate (ISO 32000-1 §7.7.3.3), and every page's in ``geometry`` (one upload for all pages), which
+    the page's outline takes; the page itself carries each seal's stamp box per rotation (data-stamps);
+    anonymous or invalid: JSON errors."""
+    import html
     import io
+    import json
+    import re
 
     doc = make_pdf(pages=2, media_box=(0, 0, 1191, 842), rotate=90)
     nobody = app.test_client()
@@ -409,10 +415,14 @@ def test_the_sealing_page_measures_the_chosen_page_for_its_placer(app, client, z
     assert cert_login(client, zhangsan_key).status_code == 303
     page = client.get("/seals/apply?lang=en").get_data(as_text=True)
     assert 'data-measure="/seals/apply/page"' in page
+    stamps = json.loads(html.unescape(re.search(r"data-stamps='([^']*)'", page).group(1)))
+    assert stamps == {str(authorized_seal.id): {r: [119, 119] for r in ("0", "90", "180", "270")}}  # a round seal
     token = _csrf(page)
     r = client.post("/seals/apply/page", data={"csrf_token": token, "document": (io.BytesIO(doc), "a.pdf"),
                                                "page": "1"}, content_type="multipart/form-data")
-    assert r.status_code == 200 and r.json == {"page": 1, "pages": 2, "width": 1191, "height": 842, "rotate": 90}
+    every = [{"page": n, "width": 1191, "height": 842, "rotate": 90} for n in (1, 2)]
+    assert r.status_code == 200 and r.json == {"page": 1, "pages": 2, "width": 1191, "height": 842, "rotate": 90,
+                                               "geometry": every}
     r = client.post("/seals/apply/page?lang=en", data={"csrf_token": token, "document": (io.BytesIO(doc), "a.pdf"),
                                                        "page": "3"}, content_type="multipart/form-data")
     assert r.status_code == 400 and r.json["error"] == "page_out_of_range" and "2 page" in r.json["error_description"]

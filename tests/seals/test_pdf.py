@@ -17,7 +17,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from idp.errors import DomainError
 from idp.seals.credential import Approver
 from idp.seals.pdf import seal_pdf, verify_pdf
-from tests.seals.pdfs import make_pdf, make_seal, make_timestamper, page_text
+from tests.seals.pdfs import make_mixed_pdf, make_pdf, make_seal, make_timestamper, page_text
 from tests.seals.tools import nss_db_trusting, tool
 from tests.seals.tools import pdfsig as run_pdfsig
 
@@ -398,6 +398,62 @@ def test_page_geometry_is_the_chosen_pages_size_and_rotation(app, kind, media_bo
     with pytest.raises(DomainError) as err:
         page_geometry(data, 4)
     assert err.value.code == "page_out_of_range"
+
+
+MIXED = [((0, 0, 595, 842), 0), ((0, 0, *A3_LANDSCAPE), 0), ((0, 0, 612, 792), 90), ((100, 50, 700, 900), -90)]
+
+
+def test_document_geometry_answers_for_every_page_at_once(app):
+    """One upload, every page (ISO 32000-1 §7.7.3.3): ``geometry`` holds each page's size and /Rotate,
+    each the same as the single-page answer, found in one pass over the page tree; the chosen page's
+    fields stay on top (what the placer used before)."""
+    from idp.seals.pdf import document_geometry, page_geometry
+
+    data = make_mixed_pdf(MIXED)
+    answer = document_geometry(data, 2)
+    singles = [page_geometry(data, n) for n in range(1, 5)]
+    assert [{"pages": 4, **g} for g in answer["geometry"]] == singles
+    assert {k: v for k, v in answer.items() if k != "geometry"} == singles[1]
+    assert document_geometry(data)["page"] == 4  # empty: the last page
+    assert [g["rotate"] for g in answer["geometry"]] == [0, 0, 90, 270]
+
+
+def test_document_geometry_is_bounded_by_config(app):
+    """IDP_SEAL_PLACER_MAX_PAGES: no more pages than that in one answer, and a chosen page beyond it
+    still answered (the placer asks again for it)."""
+    from idp.seals.pdf import document_geometry
+
+    app.config["SEAL_PLACER_MAX_PAGES"] = 2
+    data = make_mixed_pdf(MIXED)
+    assert [g["page"] for g in document_geometry(data, 1)["geometry"]] == [1, 2]
+    beyond = document_geometry(data, 3)
+    assert [g["page"] for g in beyond["geometry"]] == [1, 2, 3]
+    assert (beyond["page"], beyond["width"], beyond["height"], beyond["rotate"]) == (3, 612, 792, 90)
+    assert [g["page"] for g in document_geometry(data)["geometry"]] == [1, 2, 4]
+
+
+@pytest.mark.parametrize("rotate", [0, 90, 180, 270])
+def test_the_stamp_size_rule_is_the_signature_widgets_rect(seal, tsa, rotate):
+    """``stamp_size`` (what the sealing page's outline draws) is the box pyHanko gives the signature
+    widget (its /Rect, ISO 32000-1 §12.5.2) for a wide image on a page turned by /Rotate."""
+    import dataclasses
+
+    from idp.seals.apply import stamp_boxes
+    from idp.seals.pdf import image_size, stamp_size
+
+    credential = dataclasses.replace(seal, image_png=flag_png())
+    sealed = seal_pdf(make_pdf(media_box=(0, 0, 612, 792), rotate=rotate), credential, APPROVER, timestamper=tsa,
+                      x=100, y=200)
+    emb = PdfFileReader(io.BytesIO(sealed)).embedded_regular_signatures[0]
+    x0, y0, x1, y1 = (float(v) for v in emb.sig_field["/Rect"])
+    width, height = stamp_size(image_size(flag_png()), rotate)
+    assert (x0, y0) == (100, 200) and (round(x1 - x0, 2), round(y1 - y0, 2)) == (round(width, 2), round(height, 2))
+    assert (width, height) == ((59.5, 119) if rotate % 180 else (119, 59.5))
+
+    class Row:  # what stamp_boxes reads of a Seal row
+        id, image_png = 7, flag_png()
+
+    assert stamp_boxes([Row])["7"][str(rotate)] == [width, height]
 
 
 def test_a_stamp_placed_on_a_landscape_a3_page_lands_there(seal, tsa, tmp_path):
