@@ -72,7 +72,7 @@ MESSAGES = {
 }
 
 # Chinese for the sign-in and token refusals (RFC 6749 §5.2, RFC 6750 §3.1, RFC 9449 §7.1, §12.2), shown
-# only when the hub sent no error_description.
+# ahead of the hub's description when that is not in Chinese (``refusal``).
 PROTOCOL_ZH = {
     "invalid_grant": "证书登录被拒绝：证书无效、已过期或已被吊销，或登录断言不被接受",
     "invalid_client": "平台不认识本工具的 client_id（请检查 SEALCTL_CLIENT_ID）",
@@ -94,21 +94,29 @@ def t(key: str, **params) -> str:
 
 
 def refusal(what: str, status: int, body: dict, *, protocol: bool) -> str:
-    """A refusal by the hub as one line, its error code always shown. The hub's ``error_description``
-    when it sent one (written in the language asked, where the hub translates it); only when it sent
-    none, in Chinese, the tool's sentence for a refusal of the sign-in or of the token (``protocol``,
-    or HTTP 401), else the code alone."""
+    """A refusal by the hub as one line, its error code always shown, and the hub's ``error_description``
+    when it sent one (written in the language asked, where the hub translates it). In Chinese, a refusal
+    of the sign-in or of the token (``protocol``, or HTTP 401) leads with the tool's own sentence for the
+    code when the hub's description is not Chinese (the protocol's descriptions are ASCII, RFC 6749
+    §5.2), the hub's detail kept after it; the code alone when there is nothing else to say."""
     code = body.get("error") if isinstance(body.get("error"), str) and body.get("error") else None
     given = body.get("error_description")
     description = given.strip() if isinstance(given, str) else ""
-    if not description and _current == "zh" and (protocol or status == 401):
-        description = PROTOCOL_ZH.get(code, PROTOCOL_ZH_OTHER)
     mark = code or f"HTTP {status}"
+    if _current == "zh" and (protocol or status == 401) and not _chinese(description):
+        own = PROTOCOL_ZH.get(code, PROTOCOL_ZH_OTHER)
+        detail = f"{description}；{mark}" if description and mark not in description else (description or mark)
+        return t("refused", what=what, description=f"{own}（{detail}）")
     if not description:
         description = mark
     elif mark not in description:
         description = f"{description}（{mark}）" if _current == "zh" else f"{description} ({mark})"
     return t("refused", what=what, description=description)
+
+
+def _chinese(text: str) -> bool:
+    """Does ``text`` contain CJK ideographs (the hub translated it)?"""
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
 def headers() -> dict:

@@ -107,9 +107,10 @@ def test_revoked_certificate_cannot_log_in(hub, tool, officials, tmp_path):
                 "--password", P12_PASSWORD)
     assert r.returncode == 1 and "revoked" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = sealctl(tmp_path / "state", tool, "login", "--hub", hub.issuer, "--p12", p12, "--password", P12_PASSWORD)
-    # zh by default: the hub's own detail (the token endpoint's ASCII description, RFC 6749 §5.2) and its code
-    assert r.returncode == 1 and "被拒绝" in r.stderr and "revoked" in r.stderr, r.stderr
-    assert r.stderr.rstrip().endswith("（invalid_grant）"), r.stderr
+    # zh by default: the tool's sentence for the code, then the hub's own detail (the token endpoint's
+    # ASCII description, RFC 6749 §5.2) and the code
+    assert r.returncode == 1 and "吊销" in r.stderr and "revoked" in r.stderr, r.stderr
+    assert r.stderr.rstrip().endswith("；invalid_grant）"), r.stderr
 
 
 def test_clear_errors(hub, tool, officials, tmp_path):

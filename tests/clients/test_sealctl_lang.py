@@ -1,7 +1,8 @@
 """How ``sealctl`` words the hub's refusals (``clients/sealctl/lang.py``): the hub's
 ``error_description`` whenever it sent one (RFC 6749 §5.2; the hub writes it in the language asked
-with Accept-Language, RFC 9110 §12.5.4, where it translates it), the tool's own sentence only when it
-sent none, and the error code visible either way."""
+with Accept-Language, RFC 9110 §12.5.4, where it translates it); in Chinese, a sign-in or token
+refusal whose description is the protocol's English gets the tool's Chinese sentence first, the hub's
+detail after it; the error code visible either way."""
 from __future__ import annotations
 
 import pytest
@@ -17,13 +18,18 @@ def _restore_language():
 
 
 @pytest.mark.parametrize("language, body, status, protocol, expect", [
-    # The hub's detail, kept: a token refusal (English protocol text) and a translated seal refusal.
+    # The hub's detail, kept: a token refusal (English protocol text, after the tool's Chinese sentence)
+    # and a translated seal refusal (as the hub wrote it).
     ("zh", {"error": "invalid_grant", "error_description": "The certificate has been revoked."}, 400, True,
-     "login 被拒绝：The certificate has been revoked.（invalid_grant）"),
+     f"login 被拒绝：{lang.PROTOCOL_ZH['invalid_grant']}（The certificate has been revoked.；invalid_grant）"),
     ("zh", {"error": "forbidden", "error_description": "您未获授权使用印章“甲”。"}, 403, False,
      "login 被拒绝：您未获授权使用印章“甲”。（forbidden）"),
     ("zh", {"error": "invalid_token", "error_description": "The access token has expired."}, 401, False,
-     "login 被拒绝：The access token has expired.（invalid_token）"),
+     f"login 被拒绝：{lang.PROTOCOL_ZH['invalid_token']}（The access token has expired.；invalid_token）"),
+    ("zh", {"error": "invalid_token", "error_description": "令牌已过期。"}, 401, False,
+     "login 被拒绝：令牌已过期。（invalid_token）"),
+    ("zh", {"error": "not_pdf", "error_description": "Not a PDF."}, 400, False,
+     "login 被拒绝：Not a PDF.（not_pdf）"),
     ("en", {"error": "invalid_grant", "error_description": "The certificate has been revoked."}, 400, True,
      "login refused: The certificate has been revoked. (invalid_grant)"),
     # None sent: the tool's own sentence (Chinese) or the code, still with the code.

@@ -210,8 +210,9 @@ def test_a_revoked_official_certificate_cannot_sign(live):
     assert not (work / "refused.p7s").exists()
     r = sealctl(live, "login", "--state", work / "state2", "--hub", hub.issuer, "--p12", live["p12"],
                 "--password", P12_PASSWORD)
-    # The token endpoint's own detail (ASCII, RFC 6749 §5.2), shown as sent, with its code.
-    assert r.returncode == 1 and "被拒绝" in r.stderr and "revoked" in r.stderr, r.stderr
-    assert r.stderr.rstrip().endswith("（invalid_grant）"), r.stderr
+    # The tool's Chinese sentence for the code, then the token endpoint's own detail (ASCII, RFC 6749
+    # §5.2) as sent, and the code.
+    assert r.returncode == 1 and "被拒绝" in r.stderr and "吊销" in r.stderr and "revoked" in r.stderr, r.stderr
+    assert r.stderr.rstrip().endswith("；invalid_grant）"), r.stderr
     out = hub.cli("audit", "verify")
     assert out["intact"] is True and out["seal_applications"]["checked"] == 2, out

@@ -386,9 +386,9 @@ def test_sealctl_speaks_one_language_for_seal_and_dpop_refusals(app, client, zha
     if expect_dpop == "refused: ":  # English: the hub's own description, no Chinese at all
         assert "/api/official refused: " in dpop_refusal and not any("\u4e00" <= ch <= "\u9fff" for ch in
                                                                      seal_refusal + dpop_refusal)
-    else:  # the hub's detail (which URL the proof was for), not the tool's general sentence
-        assert dpop_refusal.rstrip().endswith("（invalid_dpop_proof）") and "htu" in dpop_refusal, dpop_refusal
-        assert "DPoP 证明无效" not in dpop_refusal and "refused" not in seal_refusal + dpop_refusal
+    else:  # the tool's Chinese sentence, and the hub's English detail (which URL the proof was for) kept
+        assert dpop_refusal.rstrip().endswith("；invalid_dpop_proof）") and "htu" in dpop_refusal, dpop_refusal
+        assert "DPoP 证明无效" in dpop_refusal and "refused" not in seal_refusal + dpop_refusal
 
     monkeypatch.delenv("SEALCTL_PASSWORD")
     own = _sealctl(tmp_path, *lang_args, "whoami")  # the tool's own message, no terminal for a prompt
