@@ -8,6 +8,7 @@ ones and another hub's are not. Also the officials' API's one rule for bound tok
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pytest
@@ -15,22 +16,28 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select, update
 
 from clients.sealctl import hub as hubapi
+from idp import create_app
 from idp.audit.models import AuditEvent
 from idp.config import ConfigError, load
 from idp.db import db
+from idp.keystore import datakey
 from idp.oauth import dpop
 from idp.oauth.models import Token
 from idp.oauth.tokens import digest
-from tests.conftest import basic, make_rp
+from tests.conftest import _config, basic, make_rp
 from tests.oauth.dpop_support import proof
 from tests.oauth.official_support import key, quick_pkcs12, token_request, tool  # noqa: F401
 
 LIFETIME = 3600  # long enough that a test's few requests never straddle two windows
 
 
+def app_config_values() -> dict:
+    return {"DPOP_NONCE": "on", "DPOP_NONCE_LIFETIME": LIFETIME}
+
+
 @pytest.fixture
 def app_config():
-    return {"DPOP_NONCE": "on", "DPOP_NONCE_LIFETIME": LIFETIME}
+    return app_config_values()
 
 
 @pytest.fixture
@@ -173,6 +180,24 @@ def test_userinfo_requires_the_nonce(app, client, browser, user, dpop_key):
     r = client.get("/userinfo", headers={**headers, "DPoP": proof(dpop_key, htm="GET", htu=url, access_token=at,
                                                                   nonce=nonce)})
     assert r.status_code == 200 and r.get_json()["sub"], r.get_json()
+
+
+def test_every_node_sharing_the_keys_directory_agrees(app, instance, tmp_path_factory):
+    """Stateless nonces: a second node (another app on the same keys directory) hands out and accepts
+    the same nonce; a hub with other keys does not accept it (its key is derived from its own data key)."""
+    nonce = dpop.current_nonce()
+    other_node = create_app(_config(instance, **app_config_values()))
+    with other_node.app_context():
+        assert dpop.current_nonce() == nonce and dpop.nonce_ok(nonce)
+    elsewhere = tmp_path_factory.mktemp("other-hub")
+    shutil.copy(instance / "idp.sqlite3", elsewhere / "idp.sqlite3")
+    (elsewhere / "keys").mkdir()
+    datakey.create(elsewhere / "keys", None)
+    shutil.copytree(instance / "keys", elsewhere / "keys", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(datakey.FILENAME))
+    other_hub = create_app(_config(elsewhere, **app_config_values()))
+    with other_hub.app_context():
+        assert not dpop.nonce_ok(nonce) and dpop.current_nonce() != nonce
 
 
 @pytest.mark.parametrize("app_config", [{"DPOP_NONCE": "off"}])
