@@ -120,6 +120,7 @@ def init_keys(app: Flask) -> None:
     app.extensions["idp.client_secret_key"] = datakey.derive(data_keys.root, "client-secret")
     app.extensions["idp.pairwise_key"] = datakey.derive(data_keys.root, "pairwise-subject")
     app.extensions["idp.recovery_code_key"] = datakey.derive(data_keys.root, "recovery-code")
+    app.extensions["idp.dpop_nonce_key"] = datakey.derive(data_keys.root, "dpop-nonce")  # the same on every node
     app.extensions["idp.authorization_server"] = server = build_authorization_server(app)
     app.extensions["idp.introspection"] = IntrospectionEndpoint(server)  # its lookup and payload, for idp.oauth.lean
     app.extensions["idp.resource_protector"] = build_resource_protector()
@@ -221,6 +222,10 @@ def _register_hooks(app: Flask) -> None:
             return render_error(400, "invalid_request",
                                 _l("The request came from another site. Go back to this site's page and try again."))
         return None
+
+    from .oauth.dpop import offer_nonce
+
+    app.after_request(offer_nonce)  # DPoP-Nonce (RFC 9449 §8, §9) on answers to requests with a proof
 
     @app.after_request
     def _security_headers(resp):

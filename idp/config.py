@@ -70,6 +70,12 @@ DEFAULTS: dict[str, object] = {
     "MAX_QUERY_LENGTH": 8 * 1024,
     # Seconds a private_key_jwt assertion's jti is remembered (longer than any assertion may live).
     "ASSERTION_MAX_AGE": 600,
+    # DPoP nonces (RFC 9449 §8, §9): "on" makes every DPoP proof carry a nonce the hub provided
+    # (a proof without it is answered use_dpop_nonce with the nonce in DPoP-Nonce); off by default,
+    # because a client that does not retry on use_dpop_nonce would stop working.
+    "DPOP_NONCE": "off",
+    # Seconds one DPoP nonce window lasts; a nonce is accepted in its window and the next one.
+    "DPOP_NONCE_LIFETIME": 300,
     # How often (seconds) a node re-reads the key directory to notice a rotation.
     "KEYS_RELOAD_INTERVAL": 2,
     # Seconds a new signing key is published before it signs (`idp keys rotate`). At least
@@ -341,6 +347,10 @@ def validate(cfg: dict) -> None:
     if cfg["KEYS_PUBLISH_AHEAD"] < 2 * cfg["KEYS_RELOAD_INTERVAL"] + 1:
         raise ConfigError("IDP_KEYS_PUBLISH_AHEAD must be at least 2 x IDP_KEYS_RELOAD_INTERVAL + 1 seconds, "
                           "or a process could sign with a key another one does not publish yet")
+    if cfg["DPOP_NONCE"] not in ("off", "on"):
+        raise ConfigError("IDP_DPOP_NONCE must be 'off' or 'on'")
+    if not 10 <= cfg["DPOP_NONCE_LIFETIME"] <= 86400:
+        raise ConfigError("IDP_DPOP_NONCE_LIFETIME must be between 10 and 86400 seconds")
     if not 256 <= cfg["TSA_MAX_REQUEST_BYTES"] <= 65536:
         raise ConfigError("IDP_TSA_MAX_REQUEST_BYTES must be between 256 and 65536")
     trusted_proxy_networks(cfg)

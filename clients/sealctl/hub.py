@@ -1,5 +1,10 @@
 """Talking to the hub: discovery, the JWT bearer grant (RFC 7523 §2.1), DPoP proofs (RFC 9449 §4.2);
-every request asks for answers in the tool's language (``lang``)."""
+every request asks for answers in the tool's language (``lang``).
+
+DPoP nonces (RFC 9449 §8, §9): a hub may require a nonce it provided in every proof. The tool keeps
+the last ``DPoP-Nonce`` each hub sent (in this process) and puts it in the next proof; answered
+``use_dpop_nonce`` (400 at the token endpoint, 401 at a resource), it signs a new proof with the
+nonce from that answer and tries once more."""
 from __future__ import annotations
 
 import base64
@@ -22,6 +27,9 @@ GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME = 120  # seconds (the hub accepts at most 300)
 TIMEOUT = 15
 UPLOAD_TIMEOUT = 120  # sealing a large document takes longer than a JSON call
+
+
+_nonces: dict[str, str] = {}  # the last DPoP-Nonce each hub (scheme://host:port) sent
 
 
 class HubError(Exception):
@@ -68,13 +76,54 @@ def discover(hub: str) -> dict:
     return meta
 
 
-def dpop_proof(key: OfficialKey, method: str, url: str, access_token: str | None = None) -> str:
-    """RFC 9449 §4.2: typ dpop+jwt, the public jwk, htm, htu, iat, a fresh jti, and ath at resources."""
+def dpop_proof(key: OfficialKey, method: str, url: str, access_token: str | None = None,
+               nonce: str | None = None) -> str:
+    """RFC 9449 §4.2: typ dpop+jwt, the public jwk, htm, htu, iat, a fresh jti, ath at resources, and
+    the hub's nonce when it gave one (§8, §9)."""
     claims = {"htm": method, "htu": url.split("?")[0].split("#")[0], "iat": int(time.time()),
               "jti": secrets.token_urlsafe(16)}
     if access_token is not None:
         claims["ath"] = _b64url(hashlib.sha256(access_token.encode("ascii")).digest())
+    if nonce is not None:
+        claims["nonce"] = nonce
     return key.sign_jwt({"typ": "dpop+jwt", "jwk": key.public_jwk()}, claims)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _asks_for_nonce(resp: requests.Response) -> bool:
+    """``use_dpop_nonce``: 400 with the error in the body at the token endpoint (RFC 9449 §8), 401 with
+    it in the ``DPoP`` challenge at a resource (§9); either way with a ``DPoP-Nonce`` to use."""
+    if not resp.headers.get("DPoP-Nonce"):
+        return False
+    if resp.status_code == 401:
+        return 'error="use_dpop_nonce"' in resp.headers.get("WWW-Authenticate", "")
+    if resp.status_code == 400:
+        try:
+            body = resp.json()
+        except ValueError:
+            return False
+        return isinstance(body, dict) and body.get("error") == "use_dpop_nonce"
+    return False
+
+
+def _with_proof(url: str, what: str, send) -> requests.Response:
+    """``send(nonce)`` makes the request with a new proof carrying ``nonce``; the hub's last nonce
+    first, and once more with the one it asks for (RFC 9449 §8, §9). Remembers the nonce it answers with."""
+    origin = _origin(url)
+    try:
+        resp = send(_nonces.get(origin))
+        if _asks_for_nonce(resp):
+            _nonces[origin] = resp.headers["DPoP-Nonce"]
+            resp = send(_nonces[origin])
+    except requests.RequestException as exc:
+        raise _unreachable(what, url, exc) from exc
+    if resp.headers.get("DPoP-Nonce"):
+        _nonces[origin] = resp.headers["DPoP-Nonce"]
+    return resp
 
 
 def certificate_thumbprint(key: OfficialKey) -> str:
@@ -95,12 +144,13 @@ def login(hub: str, key: OfficialKey, client_id: str) -> dict:
     """Sign in with the key; the token response plus what later calls need."""
     meta = discover(hub)
     endpoint = meta["token_endpoint"]
-    try:
-        resp = requests.post(endpoint, timeout=TIMEOUT,
-                             headers={"DPoP": dpop_proof(key, "POST", endpoint), **lang.headers()},
+
+    def send(nonce):
+        return requests.post(endpoint, timeout=TIMEOUT,
+                             headers={"DPoP": dpop_proof(key, "POST", endpoint, nonce=nonce), **lang.headers()},
                              data={"grant_type": GRANT_TYPE, "assertion": assertion(key, client_id, endpoint)})
-    except requests.RequestException as exc:
-        raise _unreachable("login", endpoint, exc) from exc
+
+    resp = _with_proof(endpoint, "login", send)
     token = _json(resp, "login", protocol=True)
     if token.get("token_type", "").lower() != "dpop" or not token.get("access_token"):
         raise HubError(t("not_dpop_bound"))
@@ -112,12 +162,13 @@ def call(state: dict, key: OfficialKey, method: str, path: str) -> dict:
     """A DPoP-protected call to the hub (RFC 9449 §7.1)."""
     url = state["hub"] + path
     token = state["access_token"]
-    headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token), **lang.headers()}
-    try:
-        resp = requests.request(method, url, headers=headers, timeout=TIMEOUT)
-    except requests.RequestException as exc:
-        raise _unreachable(path, url, exc) from exc
-    return _json(resp, path)
+
+    def send(nonce):
+        headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token, nonce),
+                   **lang.headers()}
+        return requests.request(method, url, headers=headers, timeout=TIMEOUT)
+
+    return _json(_with_proof(url, path, send), path)
 
 
 def call_raw(state: dict, key: OfficialKey, method: str, path: str, *, body: bytes, content_type: str,
@@ -125,13 +176,14 @@ def call_raw(state: dict, key: OfficialKey, method: str, path: str, *, body: byt
     """A DPoP-protected upload whose answer is a file (a sealed PDF, a signature); errors are JSON."""
     url = state["hub"] + path
     token = state["access_token"]
-    headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token),
-               "Content-Type": content_type, **lang.headers()}
-    try:
-        resp = requests.request(method, url, headers=headers, params=params or None, data=body,
+
+    def send(nonce):
+        headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token, nonce),
+                   "Content-Type": content_type, **lang.headers()}
+        return requests.request(method, url, headers=headers, params=params or None, data=body,
                                 timeout=UPLOAD_TIMEOUT)
-    except requests.RequestException as exc:
-        raise _unreachable(path, url, exc) from exc
+
+    resp = _with_proof(url, path, send)
     if resp.status_code != 200:
         _json(resp, path)  # raises with the hub's error_description
         raise HubError(t("http_status", what=path, status=resp.status_code))

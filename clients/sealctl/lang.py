@@ -81,7 +81,7 @@ PROTOCOL_ZH = {
     "invalid_request": "平台认为请求不完整或格式不正确",
     "invalid_token": "登录凭证无效、已过期或已被吊销：请重新运行 'sealctl login'",
     "invalid_dpop_proof": "DPoP 证明无效：须由登录时的密钥为本次请求新签",
-    "use_dpop_nonce": "平台要求 DPoP nonce，本工具暂不支持",
+    "use_dpop_nonce": "平台要求 DPoP nonce，用平台给出的 nonce 重试后仍被拒绝",
     "insufficient_user_authentication": "此操作需要以证书登录（3 级）",
 }
 PROTOCOL_ZH_OTHER = "平台拒绝了登录凭证"

@@ -2,12 +2,11 @@
 
 ``dpop_principal()`` is the one check every such endpoint uses (the seal API will too): the
 ``Authorization: DPoP <token>`` scheme (§7.1; the token used as a plain Bearer token is refused), a
-live token issued by us, bound to a key (``cnf.jkt``), a fresh proof by that very key for this
-method and URL with ``ath`` = the token's hash (§4.3), and the sign-in at level 3.
+live token issued by us, bound to a key (its row's ``cnf_jkt``, §6.1), a fresh proof by that very key
+for this method and URL with ``ath`` = the token's hash (§4.3; with ``DPOP_NONCE=on`` also the hub's
+nonce, §9: else 401 ``use_dpop_nonce``), and the sign-in at level 3.
 """
 from __future__ import annotations
-
-import hmac
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -16,7 +15,6 @@ from ..accounts.officials import active_memberships
 from ..audit.service import record
 from ..config import level_for_acr
 from ..db import db
-from ..keystore.jwt import verify_own_jwt
 from . import dpop, tokens
 
 bp = Blueprint("official_api", __name__)
@@ -41,30 +39,30 @@ def dpop_principal(min_level: int = 3):
 
 
 def dpop_principal_and_key(min_level: int = 3):
-    """``dpop_principal``, plus the thumbprint of the key the token is bound to (``cnf.jkt``)."""
+    """``dpop_principal``, plus the thumbprint of the key the token is bound to (its row's ``cnf_jkt``,
+    RFC 9449 §6.1). Whether the token may be presented with this proof is ``tokens.sender_ok``, the
+    one rule for bound tokens (UserInfo's too); a token bound to no key is refused here."""
     scheme, _, value = (request.headers.get("Authorization") or "").partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer":
         row = tokens.find_access_token(value)
-        if row is not None and isinstance((verify_own_jwt(value) or {}).get("cnf"), dict):
+        if row is not None and not tokens.sender_ok(row, None):
             _security_event("bearer_use_of_bound_token", row)  # a stolen token tried without its key
         raise Refused("invalid_token", "This endpoint accepts DPoP-bound tokens only (Authorization: DPoP).")
     if scheme.lower() != "dpop" or not value:
         raise Refused("invalid_request", "Send a DPoP-bound access token: 'Authorization: DPoP <token>'.")
     row = tokens.find_access_token(value)
-    claims = verify_own_jwt(value) if row is not None else None
-    if row is None or claims is None:
+    if row is None:
         raise Refused("invalid_token", "The access token is invalid, expired or revoked.")
-    jkt = (claims.get("cnf") or {}).get("jkt") if isinstance(claims.get("cnf"), dict) else None
-    if not isinstance(jkt, str):
+    if row.cnf_jkt is None:
         raise Refused("invalid_token", "The access token is not bound to a key.")
     url = current_app.config["ISSUER"] + request.path
     try:
         proof_jkt = dpop.check_proof(request.headers, method=request.method, url=url, access_token=value)
     except dpop.DPoPError as exc:
         _security_event(f"proof_{exc.reason}", row)
-        raise Refused("invalid_dpop_proof", str(exc)) from exc
-    if not hmac.compare_digest(proof_jkt, jkt):
+        raise Refused(exc.error, str(exc)) from exc  # invalid_dpop_proof, or use_dpop_nonce (§9)
+    if not tokens.sender_ok(row, proof_jkt):
         _security_event("proof_key_mismatch", row)
         raise Refused("invalid_dpop_proof", "The DPoP proof is not signed with the key the token is bound to.")
     if (level_for_acr(current_app.config, row.acr or "") or 0) < min_level:
@@ -72,7 +70,7 @@ def dpop_principal_and_key(min_level: int = 3):
     person = db.session.get(Person, row.person_id) if row.person_id else None
     if person is None or not person.active:
         raise Refused("invalid_token", "The access token is invalid, expired or revoked.")
-    return row, person, jkt
+    return row, person, row.cnf_jkt
 
 
 def _challenge(exc: Refused):

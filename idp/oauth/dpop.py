@@ -4,8 +4,17 @@
 JWS (joserfc) with ``typ`` ``dpop+jwt``, an asymmetric ``alg`` we support, a public ``jwk`` that
 verifies the signature; ``htm``/``htu`` equal to this request's method and URL (without query or
 fragment); a recent ``iat``; a ``jti`` seen only once (kept in ``UsedAssertion`` under the key's
-thumbprint); and, at a resource, ``ath`` = base64url(SHA-256(access token)). It returns the JWK
-SHA-256 thumbprint (RFC 7638), the value a bound token carries as ``cnf.jkt`` (§6.1).
+thumbprint); at a resource, ``ath`` = base64url(SHA-256(access token)); and, with ``DPOP_NONCE=on``,
+a ``nonce`` the hub provided (§8, §9). It returns the JWK SHA-256 thumbprint (RFC 7638), the value a
+bound token carries as ``cnf.jkt`` (§6.1).
+
+Nonces (RFC 9449 §8 token endpoint, §9 resources) are stateless, so every node makes and accepts the
+same ones: base64url(HMAC-SHA-256(key, "dpop-nonce" || window)), the key derived from the root data
+key (``datakey.derive(…, "dpop-nonce")``, shared by all nodes through the keys directory), the window
+the current ``DPOP_NONCE_LIFETIME``-second interval; a proof may carry the current window's nonce or
+the previous one's. Every answer to a request with a ``DPoP`` header carries the current nonce in
+``DPoP-Nonce`` (``offer_nonce``; §8.2 lets a server send a new one at any time), so a client that
+keeps the last one it saw needs the ``use_dpop_nonce`` round trip only once per window or two.
 """
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ import time
 from datetime import timedelta
 
 from authlib.oauth2.base import OAuth2Error
+from flask import current_app, request
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
@@ -41,19 +51,38 @@ def registry() -> jws.JWSRegistry:
     return LargeHeaders(algorithms=list(ALGS))
 
 
+class InvalidDPoPProofError(OAuth2Error):
+    """RFC 9449 §5: the token endpoint's answer to a missing or bad DPoP proof."""
+
+    error = "invalid_dpop_proof"
+    status_code = 400
+
+
+class UseDPoPNonceError(OAuth2Error):
+    """RFC 9449 §8: the token endpoint's answer to a proof without the nonce it requires (400, with
+    the nonce in ``DPoP-Nonce``, added by ``offer_nonce``)."""
+
+    error = "use_dpop_nonce"
+    status_code = 400
+
+
 class DPoPError(Exception):
-    """A refused proof; ``reason`` is a short code for the audit log, the message is for the client."""
+    """A refused proof; ``reason`` is a short code for the audit log, the message is for the client.
+    ``error`` is the code a resource answers with (RFC 9449 §7.1), ``token_error`` the token endpoint's."""
+
+    error = "invalid_dpop_proof"
+    token_error = InvalidDPoPProofError
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
 
 
-class InvalidDPoPProofError(OAuth2Error):
-    """RFC 9449 §5: the token endpoint's answer to a missing or bad DPoP proof."""
+class NonceRequired(DPoPError):
+    """RFC 9449 §8 (token endpoint, 400) and §9 (resources, 401): the proof lacks the current nonce."""
 
-    error = "invalid_dpop_proof"
-    status_code = 400
+    error = "use_dpop_nonce"
+    token_error = UseDPoPNonceError
 
 
 def b64url(data: bytes) -> str:
@@ -135,9 +164,62 @@ def check_proof(headers, *, method: str, url: str, access_token: str | None = No
         ath = claims.get("ath")
         if not isinstance(ath, str) or not hmac.compare_digest(ath, access_token_hash(access_token)):
             raise DPoPError("wrong_ath", "The DPoP proof is not for this access token ('ath').")
+    if nonces_required():
+        _check_nonce(claims.get("nonce"))
     jkt = key.thumbprint()
     _remember(jkt, claims.get("jti"))
     return jkt
+
+
+def nonces_required() -> bool:
+    """``DPOP_NONCE=on``: every proof must carry a nonce the hub provided (RFC 9449 §8, §9)."""
+    return current_app.config["DPOP_NONCE"] == "on"
+
+
+def _nonce_key() -> bytes:
+    return current_app.extensions["idp.dpop_nonce_key"]
+
+
+def make_nonce(key: bytes, window: int) -> str:
+    """The nonce of one time window: base64url(HMAC-SHA-256(key, "dpop-nonce" || window)), 43
+    characters of the ``NQCHAR`` set (RFC 9449 §8.1)."""
+    return b64url(hmac.new(key, b"dpop-nonce" + window.to_bytes(8, "big"), hashlib.sha256).digest())
+
+
+def _window(now: float | None = None) -> int:
+    return int((time.time() if now is None else now) // current_app.config["DPOP_NONCE_LIFETIME"])
+
+
+def current_nonce(now: float | None = None) -> str:
+    """The nonce every node hands out now (``DPoP-Nonce``, RFC 9449 §8, §9)."""
+    return make_nonce(_nonce_key(), _window(now))
+
+
+def nonce_ok(value: str, now: float | None = None) -> bool:
+    """The current window's nonce or the previous one's (so a nonce handed out just before the window
+    moved on still works), compared in constant time; any other value, including one made with
+    another hub's key, is not."""
+    key, window, given = _nonce_key(), _window(now), value.encode()
+    current = hmac.compare_digest(given, make_nonce(key, window).encode())
+    previous = hmac.compare_digest(given, make_nonce(key, window - 1).encode())
+    return current or previous
+
+
+def _check_nonce(value: object) -> None:
+    if value is None:
+        raise NonceRequired("nonce_missing", "The DPoP proof must carry the nonce from the 'DPoP-Nonce' header.")
+    if not isinstance(value, str) or len(value) > 256 or not nonce_ok(value):
+        raise NonceRequired("nonce_invalid", "The DPoP proof's nonce is not (or no longer) valid: "
+                                             "use the one from the 'DPoP-Nonce' header.")
+
+
+def offer_nonce(response):
+    """After every request that carried a ``DPoP`` header, with nonces on: the current nonce in
+    ``DPoP-Nonce`` — required on a ``use_dpop_nonce`` answer (RFC 9449 §8, §9), and on every other
+    answer so the client always holds a fresh one (§8.2)."""
+    if "DPoP" in request.headers and nonces_required() and "idp.dpop_nonce_key" in current_app.extensions:
+        response.headers["DPoP-Nonce"] = current_nonce()
+    return response
 
 
 def www_authenticate(error: str, description: str) -> str:

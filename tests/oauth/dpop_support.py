@@ -11,12 +11,14 @@ import time
 from joserfc import jws
 
 
-def proof(key, *, htm="POST", htu=None, iat=None, jti=None, header_key=None, access_token=None) -> str:
+def proof(key, *, htm="POST", htu=None, iat=None, jti=None, header_key=None, access_token=None, nonce=None) -> str:
     """RFC 9449 §4.2: typ dpop+jwt, alg, the public jwk; htm, htu, iat, jti; with ``access_token``,
-    ``ath`` (its SHA-256, base64url). ``header_key`` puts another key's jwk in the header (the
-    signature then does not verify with it)."""
+    ``ath`` (its SHA-256, base64url); with ``nonce``, the server's nonce (§8, §9). ``header_key`` puts
+    another key's jwk in the header (the signature then does not verify with it)."""
     claims = {"htm": htm, "htu": htu, "iat": int(time.time()) if iat is None else iat,
               "jti": jti or secrets.token_urlsafe(16)}
+    if nonce is not None:
+        claims["nonce"] = nonce
     if access_token is not None:
         claims["ath"] = base64.urlsafe_b64encode(hashlib.sha256(access_token.encode()).digest()).rstrip(b"=").decode()
     header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": (header_key or key).as_dict(private=False)}

@@ -380,7 +380,8 @@ def test_sealctl_speaks_one_language_for_seal_and_dpop_refusals(app, client, zha
 
     real_proof = sealctl_hub.dpop_proof
     monkeypatch.setattr(sealctl_hub, "dpop_proof",  # a proof for another URL (RFC 9449 §4.3 htu)
-                        lambda key, method, url, tok=None: real_proof(key, method, url + "/elsewhere", tok))
+                        lambda key, method, url, tok=None, nonce=None: real_proof(key, method, url + "/elsewhere", tok,
+                                                                                  nonce))
     dpop_refusal = _sealctl(tmp_path, *lang_args, "whoami")
     assert expect_dpop in dpop_refusal, dpop_refusal
     if expect_dpop == "refused: ":  # English: the hub's own description, no Chinese at all
