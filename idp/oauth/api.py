@@ -60,7 +60,8 @@ def dpop_principal_and_key(min_level: int = 3):
     try:
         proof_jkt = dpop.check_proof(request.headers, method=request.method, url=url, access_token=value)
     except dpop.DPoPError as exc:
-        _security_event(f"proof_{exc.reason}", row)
+        if exc.audited:
+            _security_event(f"proof_{exc.reason}", row)
         raise Refused(exc.error, str(exc)) from exc  # invalid_dpop_proof, or use_dpop_nonce (§9)
     if not tokens.sender_ok(row, proof_jkt):
         _security_event("proof_key_mismatch", row)

@@ -68,7 +68,9 @@ class UseDPoPNonceError(OAuth2Error):
 
 class DPoPError(Exception):
     """A refused proof; ``reason`` is a short code for the audit log, the message is for the client.
-    ``error`` is the code a resource answers with (RFC 9449 §7.1), ``token_error`` the token endpoint's."""
+    ``error`` is the code a resource answers with (RFC 9449 §7.1), ``token_error`` the token endpoint's.
+    ``audited``: worth an audit record (a bad or replayed proof); not the first ``use_dpop_nonce``
+    answer to a proof without a nonce, which is the protocol's normal first step (§8, §9)."""
 
     error = "invalid_dpop_proof"
     token_error = InvalidDPoPProofError
@@ -76,6 +78,7 @@ class DPoPError(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
+        self.audited = reason != "nonce_missing"
 
 
 class NonceRequired(DPoPError):

@@ -113,7 +113,8 @@ def token_request_proof(request, bound_to: str | None = None, mismatch: str = ""
     try:
         jkt = dpop.check_proof(request.headers, method="POST", url=current_app.config["ISSUER"] + "/token")
     except dpop.DPoPError as exc:
-        _security_event("dpop.refused", cid, {"reason": f"proof_{exc.reason}", "path": "/token"})
+        if exc.audited:
+            _security_event("dpop.refused", cid, {"reason": f"proof_{exc.reason}", "path": "/token"})
         raise exc.token_error(description=str(exc)) from exc  # invalid_dpop_proof, or use_dpop_nonce (§8)
     if bound_to is not None and not hmac.compare_digest(jkt, bound_to):
         _security_event("dpop.refused", cid, {"reason": "proof_key_mismatch", "path": "/token"})

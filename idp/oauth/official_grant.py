@@ -155,6 +155,8 @@ class OfficialJWTBearerGrant(JWTBearerGrant):
         try:
             jkt = dpop.check_proof(self.request.headers, method="POST", url=self.token_endpoint())
         except dpop.DPoPError as exc:
+            if not exc.audited:  # the nonce handed out first (RFC 9449 §8): a step, not a failed login
+                raise exc.token_error(description=str(exc)) from exc
             self._refuse(f"dpop_{exc.reason}", str(exc), cid, person, error=exc.token_error)
         if not hmac.compare_digest(jkt, dpop.thumbprint(key)):
             self._refuse("dpop_key_mismatch", "The DPoP proof must be signed with the certified key.", cid, person,
