@@ -44,8 +44,9 @@ class Person(db.Model):
 
 class PersonView(namedtuple("PersonView", ("id", "sub", "username", "name", "email_enc", "email_verified", "phone_enc",
                                            "phone_verified", "id_number_enc", "updated_at", "status"))):
-    """The columns of a ``Person`` that claims are made from, read without the ORM (UserInfo reads them
-    with its token in one query, ``oauth.tokens.find_live_access_with_person``)."""
+    """The columns of a ``Person`` that claims are made from, read without the ORM with what they come
+    with: UserInfo with its token (``oauth.tokens.find_live_access_with_person``), the code exchange with
+    its code and the refresh grant with its session's id (``oauth.grants``)."""
 
     __slots__ = ()
     active = Person.active  # the same rule

@@ -98,16 +98,7 @@ class AuthorizationCode(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
-
-    # Authlib's AuthorizationCodeMixin contract, duck-typed.
-    def get_redirect_uri(self) -> str:
-        return self.redirect_uri
-
-    def get_scope(self) -> str:
-        return self.scope
-
-    def get_nonce(self) -> str | None:
-        return self.nonce
+    # Authlib sees a code as ``grants._CodeView`` (read with its person in one query), not as this row.
 
 
 class Token(db.Model):
