@@ -28,9 +28,9 @@ import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from flows import CodeFlow, code_exchange_iteration, cookie_header, mint_codes, sso_iteration  # noqa: E402
 from hub import Hub, cli_default_threads, load_postgres_module  # noqa: E402
-from loadgen import (ACTIVE, Exhausted, IterationFailed, Plan, judge_ok, raw_request, run_plan, run_python,  # noqa: E402
-                     wrk_available)
+from loadgen import ACTIVE, Plan, judge_ok, run_plan, run_python, wrk_available  # noqa: E402
 from oidc_login import basic_auth, get_user_tokens  # noqa: E402
 from util import connection_spread, http_json, machine_info, pkce_pair  # noqa: E402
 
@@ -38,12 +38,13 @@ MAX_DURATION = 30.0
 MAX_WARMUP = 5.0
 MAX_REPEAT = 5
 MAX_CONCURRENCY = 256
-MINT_TIME_CAP = 45.0  # seconds of minting at most: codes live CODE_TTL (120 s) and must outlive the run
+MINT_TIME_CAP = 45.0  # seconds of minting at most: codes must outlive the run (CodeFlow.code_ttl)
 MAX_CODES = 200_000
 
 SIMPLE = ("discovery", "jwks", "client_credentials", "userinfo", "introspect")
 SCENARIOS = ("discovery", "jwks", "client_credentials", "code_exchange", "userinfo", "introspect", "sso_round_trip")
-PEER_SCENARIOS = ("discovery", "jwks", "client_credentials", "introspect", "userinfo")
+FLOWS = ("code_exchange", "sso_round_trip")  # always on the Python engine; peers' latencies printed too
+PEER_SCENARIOS = ("discovery", "jwks", "client_credentials", "introspect", "userinfo") + FLOWS
 
 
 def log(msg: str) -> None:
@@ -77,10 +78,15 @@ class Ours:
                                  hub.code_redirect, scope="openid profile email", jar=jar)
         hub.timings["scripted login + code exchange"] = round(time.perf_counter() - t0, 2)
         self.user_tokens = tokens
-        self.cookie = "; ".join(f"{ck.name}={ck.value}" for ck in jar)
+        self.cookie = cookie_header(jar, self.authz_url)
         if "idp_session" not in self.cookie:
             log(f"  note: no idp_session cookie after login (cookies: {[ck.name for ck in jar]})")
         self.pairs = [pkce_pair() for _ in range(256)]  # reused across codes: each code binds one pair
+        # The code client (code_exchange, minting) and the second first-party client (sso_round_trip).
+        self.code_flow = CodeFlow(self.authz_url, self.token_url, c["client_id"], self.code_auth, hub.code_redirect,
+                                  self.cookie, code_ttl=120.0, pairs=self.pairs)  # CODE_TTL
+        self.sso_flow = CodeFlow(self.authz_url, self.token_url, s["client_id"], self.sso_auth, hub.sso_redirect,
+                                 self.cookie, pairs=self.pairs)
 
     def form_headers(self, auth: str) -> dict:
         return {"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded",
@@ -103,82 +109,32 @@ class Ours:
             return Plan("POST", d["introspection_endpoint"], self.form_headers(self.code_auth), body, ACTIVE)
         raise KeyError(scenario)
 
-    def authorize_requests(self, client_id: str, redirect_uri: str) -> list[bytes]:
-        """One pre-built GET /authorize per PKCE pair, carrying the SSO session cookie."""
-        out = []
-        for i, (_, challenge) in enumerate(self.pairs):
-            q = urllib.parse.urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
-                                        "scope": "openid profile email", "state": f"s{i}",
-                                        "code_challenge": challenge, "code_challenge_method": "S256"})
-            out.append(raw_request("GET", f"{self.authz_url}?{q}", {"Cookie": self.cookie, "Accept": "text/html"}))
-        return out
 
-    def token_request(self, auth: str, code: str, verifier: str, redirect_uri: str) -> bytes:
-        body = urllib.parse.urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-                                       "code_verifier": verifier}).encode()
-        return raw_request("POST", self.token_url, self.form_headers(auth), body)
+def code_batch(rate: float | None, args, code_ttl: float) -> tuple[int, float]:
+    """How many codes to mint for one code_exchange run, and the minting time cap. ``rate``: a rate of
+    the target's token endpoint seen earlier in this run (client_credentials or a code exchange); without
+    one, minting runs until the time cap."""
+    run = args.warmup + args.duration
+    n = int(min(MAX_CODES, rate * run * 1.3 + 4 * args.concurrency + 100)) if rate else MAX_CODES
+    # Minting (GET /authorize) is about as fast as exchanging (POST /token, two signatures): mint for
+    # at most 1.5 x the run time; if the exchange outruns it, the run is flagged "exhausted". The first
+    # code minted must still be valid when the run ends (oidc-provider's and DOT's live 60 s).
+    cap = min(MINT_TIME_CAP, max(3.0, 1.5 * run), max(3.0, code_ttl - run - 5.0))
+    return n, cap
 
 
-CODE_RE = re.compile(rb"[?&]code=([^&#]+)")
-
-
-def _code_from(resp) -> str:
-    loc = resp.headers.get(b"location", b"")
-    if resp.status not in (302, 303) or not loc:
-        raise IterationFailed(f"authorize: HTTP {resp.status} {loc[:80]!r} {resp.body[:100]!r}")
-    m = CODE_RE.search(loc)
-    if not m:
-        raise IterationFailed(f"authorize: no code in {loc[:160]!r}")
-    return urllib.parse.unquote(m.group(1).decode())
-
-
-def mint_codes(ours: Ours, n: int, concurrency: int, cpu_pids: dict, time_cap: float) -> tuple[collections.deque, dict]:
-    """Up to n authorization codes for the code client, minted over the logged-in session (no login per
-    code), for at most time_cap seconds."""
-    hub = ours.hub
-    reqs = ours.authorize_requests(hub.code_client["client_id"], hub.code_redirect)
-    codes: collections.deque = collections.deque()
-    counter = [0]
-
-    async def mint(conn):
-        if counter[0] >= n:
-            raise Exhausted
-        i = counter[0] % len(reqs)
-        counter[0] += 1
-        code = _code_from(await conn.request(reqs[i]))
-        codes.append((code, ours.pairs[i][0]))
-
-    res = run_python(mint, hub.issuer, concurrency=concurrency, duration=time_cap, warmup=0, cpu_pids=cpu_pids)
-    return codes, res
-
-
-def code_exchange_iteration(ours: Ours, codes: collections.deque):
-    hub = ours.hub
-
-    async def exchange(conn):
-        try:
-            code, verifier = codes.popleft()
-        except IndexError:
-            raise Exhausted from None
-        r = await conn.request(ours.token_request(ours.code_auth, code, verifier, hub.code_redirect))
-        if r.status != 200 or b'"id_token"' not in r.body:
-            raise IterationFailed(f"token: HTTP {r.status}: {r.body[:120]!r}")
-    return exchange
-
-
-def sso_iteration(ours: Ours):
-    hub = ours.hub
-    reqs = ours.authorize_requests(hub.sso_client["client_id"], hub.sso_redirect)
-    counter = [0]
-
-    async def round_trip(conn):
-        i = counter[0] % len(reqs)
-        counter[0] += 1
-        code = _code_from(await conn.request(reqs[i]))
-        r = await conn.request(ours.token_request(ours.sso_auth, code, ours.pairs[i][0], hub.sso_redirect))
-        if r.status != 200 or b'"id_token"' not in r.body:
-            raise IterationFailed(f"token: HTTP {r.status}: {r.body[:120]!r}")
-    return round_trip
+def run_code_exchange(flow: CodeFlow, rate: float | None, args, common: dict, cpu_pids: dict, master_pid, at: float,
+                      who: str) -> tuple[dict, dict]:
+    """Mint codes over the session, then exchange them: (the exchange's result, the minting's result)."""
+    n, cap = code_batch(rate, args, flow.code_ttl)
+    codes, mres = mint_codes(flow, n, args.concurrency, cpu_pids, cap, timeout=args.timeout)
+    log(f"  {who:<5} minted {len(codes)} codes (target {n}, time cap {cap:g} s) in {mres['elapsed_s']} s "
+        f"({mres['rps']:,.0f}/s, {mres['errors']} errors)")
+    res = sampled(lambda: run_python(code_exchange_iteration(flow, codes), flow.token_url, cpu_pids=cpu_pids,
+                                     **common), master_pid, flow.token_url, at)
+    res["codes_minted"] = mres["ok"]
+    res["codes_left"] = len(codes)
+    return res, mres
 
 
 def sampled(fn, master_pid: int | None, url: str, at: float) -> dict:
@@ -327,12 +283,26 @@ def print_table(report: dict) -> None:
                 ratio = report["ratios"].get(pname, {}).get(s)
                 line += f" {cell:>34} {(f'{ratio:.2f}' if ratio is not None else '-'):>6}"
             print(line)
+        for s in FLOWS:  # latency per iteration matters most here (issue 7: SSO round trip p50 at one user)
+            ours = report["ours"].get(s)
+            if not ours:
+                continue
+            cells = [f"ours {fmt_num(ours.get('p50_ms'), 2)} / {fmt_num(ours.get('p99_ms'), 2)}"]
+            for pname, label in cols:
+                pr = peers[pname]["results"].get(s)
+                if pr is not None:
+                    cells.append(f"{label} {fmt_num(pr.get('p50_ms'), 2)} / {fmt_num(pr.get('p99_ms'), 2)}")
+            print(f"  {s} p50 / p99 ms (concurrency {report['config']['concurrency']}, Python engine, per "
+                  f"{'iteration' if s == 'sso_round_trip' else 'request'}): " + ", ".join(cells))
         for pname, p in peers.items():
             for s, why in p["skipped"].items():
                 print(f"  * {p['label']} {s}: skipped ({why})")
             for s, pr in p["results"].items():
                 if pr.get("errors"):
                     print(f"  * {p['label']} {s}: {pr['errors']} errors, e.g. {pr.get('error_sample')}")
+                if pr.get("exhausted"):
+                    print(f"  * {p['label']} {s}: ran out of pre-minted codes; rate measured over "
+                          f"{pr.get('elapsed_s')} s")
         print("  p50 / p99 ms per peer are in the JSON output.")
 
 
@@ -434,6 +404,19 @@ def run_profile(hub: Hub, n: int, profiler: str, top: int, clock: str = "cpu", p
 
 
 # --------------------------------------------------------------------------- main
+def _note_rate(est_rate: dict, who: str, scenario: str, res: dict) -> None:
+    """Remember a token endpoint rate of ``who`` to size its next batch of codes: client_credentials is an
+    upper bound (a code exchange also signs an ID token and writes more); a code exchange replaces it
+    (raised when the batch ran out, since the rate it saw was capped by the codes)."""
+    rps = res.get("rps")
+    if not rps:
+        return
+    if scenario == "client_credentials":
+        est_rate[who] = max(est_rate.get(who) or 0, rps)
+    elif scenario == "code_exchange":
+        est_rate[who] = max(rps, 50.0) * (1.6 if res.get("exhausted") else 1.0)
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=10.0, help=f"measured seconds per run (cap {MAX_DURATION:g})")
@@ -454,8 +437,9 @@ def parse_args(argv=None):
                                            "the temp dir. It must be empty or hold only idp's tables.")
     db.add_argument("--postgres", action="store_true",
                     help="start a throwaway PostgreSQL (tests/services/postgres.py) for the hub")
-    ap.add_argument("--peers", metavar="DIR", help="also run discovery/jwks/client_credentials/introspect/userinfo "
-                                                    "against the peers in DIR (e.g. /work/shared/peers)")
+    ap.add_argument("--peers", metavar="DIR", help="also run discovery/jwks/client_credentials/introspect/userinfo/"
+                                                    "code_exchange/sso_round_trip against the peers in DIR "
+                                                    "(e.g. /work/shared/peers)")
     ap.add_argument("--hello", action="store_true",
                     help="also serve bench/hello_app.py (bare Flask) under Granian with the same workers and "
                          "threads, and run discovery/jwks against its GET /hello.json (the ceiling reference)")
@@ -552,7 +536,8 @@ def main(argv=None) -> int:
         log(f"running {n_runs} + {n_peer} (peers) measurements of {args.warmup:g} + {args.duration:g} s "
             f"(~{(n_runs + n_peer) * (args.warmup + args.duration + 0.5) / 60:.1f} min, plus code minting)")
 
-        est_rate = None  # requests/s used to size the batch of pre-minted codes
+        # requests/s of each target's token endpoint seen so far ("ours", peer names): sizes the code batches
+        est_rate: dict = {}
         mint_stats = []
         for scenario in args.scenarios:
             runs, peer_runs = [], collections.defaultdict(list)
@@ -564,29 +549,16 @@ def main(argv=None) -> int:
                     plan = ours.plan(scenario)
                     res = sampled(lambda: run_plan(plan, engine=args.engine, wrk_threads=args.wrk_threads,
                                                    cpu_pids=cpu_pids, **common), hub.pid, hub.issuer, at)
-                    if scenario == "client_credentials":
-                        est_rate = max(est_rate or 0, res.get("rps") or 0)
                 elif scenario == "code_exchange":
-                    rate = est_rate or 1000.0
-                    n = int(min(MAX_CODES, rate * (args.warmup + args.duration) * 1.3 + 4 * args.concurrency + 100))
-                    # Minting (GET /authorize) is about as fast as exchanging (POST /token, two signatures): mint for
-                    # at most 1.5 x the run time; if the exchange outruns it, the run is flagged "exhausted".
-                    cap = min(MINT_TIME_CAP, max(3.0, 1.5 * (args.warmup + args.duration)))
-                    codes, mres = mint_codes(ours, n, args.concurrency, cpu_pids, cap)
+                    res, mres = run_code_exchange(ours.code_flow, est_rate.get("ours") or 1000.0, args, common,
+                                                  cpu_pids, hub.pid, at, "ours")
                     mint_stats.append(add_other_cpu(mres))
-                    log(f"  minted {len(codes)} codes (target {n}, time cap {cap:g} s) in {mres['elapsed_s']} s "
-                        f"({mres['rps']:,.0f}/s, {mres['errors']} errors)")
-                    res = sampled(lambda: run_python(code_exchange_iteration(ours, codes), hub.issuer,
-                                                     cpu_pids=cpu_pids, **common), hub.pid, hub.issuer, at)
-                    res["codes_minted"] = mres["ok"]
-                    res["codes_left"] = len(codes)
-                    if res.get("rps"):
-                        est_rate = max(res["rps"], 50.0) * (1.0 if not res.get("exhausted") else 1.6)
                 elif scenario == "sso_round_trip":
-                    res = sampled(lambda: run_python(sso_iteration(ours), hub.issuer, cpu_pids=cpu_pids, **common),
-                                  hub.pid, hub.issuer, at)
+                    res = sampled(lambda: run_python(sso_iteration(ours.sso_flow), hub.issuer, cpu_pids=cpu_pids,
+                                                     **common), hub.pid, hub.issuer, at)
                 else:
                     raise KeyError(scenario)
+                _note_rate(est_rate, "ours", scenario, res)
                 res["target"] = hub.issuer
                 runs.append(add_other_cpu(res))
                 log(f"  ours  {scenario:<18} run {rep + 1}: {fmt_num(res.get('rps'))} /s, p50 {res.get('p50_ms')} ms, "
@@ -596,14 +568,23 @@ def main(argv=None) -> int:
                     if scenario not in p.plans:
                         continue
                     plan, inst = p.plans[scenario]
+                    pcpu = {"server": [inst.pid]}
                     try:
-                        pres = sampled(lambda: run_plan(plan, engine=args.engine, wrk_threads=args.wrk_threads,
-                                                        cpu_pids={"server": [inst.pid]}, **common),
-                                       inst.pid, plan.url, at)
+                        if scenario == "code_exchange":
+                            pres, pmint = run_code_exchange(plan, est_rate.get(p.name), args,
+                                                            common, pcpu, inst.pid, at, p.name)
+                            pres["minting"] = add_other_cpu(pmint)
+                        elif scenario == "sso_round_trip":
+                            pres = sampled(lambda: run_python(sso_iteration(plan), plan.authz_url, cpu_pids=pcpu,
+                                                              **common), inst.pid, plan.authz_url, at)
+                        else:
+                            pres = sampled(lambda: run_plan(plan, engine=args.engine, wrk_threads=args.wrk_threads,
+                                                            cpu_pids=pcpu, **common), inst.pid, plan.url, at)
                     except Exception as e:  # noqa: BLE001 - reported, the run goes on
                         pres = {"engine": args.engine, "ok": 0, "errors": 1, "rps": None,
                                 "error_sample": f"{type(e).__name__}: {e}"[:200]}
-                    pres["target"] = plan.url
+                    _note_rate(est_rate, p.name, scenario, pres)
+                    pres["target"] = plan.token_url if isinstance(plan, CodeFlow) else plan.url
                     peer_runs[p.name].append(add_other_cpu(pres))
                     log(f"  {p.name:<5} {scenario:<18} run {rep + 1}: {fmt_num(pres.get('rps'))} /s, "
                         f"p50 {pres.get('p50_ms')} ms, errors {pres.get('errors')}, "
