@@ -80,11 +80,13 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, lo
 
 
 class Hub:
-    def __init__(self, *, database_url: str | None, workers: int, threads: int, keep: bool = False, log=print):
+    def __init__(self, *, database_url: str | None, workers: int, threads: int, keep: bool = False, log=print,
+                 id_token_alg: str = "RS256"):
         self.tmp = Path(tempfile.mkdtemp(prefix="idp-bench-"))
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.workers, self.threads, self.keep, self.log = workers, threads, keep, log
+        self.id_token_alg = id_token_alg  # the code-flow clients' registered ID token algorithm
         self.database_url = database_url or f"sqlite:///{self.tmp / 'idp.sqlite3'}"
         alphabet = string.ascii_letters + string.digits
         self.env = {
@@ -126,10 +128,11 @@ class Hub:
         self.cli("init")
         self.cli("users", "create", "--username", self.username, "--password", self.password,
                  "--name", "Bench User", "--email", "bench@example.test")
+        alg = ("--id-token-alg", self.id_token_alg)
         self.code_client = self.cli("clients", "create", "--name", "bench", "--redirect-uri", self.code_redirect,
-                                    "--first-party")
+                                    "--first-party", *alg)
         self.sso_client = self.cli("clients", "create", "--name", "bench-sso", "--redirect-uri", self.sso_redirect,
-                                   "--first-party")
+                                   "--first-party", *alg)
         self.cc_client = self.cli("clients", "create", "--name", "bench-service", "--grant-type", "client_credentials")
 
     def start(self) -> None:

@@ -220,6 +220,7 @@ def print_table(report: dict) -> None:
     print()
     print(f"idp benchmark  commit {m.get('commit')}{' (dirty tree)' if m.get('worktree_dirty') else ''}  "
           f"db {cfg['database_backend']}  {cfg['workers']} workers x {cfg['threads']} threads  "
+          f"ID tokens {cfg.get('id_token_alg', 'RS256')}  "
           f"concurrency {cfg['concurrency']}  {cfg['duration_s']:g} s x {cfg['repeat']} "
           f"({'median' if cfg['repeat'] > 1 else 'single run'}), warmup {cfg['warmup_s']:g} s")
     print(f"machine: {m.get('cpu_count')} CPUs ({m.get('cpu_model')}), Python {m.get('python')}, "
@@ -425,6 +426,9 @@ def parse_args(argv=None):
     ap.add_argument("--repeat", type=int, default=1, help=f"runs per scenario; the median is reported (cap {MAX_REPEAT})")
     ap.add_argument("--workers", type=int, default=2, help="idp serve --workers")
     ap.add_argument("--threads", type=int, default=None, help="idp serve --threads (default: the CLI's)")
+    ap.add_argument("--id-token-alg", choices=("RS256", "ES256"), default="RS256",
+                    help="the code-flow clients' ID token algorithm (RS256, the hub's default, signs with RSA-3072; "
+                         "the node peer signs ES256)")
     ap.add_argument("--engine", choices=("wrk", "python"), default=None,
                     help="client for the single-request scenarios (default: wrk if on PATH); "
                          "code_exchange and sso_round_trip always use the Python engine")
@@ -487,9 +491,11 @@ def main(argv=None) -> int:
             pg = pgmod.PostgresServer()
             pg.start()
             db_url = pg.url
-        hub = Hub(database_url=db_url, workers=args.workers, threads=args.threads, keep=args.keep, log=log)
+        hub = Hub(database_url=db_url, workers=args.workers, threads=args.threads, keep=args.keep, log=log,
+                  id_token_alg=args.id_token_alg)
         report["config"] = {
             "database_backend": hub.backend, "workers": args.workers, "threads": args.threads,
+            "id_token_alg": args.id_token_alg,
             "concurrency": args.concurrency, "duration_s": args.duration, "warmup_s": args.warmup,
             "repeat": args.repeat, "engine": args.engine, "wrk_threads": args.wrk_threads,
             "scenarios": args.scenarios, "issuer": hub.issuer, "postgres_throwaway": bool(pg),
