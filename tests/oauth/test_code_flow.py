@@ -106,3 +106,18 @@ def test_introspection_and_revocation(client, tokens, rp):
     assert client.post("/revoke", data={"token": rt, "token_type_hint": "refresh_token"}, headers=basic(rp)).status_code == 200
     assert client.post("/introspect", data={"token": at}, headers=basic(rp)).get_json() == {"active": False}
     assert client.post("/introspect", data={"token": rt}, headers=basic(rp)).get_json() == {"active": False}
+
+
+def test_a_disabled_account_redeems_nothing(client, browser, rp, user, runner):
+    """RFC 6749 §5.2 ``invalid_grant``: a code issued before the account was disabled is not exchanged
+    (the code and its person are read in one query; ``Person.active`` decides), and a refresh token
+    issued before buys no new tokens (the account's sessions ended with it)."""
+    code, verifier, _ = browser.code(rp)
+    earlier = exchange(client, rp, *browser.code(rp)[:2])
+    assert earlier.status_code == 200, earlier.get_json()
+    assert runner.invoke(args=["users", "disable", "alice"]).exit_code == 0
+    late = exchange(client, rp, code, verifier)
+    assert late.status_code == 400 and late.get_json()["error"] == "invalid_grant", late.get_json()
+    refresh = client.post("/token", data={"grant_type": "refresh_token",
+                                          "refresh_token": earlier.get_json()["refresh_token"]}, headers=basic(rp))
+    assert refresh.status_code == 400 and refresh.get_json()["error"] == "invalid_grant", refresh.get_json()
