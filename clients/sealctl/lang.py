@@ -74,7 +74,7 @@ MESSAGES = {
 # Chinese for the sign-in and token refusals (RFC 6749 §5.2, RFC 6750 §3.1, RFC 9449 §7.1, §12.2), shown
 # ahead of the hub's description when that is not in Chinese (``refusal``).
 PROTOCOL_ZH = {
-    "invalid_grant": "证书登录被拒绝：证书无效、已过期或已被吊销，或登录断言不被接受",
+    "invalid_grant": "证书无效、已过期或已被吊销，或登录断言不被接受",
     "invalid_client": "平台不认识本工具的 client_id（请检查 SEALCTL_CLIENT_ID）",
     "unauthorized_client": "本工具未获准使用证书登录",
     "unsupported_grant_type": "平台不接受证书登录方式",
