@@ -158,15 +158,19 @@ def login(hub: str, key: OfficialKey, client_id: str) -> dict:
             "expires_at": int(time.time()) + int(token.get("expires_in", 0)), "client_id": client_id}
 
 
+def _bound(key: OfficialKey, method: str, url: str, token: str, nonce: str | None) -> dict:
+    """The headers of a request with the DPoP-bound token (RFC 9449 §7.1): the token, a new proof for
+    this request, and the language to answer in."""
+    return {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token, nonce), **lang.headers()}
+
+
 def call(state: dict, key: OfficialKey, method: str, path: str) -> dict:
     """A DPoP-protected call to the hub (RFC 9449 §7.1)."""
     url = state["hub"] + path
     token = state["access_token"]
 
     def send(nonce):
-        headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token, nonce),
-                   **lang.headers()}
-        return requests.request(method, url, headers=headers, timeout=TIMEOUT)
+        return requests.request(method, url, headers=_bound(key, method, url, token, nonce), timeout=TIMEOUT)
 
     return _json(_with_proof(url, path, send), path)
 
@@ -178,8 +182,7 @@ def call_raw(state: dict, key: OfficialKey, method: str, path: str, *, body: byt
     token = state["access_token"]
 
     def send(nonce):
-        headers = {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token, nonce),
-                   "Content-Type": content_type, **lang.headers()}
+        headers = {**_bound(key, method, url, token, nonce), "Content-Type": content_type}
         return requests.request(method, url, headers=headers, params=params or None, data=body,
                                 timeout=UPLOAD_TIMEOUT)
 

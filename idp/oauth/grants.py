@@ -39,15 +39,11 @@ def _security_event(action: str, client_id: str, detail: dict) -> None:
     db.session.commit()
 
 
-def _principal(person_id: int, session_id: int | None, **how) -> tokens.Principal | None:
-    """The principal a stored refresh token speaks for; None if the account is not active."""
-    row = read_first(_HOLDER_WITH_SID, {"person_id": person_id, "session_id": session_id})
-    if row is None:
-        return None
-    person = PersonView._make(row[:len(PersonView._fields)])
+def _principal(person: PersonView, session_id: int | None, sid: str | None, **how) -> tokens.Principal | None:
+    """The principal a stored code or refresh token speaks for; None if the account is not active."""
     if not person.active:
         return None
-    return tokens.Principal(person=person, session_id=session_id, sid=row.session_sid, **how)
+    return tokens.Principal(person=person, session_id=session_id, sid=sid, **how)
 
 
 _CODE, _HOLDER, _SSO = AuthorizationCode.__table__, Person.__table__, SsoSession.__table__
@@ -194,12 +190,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code):
         c = authorization_code
-        if not c.holder.active:
-            return None
-        return tokens.Principal(person=c.holder, session_id=c.session_id, sid=c.session_sid, auth_time=c.auth_time,
-                                acr=c.acr, amr=c.amr, code_id=c.id, offline="offline_access" in c.scope.split(),
-                                representation_id=c.representation_id, claims_request=c.claims_request,
-                                cnf_jkt=self.request.cnf_jkt)
+        return _principal(c.holder, c.session_id, c.session_sid, auth_time=c.auth_time, acr=c.acr, amr=c.amr,
+                          code_id=c.id, offline="offline_access" in c.scope.split(),
+                          representation_id=c.representation_id, claims_request=c.claims_request,
+                          cnf_jkt=self.request.cnf_jkt)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -240,9 +234,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token):
         r = refresh_token.row
-        return _principal(r.person_id, r.session_id, auth_time=r.auth_time, acr=r.acr, amr=r.amr, family=r.family,
-                          offline=r.offline, representation_id=r.representation_id, claims_request=r.claims_request,
-                          cnf_jkt=self.request.cnf_jkt)
+        found = read_first(_HOLDER_WITH_SID, {"person_id": r.person_id, "session_id": r.session_id})
+        if found is None:
+            return None
+        person = PersonView._make(found[:len(PersonView._fields)])
+        return _principal(person, r.session_id, found.session_sid, auth_time=r.auth_time, acr=r.acr, amr=r.amr,
+                          family=r.family, offline=r.offline, representation_id=r.representation_id,
+                          claims_request=r.claims_request, cnf_jkt=self.request.cnf_jkt)
 
     def revoke_old_credential(self, refresh_token):
         if not tokens.mark_rotated(refresh_token.row):

@@ -10,9 +10,9 @@ itself (the signature, the client check, the token lookup).
 calling the same rules the general path calls: the ``Client`` model's checks, ``grants``'s scope
 rule, ``tokens.generate_token``, the introspection endpoint's own lookup and payload, and
 ``claims.userinfo_claims``. Anything else (another grant, another authentication method, a DPoP
-proof, a client that must use DPoP (RFC 9449 §5.2), a repeated or unknown parameter, a wrong secret, an unknown or inactive token, a database
-error) is handed to Flask unchanged, body included, which then gives the standard answer or the
-standard error. So this path answers 200, or 503 when the database is unreachable (the general
+proof, a client that must use DPoP (RFC 9449 §5.2), a repeated or unknown parameter, a wrong
+secret, an unknown or inactive token, a database error) is handed to Flask unchanged, body
+included, which then gives the standard answer or the standard error. So this path answers 200, or 503 when the database is unreachable (the general
 path's answer, given at once rather than after a second wait), and the rules and errors stay in one place;
 the protocol tests run through it (``tests/oauth/test_lean.py`` checks both paths agree).
 """

@@ -129,7 +129,8 @@ def _dpop_userinfo(value: str) -> Response:
         jkt = dpop.check_proof(request.headers, method=request.method,
                                url=current_app.config["ISSUER"] + request.path, access_token=value)
     except dpop.DPoPError as exc:
-        return _dpop_challenge(exc.error, str(exc), row, f"proof_{exc.reason}" if exc.audited else None)  # or use_dpop_nonce (§9)
+        # invalid_dpop_proof, or use_dpop_nonce (§9)
+        return _dpop_challenge(exc.error, str(exc), row, f"proof_{exc.reason}" if exc.audited else None)
     if not tokens.sender_ok(row, jkt):
         return _dpop_challenge("invalid_dpop_proof", "The DPoP proof is not signed with the key the token is bound to.",
                                row, "proof_key_mismatch")

@@ -91,11 +91,6 @@ def _page_index(reader: PdfFileReader, page: int | None) -> tuple[int, int]:
     return index, pages
 
 
-def _page_box(handler: PdfFileReader | IncrementalPdfFileWriter, index: int) -> tuple[float, float, float, float]:
-    """The visible area of page ``index`` (``_box_of``)."""
-    return _box_of(_page_object(handler, index))
-
-
 def _box_of(page: generic.DictionaryObject) -> tuple[float, float, float, float]:
     """The page's visible area (CropBox, else MediaBox; both inheritable, ISO 32000-1 §7.7.3.4)."""
     try:
@@ -197,15 +192,6 @@ def _page_object(handler: PdfFileReader | IncrementalPdfFileWriter, index: int) 
         return handler.find_page_for_modification(index)[0].get_object()
     except (PdfError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise DomainError(_l("The PDF is damaged and cannot be read."), code="damaged_pdf", detail=str(exc)) from None
-
-
-def _page_rotation(handler: PdfFileReader | IncrementalPdfFileWriter, index: int) -> int:
-    """The clockwise turn a viewer shows page ``index`` with (``_rotation_of``)."""
-    try:
-        page_obj = handler.find_page_for_modification(index)[0].get_object()
-    except (PdfError, ValueError, KeyError, IndexError, TypeError):
-        return 0
-    return _rotation_of(page_obj)
 
 
 def _rotation_of(page: generic.DictionaryObject) -> int:
@@ -328,9 +314,10 @@ def seal_pdf_keeping_signature(data: bytes, credential: SealCredential, approver
     reader = _open(data)
     index, _ = _page_index(reader, page)
     writer = IncrementalPdfFileWriter(io.BytesIO(data), prev=reader)
-    llx, lly, urx, ury = _page_box(writer, index)
+    page_obj = _page_object(writer, index)  # looked up once: its box and its turn
+    llx, lly, urx, ury = _box_of(page_obj)
     img = _stamp_image(credential.image_png)
-    rotate = _page_rotation(writer, index)
+    rotate = _rotation_of(page_obj)
     width, height = stamp_size(img.size, rotate)  # on the page
     shown_w, shown_h = stamp_size(img.size)  # as the page is shown: the image's own layout
     corner = _default_corner(rotate, urx - llx, ury - lly, width, height)
