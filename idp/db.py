@@ -48,14 +48,19 @@ def insert_unless_present(model, values: dict, key: list[str]) -> None:
     stmt = _INSERT_UNLESS_PRESENT.get(cache_key)
     if stmt is None:
         from sqlalchemy import bindparam
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         stmt = _INSERT_UNLESS_PRESENT[cache_key] = (
-            insert(model.__table__).values({name: bindparam(name) for name in values})
-            .on_conflict_do_nothing(index_elements=key))
+            unless_present(model.__table__, key, dialect).values({name: bindparam(name) for name in values}))
     db.session.execute(stmt, values)
+
+
+def unless_present(table, key: list[str], dialect: str):
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` on ``table``, as the dialect spells it."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=key)
 
 
 @contextlib.contextmanager

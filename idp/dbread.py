@@ -1,4 +1,5 @@
-"""One-statement reads on the pooled driver connection, for the lookups on every bearer request.
+"""One-statement reads, and small groups of writes, on the pooled driver connection: the lookups on
+every bearer request and the writes of the single sign-on round trip.
 
 A subsite's back end introspects tokens and reads UserInfo many times a second. Each is one indexed
 SELECT, which costs the driver about 0.1 ms of CPU; run through the ORM session it cost about
@@ -18,6 +19,8 @@ column type's own result conversion) and runs the statement on the pooled DBAPI 
 
 Only for a single SELECT that needs no transaction. ``read_first`` goes through the session instead
 when the session already has a transaction open in this request, so a request reads its own writes.
+``write_together`` does the same for a few INSERTs and UPDATEs that belong together (one
+transaction, committed at once), with the same error handling.
 """
 from __future__ import annotations
 
@@ -34,14 +37,14 @@ class _Plan:
 
     __slots__ = ("_compiled", "autocommit", "binds", "execute_kw", "positional", "processors", "sql")
 
-    def __init__(self, stmt: Select, dialect):
-        compiled = stmt.compile(dialect=dialect)
+    def __init__(self, stmt, dialect, column_keys: list[str] | None = None):
+        compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
         self.sql = compiled.string
         self.positional = tuple(compiled.positiontup) if compiled.positional else None
         self.binds = {name: proc for name, bind in compiled.binds.items()
                       if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
         self.processors = tuple(col.type.dialect_impl(dialect).result_processor(dialect, None)
-                                for col in stmt.selected_columns)
+                                for col in getattr(stmt, "selected_columns", ()))
         psycopg = dialect.name == "postgresql" and dialect.driver == "psycopg"
         self.autocommit = psycopg
         self.execute_kw = {"prepare": True} if psycopg else {}
@@ -52,6 +55,46 @@ class _Plan:
         for name, proc in self.binds.items():
             values[name] = proc(values[name])
         return tuple(values[name] for name in self.positional) if self.positional is not None else values
+
+
+def _on_driver(engine: Engine, work):
+    """``work(conn, running)`` on a pooled driver connection, with SQLAlchemy's error handling.
+
+    ``running`` is a one-element list ``work`` keeps the statement it runs in, ``(plan, args)``, so an
+    error names it. A driver error becomes SQLAlchemy's, and a lost connection invalidates the pool as
+    SQLAlchemy's own execution does; a connection that failed in any other way is discarded too,
+    never returned to the pool in a state we are not sure of (autocommit left on, a transaction open)."""
+    dialect = engine.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
+    running: list = [(None, None)]
+    try:
+        fairy = engine.raw_connection()  # the pool's checkout events run (``db.ping_when_idle``)
+    except dbapi_error as err:
+        raise _wrapped(running[0], err, dialect, dialect.is_disconnect(err, None, None)) from err
+    try:
+        return work(fairy.driver_connection, running)
+    except NothingWritten:
+        raise  # rolled back by ``work``: the connection is sound
+    except dbapi_error as err:
+        lost = dialect.is_disconnect(err, fairy.dbapi_connection, None)
+        if lost:
+            # What SQLAlchemy's Connection does on a disconnect: this connection is discarded and
+            # every older pooled one is replaced at its next checkout.
+            engine.pool._invalidate(fairy, err)
+        else:
+            fairy.invalidate(err)
+        raise _wrapped(running[0], err, dialect, lost) from err
+    except BaseException as err:
+        fairy.invalidate(err)
+        raise
+    finally:
+        fairy.close()
+
+
+def _wrapped(running: tuple, err: Exception, dialect, lost: bool) -> Exception:
+    plan, args = running
+    return exc.DBAPIError.instance(plan.sql if plan else None, args, err, dialect.loaded_dbapi.Error,
+                                   hide_parameters=True, connection_invalidated=lost, dialect=dialect)
 
 
 class DirectRead:
@@ -73,49 +116,88 @@ class DirectRead:
 
     def first(self, engine: Engine, params: dict):
         """The first row (a named tuple), or None."""
-        dialect = engine.dialect
-        plan = self._plan(dialect)
+        plan = self._plan(engine.dialect)
         args = plan.arguments(params)
-        dbapi_error = dialect.loaded_dbapi.Error
-        try:
-            fairy = engine.raw_connection()  # the pool's checkout events run (``db.ping_when_idle``)
-        except dbapi_error as err:
-            raise self._wrapped(plan, None, err, dialect, dialect.is_disconnect(err, None, None)) from err
-        cursor = None
-        try:
-            conn = fairy.driver_connection
+
+        def work(conn, running):
+            running[0] = (plan, args)
             if plan.autocommit:
                 conn.autocommit = True
+            cursor = conn.cursor()
             try:
-                cursor = conn.cursor()
                 cursor.execute(plan.sql, args, **plan.execute_kw)
-                raw = cursor.fetchone()
+                return cursor.fetchone()
             finally:
+                cursor.close()
                 if plan.autocommit and not conn.closed:
                     conn.autocommit = False
-        except dbapi_error as err:
-            lost = dialect.is_disconnect(err, fairy.dbapi_connection, cursor)
-            if lost:
-                # What SQLAlchemy's Connection does on a disconnect: this connection is discarded and
-                # every older pooled one is replaced at its next checkout.
-                engine.pool._invalidate(fairy, err)
-            else:
-                # Any other error: this connection is discarded too, never returned to the pool in a
-                # state we are not sure of (autocommit left on would run the ORM without transactions).
-                fairy.invalidate(err)
-            raise self._wrapped(plan, args, err, dialect, lost) from err
-        finally:
-            if cursor is not None:
-                cursor.close()
-            fairy.close()
+
+        raw = _on_driver(engine, work)
         if raw is None:
             return None
         return self.row_type._make([v if p is None or v is None else p(v) for p, v in zip(plan.processors, raw)])
 
-    @staticmethod
-    def _wrapped(plan: _Plan, args, err: Exception, dialect, lost: bool) -> Exception:
-        return exc.DBAPIError.instance(plan.sql, args, err, dialect.loaded_dbapi.Error, hide_parameters=True,
-                                       connection_invalidated=lost, dialect=dialect)
+
+class DirectWrite:
+    """An INSERT or UPDATE for ``write_together``; ``stmt`` may be a function of the dialect's name
+    (an ``ON CONFLICT`` clause is spelled per dialect). Compiled once per dialect and parameter names."""
+
+    def __init__(self, stmt):
+        self._build = stmt if callable(stmt) else (lambda _dialect: stmt)
+        self._plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # dialect -> {names: plan}
+
+    def statement(self, dialect):
+        return self._build(dialect.name)
+
+    def plan(self, dialect, params: dict) -> _Plan:
+        plans = self._plans.setdefault(dialect, {})
+        plan = plans.get(names := tuple(params))
+        if plan is None:
+            plan = plans[names] = _Plan(self.statement(dialect), dialect, column_keys=list(names))
+        return plan
+
+
+class NothingWritten(Exception):
+    """A guarded step of ``write_together`` changed no row: none of the group was written."""
+
+
+def write_together(*steps: tuple[DirectWrite, dict, bool]) -> None:
+    """Run ``(write, params, guarded)`` steps in order, in one transaction, then commit; a guarded
+    step (put it first) must change exactly one row, else the group is rolled back and
+    ``NothingWritten`` raised.
+
+    On the pooled driver connection: a code and its session's client list, or a code's consumption
+    with its tokens, cost four round trips on PostgreSQL (BEGIN, the two statements, COMMIT), a
+    fraction of the ORM session's CPU. Through the session instead if this request's session already
+    has a transaction: the steps then join it and its owner commits (or rolls back after a raise),
+    so a request never writes on two connections at once (SQLite would wait on itself)."""
+    from .db import db
+
+    scoped = db.session
+    if scoped.registry.has() and scoped().in_transaction():
+        dialect = scoped().get_bind().dialect
+        for write, params, guarded in steps:
+            if scoped.execute(write.statement(dialect), params).rowcount != 1 and guarded:
+                raise NothingWritten
+        return
+    engine = db.engine
+    plans = [(write.plan(engine.dialect, params), params, guarded) for write, params, guarded in steps]
+
+    def work(conn, running):
+        cursor = conn.cursor()
+        try:
+            for plan, params, guarded in plans:
+                args = plan.arguments(params)
+                running[0] = (plan, args)
+                cursor.execute(plan.sql, args, **plan.execute_kw)
+                if guarded and cursor.rowcount != 1:
+                    conn.rollback()
+                    raise NothingWritten
+        finally:
+            cursor.close()
+        conn.commit()
+
+    _on_driver(engine, work)
 
 
 def read_first(read: DirectRead, params: dict):

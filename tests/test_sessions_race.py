@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from idp.db import db
+from idp.dbread import write_together
 from idp.sessions.models import SessionClient
 from idp.sessions.service import note_client
 
@@ -21,16 +22,18 @@ def _session(user):
 
 def test_note_client_is_idempotent(app, user):
     s = _session(user)
-    note_client(s.id, "c1")
     db.session.commit()
-    note_client(s.id, "c1")  # the second writer: no IntegrityError
+    write_together(note_client(s.id, "c1"))  # on the driver connection, committed at once
+    db.session.execute(db.text("SELECT 1"))
+    write_together(note_client(s.id, "c1"))  # the second writer, in the session's transaction: no IntegrityError
     db.session.commit()
     assert SessionClient.query.filter_by(session_id=s.id).count() == 1
 
 
 @pytest.mark.postgres
 def test_note_client_concurrent_on_postgresql(tmp_path, postgres_url, template_dir):
-    """Two transactions insert the same (session, client) concurrently; neither fails."""
+    """Two transactions insert the same (session, client) concurrently; neither fails (one writes
+    in its request's open transaction, the other on the driver connection, ``dbread.write_together``)."""
     import shutil
     import threading
 
@@ -47,17 +50,18 @@ def test_note_client_concurrent_on_postgresql(tmp_path, postgres_url, template_d
         sid = _session(user).id
     barrier, errors = threading.Barrier(2), []
 
-    def worker():
+    def worker(in_session: bool):
         with app.app_context():
             try:
-                db.session.execute(db.text("SELECT 1"))
+                if in_session:
+                    db.session.execute(db.text("SELECT 1"))
                 barrier.wait()
-                note_client(sid, "c1")
+                write_together(note_client(sid, "c1"))
                 db.session.commit()
             except Exception as exc:  # noqa: BLE001 - collected and asserted below
                 errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
+    threads = [threading.Thread(target=worker, args=(in_session,)) for in_session in (True, False)]
     for t in threads:
         t.start()
     for t in threads:

@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from ..accounts.models import Person, PersonView
 from ..audit.service import record
 from ..db import db, epoch, utcnow
-from ..dbread import DirectRead, read_first
+from ..dbread import DirectRead, DirectWrite, NothingWritten, read_first, write_together
+from ..ops.metrics import record_token
 from ..sessions.models import SsoSession
 from ..sessions.service import note_client
 from . import claims as release, dpop, tokens
@@ -54,14 +55,14 @@ _CODE_WITH_HOLDER = DirectRead(
     .join_from(_CODE, _HOLDER, _CODE.c.person_id == _HOLDER.c.id)
     .outerjoin(_SSO, _SSO.c.id == _CODE.c.session_id)
     .where(_CODE.c.code_digest == bindparam("digest")))
-_INSERT_CODE = _CODE.insert()
+_STORE_CODE = DirectWrite(_CODE.insert())
 # A person's claim columns and, when the grant has one, their session's public id.
 _HOLDER_WITH_SID = DirectRead(
     select(*(_HOLDER.c[name] for name in PersonView._fields), _SSO.c.sid.label("session_sid"))
     .select_from(_HOLDER).outerjoin(_SSO, _SSO.c.id == bindparam("session_id"))
     .where(_HOLDER.c.id == bindparam("person_id")))
-_CONSUME_CODE = (update(_CODE).where(_CODE.c.id == bindparam("code_id"), _CODE.c.used_at.is_(None))
-                 .values(used_at=bindparam("when")))
+_CONSUME_CODE = DirectWrite(update(_CODE).where(_CODE.c.id == bindparam("code_id"), _CODE.c.used_at.is_(None))
+                            .values(used_at=bindparam("when")))
 
 
 class _CodeView:
@@ -153,7 +154,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         user: tokens.Principal = request.user
         data = request.payload.data
         now = utcnow()
-        db.session.execute(_INSERT_CODE, {
+        steps = [(_STORE_CODE, {
             "code_digest": tokens.digest(code), "client_id": request.client.client_id, "person_id": user.person.id,
             "session_id": user.session_id, "redirect_uri": request.payload.redirect_uri,
             "scope": " ".join(effective_scopes(request.scope or "", data.get("prompt")) if user.granted_scopes is None
@@ -163,9 +164,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "acr": user.acr, "amr": user.amr or [], "claims_request": user.claims_request,
             "representation_id": user.representation_id, "dpop_jkt": data.get("dpop_jkt"), "created_at": now,
             "expires_at": now + timedelta(seconds=cfg["CODE_TTL"]), "used_at": None,
-        })
+        }, False)]
         if user.session_id:
-            note_client(user.session_id, request.client.client_id)
+            steps.append(note_client(user.session_id, request.client.client_id))
+        write_together(*steps)
 
     def query_authorization_code(self, code, client):
         if not isinstance(code, str) or len(code) > 256:
@@ -181,12 +183,20 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             return None
         return _CodeView(row)
 
+    def save_token(self, token):
+        # Stored with the code's consumption, in one transaction (``delete_authorization_code``).
+        self.request.token_row = tokens.token_row(token, self.request)
+
     def delete_authorization_code(self, authorization_code):
         # Consumed in the transaction that stores the tokens; a concurrent redemption loses here (the
         # code was read outside it, so this guarded UPDATE is what makes redemption single-use).
-        res = db.session.execute(_CONSUME_CODE, {"code_id": authorization_code.id, "when": utcnow()})
-        if res.rowcount != 1:
-            raise InvalidGrantError("The authorization code has already been used.")
+        row = self.request.token_row
+        try:
+            write_together((_CONSUME_CODE, {"code_id": authorization_code.id, "when": utcnow()}, True),
+                           (tokens.STORE_TOKEN, row, False))
+        except NothingWritten:
+            raise InvalidGrantError("The authorization code has already been used.") from None
+        record_token(row["grant_type"])
 
     def authenticate_user(self, authorization_code):
         c = authorization_code

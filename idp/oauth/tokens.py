@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, insert, or_, select, update
 
 from ..accounts.models import Person, PersonView
 from ..db import db, epoch, insert_unless_present, utcnow
-from ..dbread import DirectRead, read_first
+from ..dbread import DirectRead, DirectWrite, read_first
 from ..ops.metrics import record_token
 from .claims import subject_for
 from .models import Token
@@ -107,6 +107,7 @@ def issue_client_token(client, scope: str | None, cnf_jkt: str | None = None) ->
 _TOKEN = Token.__table__
 _PERSON = Person.__table__
 _INSERT_TOKEN = insert(_TOKEN)
+STORE_TOKEN = DirectWrite(_INSERT_TOKEN)  # ``token_row``'s row, with what it goes with (``dbread.write_together``)
 # Read-only rows (named tuples, attribute access like the model), run directly on the driver
 # (``idp.dbread``): no ORM load on every bearer request. With the person's public subject, which
 # introspection reports. One lookup finds a token by either of its values (introspection, revocation).
@@ -140,6 +141,13 @@ def save_token(token: dict, request) -> None:
     A Core INSERT rather than an ORM add: this runs on every token request, and the ORM's
     unit-of-work flush cost more than the signature did.
     """
+    row = token_row(token, request)
+    db.session.execute(_INSERT_TOKEN, row)
+    record_token(row["grant_type"])
+
+
+def token_row(token: dict, request) -> dict:
+    """The row that stores what ``generate_token`` made: digests of its values, never the values."""
     cfg = current_app.config
     user: Principal | None = request.user
     now = utcnow()
@@ -161,8 +169,7 @@ def save_token(token: dict, request) -> None:
     if refresh:
         ttl = cfg["OFFLINE_REFRESH_TOKEN_TTL"] if offline else cfg["REFRESH_TOKEN_TTL"]
         row.update(refresh_digest=digest(refresh), refresh_expires_at=now + timedelta(seconds=ttl))
-    db.session.execute(_INSERT_TOKEN, row)
-    record_token(row["grant_type"])
+    return row
 
 
 def find_access_row(value: str):

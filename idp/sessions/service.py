@@ -10,7 +10,8 @@ from sqlalchemy import bindparam, select
 
 from ..accounts.models import Person
 from ..audit.service import record
-from ..db import db, insert_unless_present, transaction, utcnow
+from ..db import db, transaction, unless_present, utcnow
+from ..dbread import DirectWrite
 from .models import SessionClient, SsoSession
 
 
@@ -91,10 +92,13 @@ def find_session(cookie: str | None) -> SsoSession | None:
     return s
 
 
-def note_client(session_id: int, client_id: str) -> None:
-    """Remember that ``client_id`` took part in the session (caller's transaction).
+_NOTE_CLIENT = DirectWrite(lambda dialect: unless_present(SessionClient.__table__, ["session_id", "client_id"], dialect))
+
+
+def note_client(session_id: int, client_id: str) -> tuple:
+    """The write that remembers ``client_id`` took part in the session, for ``dbread.write_together``
+    with what the client gets (its code).
 
     INSERT ... ON CONFLICT DO NOTHING: two tabs authorizing the same client at once must not collide.
     """
-    insert_unless_present(SessionClient, {"session_id": session_id, "client_id": client_id, "first_at": utcnow()},
-                          ["session_id", "client_id"])
+    return _NOTE_CLIENT, {"session_id": session_id, "client_id": client_id, "first_at": utcnow()}, False
