@@ -82,6 +82,8 @@ DEFAULTS: dict[str, object] = {
     # 2 x KEYS_RELOAD_INTERVAL + 1 so every process publishes it first; the default 305 also covers
     # relying parties that keep the JWKS for its max-age (300 s) without refetching on a new kid.
     "KEYS_PUBLISH_AHEAD": 305,
+    # Size in bits of new RS256 signing keys (idp init, idp keys rotate): 2048, 3072 or 4096.
+    "SIGNING_RSA_BITS": 3072,
     # Seconds a server process reuses a client's registration (secret digest, grant types, URIs) before
     # reading it again: a client disabled or changed in the database is seen by every node within this.
     "CLIENT_CACHE_TTL": 10,
@@ -344,6 +346,10 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"IDP_{key} must be between 1 and 3650 days")
     if not re.fullmatch(r"[0-2](\.(0|[1-9][0-9]*))+", str(cfg["TSA_POLICY_OID"])):
         raise ConfigError("IDP_TSA_POLICY_OID must be a dotted object identifier such as 2.25.…")
+    from .keystore.signing import RSA_BITS
+
+    if cfg["SIGNING_RSA_BITS"] not in RSA_BITS:
+        raise ConfigError("IDP_SIGNING_RSA_BITS must be 2048, 3072 or 4096")
     if cfg["KEYS_PUBLISH_AHEAD"] < 2 * cfg["KEYS_RELOAD_INTERVAL"] + 1:
         raise ConfigError("IDP_KEYS_PUBLISH_AHEAD must be at least 2 x IDP_KEYS_RELOAD_INTERVAL + 1 seconds, "
                           "or a process could sign with a key another one does not publish yet")

@@ -1,7 +1,8 @@
 """The officials' tool: ``sealctl login``, ``whoami``, ``seals``, ``apply``, ``sign``, ``verify``.
 
-State (``--state DIR`` or ``SEALCTL_STATE``): ``token.json`` (the DPoP-bound access token) and
-``key.json`` (a reference to the PKCS#12 file, never the key); the password is asked again for
+State (``--state DIR`` or ``SEALCTL_STATE``): ``token.json`` (the DPoP-bound access token),
+``key.json`` (a reference to the PKCS#12 file, never the key) and ``dpop-nonce.json`` (each hub's
+last DPoP nonce, RFC 9449 §8, so a run's first proof needs no retry); the password is asked again for
 each call that signs a DPoP proof (``--password``, ``SEALCTL_PASSWORD`` or a prompt).
 
 Language (``--lang zh|en``, ``SEALCTL_LANG``, the locale, else Chinese): the one rule is in ``lang``.
@@ -61,7 +62,7 @@ def login(state, hub, p12, password, client_id, state_dir):
     """Sign in with the certificate (JWT bearer grant, DPoP-bound token)."""
     state = hubapi.State(state_dir) if state_dir else state
     key = Pkcs12Key(p12, _password(password))
-    token = hubapi.login(hub, key, client_id)
+    token = hubapi.login(hub, key, client_id, state.nonces())
     state.save("key.json", key.reference())
     state.save("token.json", token)
     click.echo(json.dumps({"hub": token["hub"], "expires_at": token["expires_at"]}))
@@ -74,13 +75,8 @@ def login(state, hub, p12, password, client_id, state_dir):
 def whoami(state, password, state_dir):
     """Who the hub says I am (GET /api/official with DPoP)."""
     state = hubapi.State(state_dir) if state_dir else state
-    token, ref = state.load("token.json"), state.load("key.json")
-    if not token or not ref:
-        raise click.ClickException(t("not_signed_in"))
-    if token.get("expires_at", 0) <= time.time():
-        raise click.ClickException(t("expired"))
-    key = open_key(ref, _password(password))
-    click.echo(json.dumps(hubapi.call(token, key, "GET", "/api/official"), ensure_ascii=False))
+    token, key = _signed_in(state, password)
+    click.echo(json.dumps(hubapi.call(token, key, "GET", "/api/official", state.nonces()), ensure_ascii=False))
 
 
 def _signed_in(state: hubapi.State, password: str | None):
@@ -123,7 +119,7 @@ def seals(state, password, state_dir):
     """The seals I may apply now (JSON)."""
     state = hubapi.State(state_dir) if state_dir else state
     token, key = _signed_in(state, password)
-    click.echo(json.dumps(hubapi.call(token, key, "GET", "/api/seals")["seals"], ensure_ascii=False))
+    click.echo(json.dumps(hubapi.call(token, key, "GET", "/api/seals", state.nonces())["seals"], ensure_ascii=False))
 
 
 @cli.command()
@@ -142,7 +138,7 @@ def apply(state, seal_id, src, dst, page, x, y, password, state_dir):
     token, key = _signed_in(state, password)
     params = {k: v for k, v in (("page", page), ("x", x), ("y", y)) if v is not None}
     resp = hubapi.call_raw(token, key, "POST", f"/api/seals/{seal_id}/apply", body=_read(src, "the PDF"),
-                           content_type="application/pdf", params=params)
+                           content_type="application/pdf", params=params, nonces=state.nonces())
     _write(dst, resp.content)
     click.echo(json.dumps({"application": resp.headers.get("Seal-Application"), "out": dst}))
 
@@ -159,7 +155,7 @@ def sign(state, seal_id, src, dst, password, state_dir):
     state = hubapi.State(state_dir) if state_dir else state
     token, key = _signed_in(state, password)
     resp = hubapi.call_raw(token, key, "POST", f"/api/seals/{seal_id}/sign", body=_read(src, "the file"),
-                           content_type="application/octet-stream")
+                           content_type="application/octet-stream", nonces=state.nonces())
     _write(dst, resp.content)
     click.echo(json.dumps({"application": resp.headers.get("Seal-Application"), "out": dst}))
 

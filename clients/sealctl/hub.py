@@ -2,9 +2,10 @@
 every request asks for answers in the tool's language (``lang``).
 
 DPoP nonces (RFC 9449 §8, §9): a hub may require a nonce it provided in every proof. The tool keeps
-the last ``DPoP-Nonce`` each hub sent (in this process) and puts it in the next proof; answered
-``use_dpop_nonce`` (400 at the token endpoint, 401 at a resource), it signs a new proof with the
-nonce from that answer and tries once more."""
+the last ``DPoP-Nonce`` each hub sent (``Nonces``: in the state directory, so the next run's first
+proof carries it too) and puts it in the next proof; answered ``use_dpop_nonce`` (400 at the token
+endpoint, 401 at a resource), it signs a new proof with the nonce from that answer and tries once
+more."""
 from __future__ import annotations
 
 import base64
@@ -29,11 +30,40 @@ TIMEOUT = 15
 UPLOAD_TIMEOUT = 120  # sealing a large document takes longer than a JSON call
 
 
-_nonces: dict[str, str] = {}  # the last DPoP-Nonce each hub (scheme://host:port) sent
-
-
 class HubError(Exception):
     """A one-line, readable failure (network, protocol or a refusal by the hub)."""
+
+
+class Nonces:
+    """The last ``DPoP-Nonce`` each hub (``scheme://host:port``) sent (RFC 9449 §8, §9); with a
+    ``State``, also kept in its ``dpop-nonce.json`` for the next run. A missing, unreadable or
+    unwritable file only means no nonce: the hub then asks for one and the tool retries."""
+
+    FILE = "dpop-nonce.json"
+
+    def __init__(self, state: State | None = None):
+        self.state = state
+        stored = (state.load(self.FILE) if state else None) or {}
+        self._last = {k: v for k, v in stored.items() if isinstance(k, str) and isinstance(v, str) and v}
+
+    def get(self, origin: str) -> str | None:
+        return self._last.get(origin)
+
+    def remember(self, origin: str, nonce: str) -> None:
+        if self._last.get(origin) == nonce:
+            return
+        self._last[origin] = nonce
+        if self.state is not None:
+            try:
+                self.state.save(self.FILE, self._last)
+            except OSError:
+                pass  # next run asks the hub again: one more round trip, nothing lost
+
+    def clear(self) -> None:
+        self._last.clear()
+
+
+_nonces = Nonces()  # callers that give none (the library used in-process): this process only
 
 
 def _b64url(data: bytes) -> str:
@@ -110,19 +140,20 @@ def _asks_for_nonce(resp: requests.Response) -> bool:
     return False
 
 
-def _with_proof(url: str, what: str, send) -> requests.Response:
+def _with_proof(url: str, what: str, send, nonces: Nonces | None) -> requests.Response:
     """``send(nonce)`` makes the request with a new proof carrying ``nonce``; the hub's last nonce
     first, and once more with the one it asks for (RFC 9449 §8, §9). Remembers the nonce it answers with."""
+    nonces = _nonces if nonces is None else nonces
     origin = _origin(url)
     try:
-        resp = send(_nonces.get(origin))
+        resp = send(nonces.get(origin))
         if _asks_for_nonce(resp):
-            _nonces[origin] = resp.headers["DPoP-Nonce"]
-            resp = send(_nonces[origin])
+            nonces.remember(origin, resp.headers["DPoP-Nonce"])
+            resp = send(nonces.get(origin))
     except requests.RequestException as exc:
         raise _unreachable(what, url, exc) from exc
     if resp.headers.get("DPoP-Nonce"):
-        _nonces[origin] = resp.headers["DPoP-Nonce"]
+        nonces.remember(origin, resp.headers["DPoP-Nonce"])
     return resp
 
 
@@ -140,7 +171,7 @@ def assertion(key: OfficialKey, client_id: str, audience: str) -> str:
     return key.sign_jwt({"typ": "JWT", "x5c": key.x5c()}, claims)
 
 
-def login(hub: str, key: OfficialKey, client_id: str) -> dict:
+def login(hub: str, key: OfficialKey, client_id: str, nonces: Nonces | None = None) -> dict:
     """Sign in with the key; the token response plus what later calls need."""
     meta = discover(hub)
     endpoint = meta["token_endpoint"]
@@ -150,7 +181,7 @@ def login(hub: str, key: OfficialKey, client_id: str) -> dict:
                              headers={"DPoP": dpop_proof(key, "POST", endpoint, nonce=nonce), **lang.headers()},
                              data={"grant_type": GRANT_TYPE, "assertion": assertion(key, client_id, endpoint)})
 
-    resp = _with_proof(endpoint, "login", send)
+    resp = _with_proof(endpoint, "login", send, nonces)
     token = _json(resp, "login", protocol=True)
     if token.get("token_type", "").lower() != "dpop" or not token.get("access_token"):
         raise HubError(t("not_dpop_bound"))
@@ -164,7 +195,7 @@ def _bound(key: OfficialKey, method: str, url: str, token: str, nonce: str | Non
     return {"Authorization": f"DPoP {token}", "DPoP": dpop_proof(key, method, url, token, nonce), **lang.headers()}
 
 
-def call(state: dict, key: OfficialKey, method: str, path: str) -> dict:
+def call(state: dict, key: OfficialKey, method: str, path: str, nonces: Nonces | None = None) -> dict:
     """A DPoP-protected call to the hub (RFC 9449 §7.1)."""
     url = state["hub"] + path
     token = state["access_token"]
@@ -172,11 +203,11 @@ def call(state: dict, key: OfficialKey, method: str, path: str) -> dict:
     def send(nonce):
         return requests.request(method, url, headers=_bound(key, method, url, token, nonce), timeout=TIMEOUT)
 
-    return _json(_with_proof(url, path, send), path)
+    return _json(_with_proof(url, path, send, nonces), path)
 
 
 def call_raw(state: dict, key: OfficialKey, method: str, path: str, *, body: bytes, content_type: str,
-             params: dict | None = None) -> requests.Response:
+             params: dict | None = None, nonces: Nonces | None = None) -> requests.Response:
     """A DPoP-protected upload whose answer is a file (a sealed PDF, a signature); errors are JSON."""
     url = state["hub"] + path
     token = state["access_token"]
@@ -186,7 +217,7 @@ def call_raw(state: dict, key: OfficialKey, method: str, path: str, *, body: byt
         return requests.request(method, url, headers=headers, params=params or None, data=body,
                                 timeout=UPLOAD_TIMEOUT)
 
-    resp = _with_proof(url, path, send)
+    resp = _with_proof(url, path, send, nonces)
     if resp.status_code != 200:
         _json(resp, path)  # raises with the hub's error_description
         raise HubError(t("http_status", what=path, status=resp.status_code))
@@ -234,6 +265,10 @@ class State:
             json.dump(data, fh)
         os.chmod(tmp, stat.S_IRUSR | stat.S_IWUSR)
         os.replace(tmp, path)
+
+    def nonces(self) -> Nonces:
+        """The hubs' last DPoP nonces, kept here between runs."""
+        return Nonces(self)
 
     def load(self, name: str) -> dict | None:
         try:

@@ -20,7 +20,7 @@ def ensure_keys(cfg) -> list[dict]:
     keys_dir = Path(cfg["KEYS_DIR"])
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     datakey.create(keys_dir, cfg["KEYS_PASSPHRASE"])
-    return signing.create_missing(keys_dir, cfg["KEYS_PASSPHRASE"])
+    return signing.create_missing(keys_dir, cfg["KEYS_PASSPHRASE"], rsa_bits=cfg["SIGNING_RSA_BITS"])
 
 
 def rotate_keys(algs, *, immediately: bool = False, revoke_old: bool = False, actor: str = "cli") -> dict:
@@ -31,7 +31,7 @@ def rotate_keys(algs, *, immediately: bool = False, revoke_old: bool = False, ac
     cfg = current_app.config
     ahead = 0 if immediately or revoke_old else cfg["KEYS_PUBLISH_AHEAD"]
     result = signing.rotate(Path(cfg["KEYS_DIR"]), cfg["KEYS_PASSPHRASE"], algs, publish_ahead=ahead,
-                            revoke_old=revoke_old)
+                            revoke_old=revoke_old, rsa_bits=cfg["SIGNING_RSA_BITS"])
     with transaction():
         for k in result["created"]:
             record("key.rotated", actor=actor, target=f"key:{k['kid']}",
@@ -57,7 +57,7 @@ def list_keys() -> list[dict]:
                     "published": status in ("pending", "active", "retired"),
                     "created_at": k["created_at"], "not_before": not_before, "retired_at": retired_at,
                     "unpublished_at": unpublished_at,
-                    "revoked_at": revoked_at})
+                    "revoked_at": revoked_at, "rsa_bits": signing.rsa_bits_of(k)})
     return out
 
 

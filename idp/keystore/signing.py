@@ -2,7 +2,8 @@
 
 Layout: ``<kid>.pem`` (PKCS#8, encrypted with IDP_KEYS_PASSPHRASE when set) and ``keys.json``
 listing every key with its algorithm and times: ``created_at``, ``not_before`` (when it starts
-signing), ``retired_at`` (when it stops) and ``revoked_at`` (compromised: withdrawn at once).
+signing), ``retired_at`` (when it stops) and ``revoked_at`` (compromised: withdrawn at once); an
+RS256 key's ``rsa_bits`` (IDP_SIGNING_RSA_BITS when it was made).
 
 A rotation publishes the new key *before* it signs (``not_before`` = now + IDP_KEYS_PUBLISH_AHEAD)
 and the old key keeps signing until then, so every process has published the new key — it re-reads
@@ -27,6 +28,7 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from .files import load_private_key_pem, locked, private_key_pem, read_json, write_json, write_private
 
 ALGS = ("RS256", "ES256")
+RSA_BITS = (2048, 3072, 4096)  # RFC 7518 §3.3: an RS256 key is at least 2048 bits
 INDEX = "keys.json"
 STATUSES = ("pending", "active", "retired", "expired", "revoked")
 
@@ -39,6 +41,12 @@ def key_times(entry: dict) -> tuple[int, int | None, int | None]:
     """(not_before, retired_at, revoked_at) of an index entry; entries written before publication
     ahead existed have no ``not_before``: they signed from their creation."""
     return entry.get("not_before", entry["created_at"]), entry["retired_at"], entry.get("revoked_at")
+
+
+def rsa_bits_of(entry: dict) -> int | None:
+    """The size of an RS256 key; entries written before the size was recorded are 3072 bits (the
+    only size made then)."""
+    return entry.get("rsa_bits", 3072) if entry["alg"] == "RS256" else None
 
 
 def key_status(entry: dict, now: float, grace: int) -> str:
@@ -76,9 +84,11 @@ def _locked(keys_dir: Path):
     return locked(_dir(keys_dir))
 
 
-def _generate(alg: str):
+def _generate(alg: str, rsa_bits: int):
     if alg == "RS256":
-        return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        if rsa_bits not in RSA_BITS:
+            raise KeyStoreError(f"unsupported RSA key size {rsa_bits}")
+        return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
     if alg == "ES256":
         return ec.generate_private_key(ec.SECP256R1())
     raise KeyStoreError(f"unsupported algorithm {alg}")
@@ -91,12 +101,15 @@ def _to_jwk(private_key, alg: str, kid: str | None = None):
     return cls.import_key(private_key, parameters={"alg": alg, "use": "sig", "kid": kid})
 
 
-def _add_key(d: Path, index: dict, alg: str, passphrase: str | None, now: int, not_before: int) -> dict:
-    private_key = _generate(alg)
+def _add_key(d: Path, index: dict, alg: str, passphrase: str | None, now: int, not_before: int,
+             rsa_bits: int) -> dict:
+    private_key = _generate(alg, rsa_bits)
     kid = _to_jwk(private_key, alg).kid
     write_private(d / f"{kid}.pem", private_key_pem(private_key, passphrase))
     entry = {"kid": kid, "alg": alg, "created_at": now, "not_before": not_before, "retired_at": None,
              "revoked_at": None}
+    if alg == "RS256":
+        entry["rsa_bits"] = rsa_bits
     index["keys"].append(entry)
     return entry
 
@@ -110,26 +123,29 @@ def _now(now: float | None) -> int:
     return int(time.time() if now is None else now)
 
 
-def create_missing(keys_dir: Path, passphrase: str | None, now: float | None = None) -> list[dict]:
+def create_missing(keys_dir: Path, passphrase: str | None, now: float | None = None, *,
+                   rsa_bits: int = 3072) -> list[dict]:
     """Ensure each algorithm has a key that signs now or will (one that is not retired); returns
-    the keys created. A first key signs at once: no relying party can hold an older JWKS."""
+    the keys created. A first key signs at once: no relying party can hold an older JWKS.
+    ``rsa_bits``: the size of a new RS256 key (IDP_SIGNING_RSA_BITS)."""
     created = []
     with _locked(keys_dir) as d:
         index = _read_index(d)
         now = _now(now)
         for alg in ALGS:
             if not any(k["alg"] == alg and k["retired_at"] is None for k in index["keys"]):
-                created.append(_add_key(d, index, alg, passphrase, now, now))
+                created.append(_add_key(d, index, alg, passphrase, now, now, rsa_bits))
         if created:
             write_json(d / INDEX, index)
     return created
 
 
 def rotate(keys_dir: Path, passphrase: str | None, algs=ALGS, *, publish_ahead: int,
-           revoke_old: bool = False, now: float | None = None) -> dict:
+           revoke_old: bool = False, now: float | None = None, rsa_bits: int = 3072) -> dict:
     """A new key per algorithm, published now and signing from now + ``publish_ahead``; the keys
     that sign until then retire at that moment. ``revoke_old`` (a compromised key; needs
     ``publish_ahead`` 0) withdraws every earlier key of the algorithm at once and deletes it.
+    ``rsa_bits``: the size of a new RS256 key (earlier keys keep theirs).
 
     Returns ``{"created": [entries], "retired": [entries], "revoked": [entries]}``.
     """
@@ -156,7 +172,7 @@ def rotate(keys_dir: Path, passphrase: str | None, algs=ALGS, *, publish_ahead: 
                 elif k["retired_at"] is None or k["retired_at"] > start:
                     k["retired_at"] = start  # signs (or would have) until the new key takes over
                     out["retired"].append(k)
-            out["created"].append(_add_key(d, index, alg, passphrase, now, start))
+            out["created"].append(_add_key(d, index, alg, passphrase, now, start, rsa_bits))
         write_json(d / INDEX, index)
     return out
 

@@ -1,6 +1,7 @@
 """``sealctl`` against a live hub with ``IDP_DPOP_NONCE=on`` (RFC 9449 §8 at the token endpoint, §9 at
 resources): the tool retries once with the nonce from ``DPoP-Nonce`` and keeps the last one for its
-next request; the real console script signs in, lists its seals and signs a file (the upload path)."""
+next request, in the state directory for its next run; the real console script signs in, lists its
+seals and signs a file (the upload path)."""
 from __future__ import annotations
 
 import base64
@@ -72,7 +73,7 @@ def test_the_tool_retries_once_and_remembers_the_nonce(live, monkeypatch):
     """``hub.login`` and ``hub.call``: the first proof without a nonce is answered ``use_dpop_nonce``
     (§8), the retry carries the nonce and succeeds; the next request (a resource, §9) already carries
     the remembered nonce and needs no retry."""
-    monkeypatch.setattr(hubapi, "_nonces", {})
+    monkeypatch.setattr(hubapi, "_nonces", hubapi.Nonces())
     seen = Recorder(monkeypatch).seen
     key = Pkcs12Key(live.p12, P12_PASSWORD)
     state = hubapi.login(live.hub.issuer, key, "sealctl")
@@ -80,19 +81,54 @@ def test_the_tool_retries_once_and_remembers_the_nonce(live, monkeypatch):
     assert me["acr"] == "urn:idp:loa:3"
     proofs = [(p, n is not None, s) for p, n, s in seen if p != "/.well-known/openid-configuration"]
     assert proofs == [("/token", False, 400), ("/token", True, 200), ("/api/official", True, 200)], seen
-    assert hubapi._nonces[live.hub.issuer]  # the last answer's, for the next request
+    assert hubapi._nonces.get(live.hub.issuer)  # the last answer's, for the next request
 
 
 def test_a_forgotten_nonce_is_asked_for_at_a_resource(live, monkeypatch):
     """§9: a resource answers 401 with ``WWW-Authenticate: DPoP error="use_dpop_nonce"``; the tool
     retries with the nonce from ``DPoP-Nonce`` and gets the answer."""
-    monkeypatch.setattr(hubapi, "_nonces", {})
+    monkeypatch.setattr(hubapi, "_nonces", hubapi.Nonces())
     key = Pkcs12Key(live.p12, P12_PASSWORD)
     state = hubapi.login(live.hub.issuer, key, "sealctl")
     hubapi._nonces.clear()
     seen = Recorder(monkeypatch).seen
     assert hubapi.call(state, key, "GET", "/api/seals")["seals"]
     assert [(p, n is not None, s) for p, n, s in seen] == [("/api/seals", False, 401), ("/api/seals", True, 200)]
+
+
+def test_the_next_run_starts_with_the_stored_nonce(live, tmp_path, monkeypatch):
+    """§8, §9: the last nonce is kept per hub in the state directory (``dpop-nonce.json``, owner-only
+    like the token), so a new run — the CLI's ``main`` again, nothing kept in memory — sends it in its
+    first proof and is not answered ``use_dpop_nonce``; a corrupt file only means one retry."""
+    import stat
+
+    from clients.sealctl.cli import main
+
+    monkeypatch.setenv("SEALCTL_PASSWORD", P12_PASSWORD)
+    monkeypatch.setattr(hubapi, "_nonces", hubapi.Nonces())
+    state = tmp_path / "state"
+    seen = Recorder(monkeypatch).seen
+
+    def run(*args):
+        seen.clear()
+        assert main(["--lang", "en", "--state", str(state), *map(str, args)]) == 0
+        return [(p, n, s) for p, n, s in seen if p != "/.well-known/openid-configuration"]
+
+    first = run("login", "--hub", live.hub.issuer, "--p12", live.p12)
+    assert [(p, n is not None, s) for p, n, s in first] == [("/token", False, 400), ("/token", True, 200)]
+    stored = state / "dpop-nonce.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert not hubapi._nonces.get(live.hub.issuer)  # kept in the file, not in this process's memory
+
+    for command, path in (("whoami", "/api/official"), ("seals", "/api/seals")):
+        nonce = json.loads(stored.read_text())[live.hub.issuer]
+        assert nonce
+        assert run(command) == [(path, nonce, 200)]  # no use_dpop_nonce answer, no retry
+
+    stored.write_text("{not json")
+    again = run("whoami")
+    assert [(p, n is not None, s) for p, n, s in again] == [("/api/official", False, 401), ("/api/official", True, 200)]
+    assert json.loads(stored.read_text())[live.hub.issuer]  # written again
 
 
 def test_the_console_script_works_with_nonces(live, tmp_path):

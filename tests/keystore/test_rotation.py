@@ -237,3 +237,46 @@ def test_encrypted_keys_need_the_passphrase(tmp_path):
     with pytest.raises(Exception, match="passphrase|PASSPHRASE"):
         create_app(_config(tmp_path, KEYS_PASSPHRASE="wrong-passphrase"))
     create_app(cfg)  # the right one works
+
+
+def _rsa_modulus_bytes(jwk: dict) -> int:
+    import base64
+
+    return len(base64.urlsafe_b64decode(jwk["n"] + "=="))
+
+
+@pytest.mark.parametrize("env, bits", [(None, 3072), ("2048", 2048)])
+def test_rotation_makes_rs256_keys_of_the_configured_size(instance, monkeypatch, env, bits):
+    """IDP_SIGNING_RSA_BITS sizes the RS256 keys made from then on; keys made before keep their size
+    (RFC 7518 §3.3: at least 2048 bits; RFC 7518 §6.3.1.1: ``n`` is the modulus, big-endian)."""
+    if env is not None:
+        monkeypatch.setenv("IDP_SIGNING_RSA_BITS", env)
+    app = create_app(_config(instance))
+    assert app.config["SIGNING_RSA_BITS"] == bits
+    client, runner = app.test_client(), app.test_cli_runner()
+    before = {k["kid"]: k for k in client.get("/jwks.json").get_json()["keys"] if k["kty"] == "RSA"}
+    assert [_rsa_modulus_bytes(k) for k in before.values()] == [384]  # made by the default, 3072 bits
+    with app.app_context():
+        result = runner.invoke(args=["keys", "rotate", "--alg", "RS256"])
+        assert result.exit_code == 0, result.output
+        (new_kid,) = [k["kid"] for k in json.loads(result.output)["rotated"]]
+        listing = {k["kid"]: k for k in json.loads(runner.invoke(args=["keys", "list"]).output)}
+    jwks = {k["kid"]: k for k in client.get("/jwks.json").get_json()["keys"]}
+    assert _rsa_modulus_bytes(jwks[new_kid]) == bits // 8
+    assert all(_rsa_modulus_bytes(jwks[kid]) == 384 for kid in before)  # the old key is unchanged
+    assert listing[new_kid]["rsa_bits"] == bits
+    assert {listing[kid]["rsa_bits"] for kid in before} == {3072}
+    assert {k["rsa_bits"] for k in listing.values() if k["alg"] == "ES256"} == {None}
+
+
+@pytest.mark.parametrize("value", ["1024", "2047", "8192", "abc"])
+def test_unsupported_rsa_key_size_is_refused(tmp_path, monkeypatch, value):
+    """RFC 7518 §3.3: an RS256 key of less than 2048 bits MUST NOT be used; sizes other than 2048, 3072
+    and 4096 are refused at start-up with a one-line reason."""
+    from idp.config import ConfigError
+
+    monkeypatch.setenv("IDP_SIGNING_RSA_BITS", value)
+    expected = "IDP_SIGNING_RSA_BITS must be an integer" if value == "abc" else \
+        "IDP_SIGNING_RSA_BITS must be 2048, 3072 or 4096"
+    with pytest.raises(ConfigError, match=expected):
+        create_app(_config(tmp_path), load_keys=False)

@@ -432,6 +432,68 @@ def test_document_geometry_is_bounded_by_config(app):
     assert [g["page"] for g in document_geometry(data)["geometry"]] == [1, 2, 4]
 
 
+def _hand_made_pdf(objects: dict[int, bytes]) -> bytes:
+    """A PDF of exactly these objects (number → body), catalogue 1, with a classic cross-reference
+    table (ISO 32000-1 §7.5.4: 20-byte entries, offsets of each ``n 0 obj``)."""
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = {}
+    for number in sorted(objects):
+        offsets[number] = out.tell()
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, objects[number]))
+    size = max(objects) + 1
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % size)
+    for number in range(1, size):
+        out.write(b"%010d 00000 n \n" % offsets[number] if number in offsets else b"0000000000 65535 f \n")
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref))
+    return out.getvalue()
+
+
+# A nested page tree (ISO 32000-1 §7.7.3.2) whose object numbers do not follow the document order:
+# root 2 → [node 7 (landscape /MediaBox, /Rotate 90) → [page 9 (inherits both), page 4 (its own box,
+# /Rotate 0)], node 3 (/Rotate 180) → [node 5 (/CropBox) → [page 8], page 6 (the root's /MediaBox)]].
+NESTED = {
+    1: b"<< /Type /Catalog /Pages 2 0 R >>",
+    2: b"<< /Type /Pages /Kids [7 0 R 3 0 R] /Count 4 /MediaBox [0 0 595 842] /Resources << >> >>",
+    7: b"<< /Type /Pages /Parent 2 0 R /Kids [9 0 R 4 0 R] /Count 2 /MediaBox [0 0 842 595] /Rotate 90 >>",
+    9: b"<< /Type /Page /Parent 7 0 R >>",
+    4: b"<< /Type /Page /Parent 7 0 R /MediaBox [0 0 612 792] /Rotate 0 >>",
+    3: b"<< /Type /Pages /Parent 2 0 R /Kids [5 0 R 6 0 R] /Count 2 /Rotate 180 >>",
+    5: b"<< /Type /Pages /Parent 3 0 R /Kids [8 0 R] /Count 1 /CropBox [10 20 310 420] >>",
+    8: b"<< /Type /Page /Parent 5 0 R >>",
+    6: b"<< /Type /Page /Parent 3 0 R >>",
+}
+NESTED_GEOMETRY = [(842, 595, 90), (612, 792, 0), (300, 400, 180), (595, 842, 180)]
+
+
+def test_document_geometry_walks_a_nested_page_tree(app):
+    """ISO 32000-1 §7.7.3.2-3: pages are the leaves of the page tree in the order of each node's /Kids
+    (not of object numbers), and /MediaBox, /CropBox and /Rotate are inherited from the nearest
+    ancestor that has them (Table 30). The placer's one-pass walk (``document_geometry``) answers each
+    page as the signer's own lookup does (``_page_object``, ``_box_of``, ``_rotation_of``, the path
+    of ``page_geometry``), whatever the tree's depth; bounded, it stops inside the tree."""
+    from idp.seals.pdf import _box_of, _page_object, _rotation_of, document_geometry, page_geometry
+
+    data = _hand_made_pdf(NESTED)
+    reader = PdfFileReader(io.BytesIO(data))
+    assert reader.root["/Pages"]["/Kids"][0].get_object()["/Type"] == "/Pages"  # really nested
+    answer = document_geometry(data, 3)
+    got = [(g["page"], g["width"], g["height"], g["rotate"]) for g in answer["geometry"]]
+    assert got == [(n, *shape) for n, shape in enumerate(NESTED_GEOMETRY, start=1)]
+    chosen = (answer["pages"], answer["page"], answer["width"], answer["height"], answer["rotate"])
+    assert chosen == (4, 3, 300, 400, 180)
+    for n, g in enumerate(answer["geometry"], start=1):
+        assert {"pages": 4, **g} == page_geometry(data, n)
+        page = _page_object(reader, n - 1)
+        llx, lly, urx, ury = _box_of(page)
+        assert (urx - llx, ury - lly, _rotation_of(page)) == NESTED_GEOMETRY[n - 1]
+    app.config["SEAL_PLACER_MAX_PAGES"] = 3
+    bounded = document_geometry(data)
+    assert [(g["page"], g["width"], g["rotate"]) for g in bounded["geometry"]] == [(1, 842, 90), (2, 612, 0),
+                                                                                   (3, 300, 180), (4, 595, 180)]
+
+
 @pytest.mark.parametrize("rotate", [0, 90, 180, 270])
 def test_the_stamp_size_rule_is_the_signature_widgets_rect(seal, tsa, rotate):
     """``stamp_size`` (what the sealing page's outline draws) is the box pyHanko gives the signature
