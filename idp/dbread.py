@@ -27,8 +27,9 @@ from __future__ import annotations
 import weakref
 from collections import namedtuple
 
-from sqlalchemy import exc
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 
@@ -167,14 +168,14 @@ def write_together(*steps: tuple[DirectWrite, dict, bool]) -> None:
     ``NothingWritten`` raised.
 
     On the pooled driver connection: a code and its session's client list, or a code's consumption
-    with its tokens, cost four round trips on PostgreSQL (BEGIN, the two statements, COMMIT), a
-    fraction of the ORM session's CPU. Through the session instead if this request's session already
+    with its tokens, at a fraction of the ORM session's CPU, and on PostgreSQL in psycopg's pipeline
+    mode: one round trip for the group, two with a guarded step (four or five one at a time). Through the session instead if this request's session already
     has a transaction: the steps then join it and its owner commits (or rolls back after a raise),
     so a request never writes on two connections at once (SQLite would wait on itself)."""
     from .db import db
 
-    scoped = db.session
-    if scoped.registry.has() and scoped().in_transaction():
+    if session_connected():
+        scoped = db.session
         dialect = scoped().get_bind().dialect
         for write, params, guarded in steps:
             if scoped.execute(write.statement(dialect), params).rowcount != 1 and guarded:
@@ -184,6 +185,8 @@ def write_together(*steps: tuple[DirectWrite, dict, bool]) -> None:
     plans = [(write.plan(engine.dialect, params), params, guarded) for write, params, guarded in steps]
 
     def work(conn, running):
+        if pipelined:
+            return _pipelined(conn, running, plans)
         cursor = conn.cursor()
         try:
             for plan, params, guarded in plans:
@@ -197,7 +200,33 @@ def write_together(*steps: tuple[DirectWrite, dict, bool]) -> None:
             cursor.close()
         conn.commit()
 
+    pipelined = plans[0][0].autocommit  # psycopg: its pipeline mode
     _on_driver(engine, work)
+
+
+def _pipelined(conn, running, plans) -> None:
+    """``write_together``'s group in psycopg's pipeline mode: BEGIN, the statements and COMMIT go to
+    PostgreSQL together, one round trip instead of one each; with a guarded step, the COMMIT (or the
+    ROLLBACK) goes once its row count is known, a second round trip."""
+    guarded = any(g for _, _, g in plans)
+    cursors = []
+    try:
+        with conn.pipeline() as pipeline:
+            for plan, params, _ in plans:
+                args = plan.arguments(params)
+                running[0] = (plan, args)
+                cursor = conn.cursor()
+                cursors.append(cursor)
+                cursor.execute(plan.sql, args, **plan.execute_kw)
+            if guarded:
+                pipeline.sync()
+                if any(g and c.rowcount != 1 for (_, _, g), c in zip(plans, cursors)):
+                    conn.rollback()
+                    raise NothingWritten
+            conn.commit()
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def read_first(read: DirectRead, params: dict):
@@ -205,8 +234,31 @@ def read_first(read: DirectRead, params: dict):
     already has a transaction (it then sees the request's own writes, and one connection is enough)."""
     from .db import db
 
-    scoped = db.session
-    # Only a session this app context already made can have a transaction (making one costs more than the read).
-    if scoped.registry.has() and scoped().in_transaction():
-        return scoped.execute(read.stmt, params).first()
+    if session_connected():
+        return db.session.execute(read.stmt, params).first()
     return read.first(db.engine, params)
+
+
+_CONNECTED = "idp.connected"
+
+
+@event.listens_for(Session, "after_begin")
+def _began(session, transaction, connection):
+    session.info[_CONNECTED] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session, transaction):
+    if transaction.parent is None:
+        session.info.pop(_CONNECTED, None)
+
+
+def session_connected() -> bool:
+    """Whether this request's ORM session holds a database connection in a transaction: what it
+    wrote or read there is seen only on that connection, so the direct paths go through it instead.
+    (A session that only began, e.g. by ``add``, holds none yet.) Only a session this app context
+    already made can (making one costs more than the read)."""
+    from .db import db
+
+    scoped = db.session
+    return scoped.registry.has() and scoped().info.get(_CONNECTED, False)

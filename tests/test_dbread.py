@@ -2,14 +2,15 @@
 see a request's own writes, and fail and recover as SQLAlchemy's own execution does."""
 from __future__ import annotations
 
+import secrets
 import shutil
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Integer, bindparam, cast, exc, select, text
+from sqlalchemy import Integer, bindparam, cast, exc, func, select, text, update
 
 from idp.db import db, utcnow
-from idp.dbread import DirectRead, read_first
+from idp.dbread import DirectRead, DirectWrite, NothingWritten, read_first, write_together
 from idp.oauth.models import Token
 
 _T = Token.__table__
@@ -109,6 +110,75 @@ def test_postgresql_reads_in_autocommit_and_recovers_from_a_restart(tmp_path, po
         bad = DirectRead(select(cast(bindparam("v"), Integer).label("n")))
         with pytest.raises(exc.DataError):
             bad.first(db.engine, {"v": "not a number"})
+        pooled = [db.engine.raw_connection() for _ in range(3)]
+        assert all(c.driver_connection.autocommit is False for c in pooled)
+        for c in pooled:
+            c.close()
+        db.engine.dispose()
+
+
+_REVOKE = DirectWrite(update(_T).where(_T.c.id == bindparam("row_id"), _T.c.revoked_at.is_(None))
+                      .values(revoked_at=bindparam("when")))
+_STORE = DirectWrite(_T.insert())
+
+
+def _count(digest: str) -> int:
+    n = db.session.execute(select(func.count()).select_from(_T).where(_T.c.access_digest == digest)).scalar()
+    db.session.rollback()
+    return n
+
+
+def _writes_together() -> None:
+    """``write_together``: all of the group or none of it, committed at once, the connection reusable."""
+    _insert_committed(**_token_row("f" * 64))
+    first = BY_DIGEST.first(db.engine, {"digest": "f" * 64})
+    db.session.remove()
+    # The guarded step changes its one row: the group is written and committed (seen on another connection).
+    write_together((_REVOKE, {"row_id": first.id, "when": utcnow()}, True), (_STORE, _token_row("g" * 64), False))
+    assert BY_DIGEST.first(db.engine, {"digest": "f" * 64}).revoked_at is not None and _count("g" * 64) == 1
+    # Now it changes none (already revoked): nothing of the group is written.
+    with pytest.raises(NothingWritten):
+        write_together((_REVOKE, {"row_id": first.id, "when": utcnow()}, True), (_STORE, _token_row("h" * 64), False))
+    assert _count("h" * 64) == 0
+    # A statement fails (the access digest is unique): SQLAlchemy's error, and the step before it is undone.
+    with pytest.raises(exc.IntegrityError):
+        write_together((_STORE, _token_row("i" * 64), False), (_STORE, _token_row("g" * 64, jti="j-other"), False))
+    assert _count("i" * 64) == 0
+    # In a request that already holds a connection, the steps join its transaction (and its rollback).
+    db.session.execute(text("SELECT 1"))
+    write_together((_STORE, _token_row("k" * 64), False))
+    db.session.rollback()
+    assert _count("k" * 64) == 0
+    # The pool's connections are all usable and none is left in a transaction.
+    for _ in range(3):
+        write_together((_STORE, _token_row(secrets.token_hex(32)), False))
+    assert BY_DIGEST.first(db.engine, {"digest": "g" * 64}).jti == "j-gggggggg"
+
+
+def test_writes_together_all_or_nothing(app):
+    _writes_together()
+
+
+@pytest.mark.postgres
+def test_postgresql_writes_together_in_one_pipeline(tmp_path, postgres_url, template_dir):
+    """The same on PostgreSQL, where the group goes in psycopg's pipeline mode; afterwards no pooled
+    connection is idle in a transaction or left in autocommit."""
+    from idp import create_app
+    from idp.migrations_lock import upgrade_database
+    from tests.conftest import _config
+
+    shutil.copytree(template_dir / "keys", tmp_path / "keys")
+    app = create_app(_config(tmp_path, db_url=postgres_url, DB_PING_AFTER_IDLE=3600))
+    with app.app_context():
+        upgrade_database()
+        db.session.remove()
+        _writes_together()
+        db.session.remove()
+        with db.engine.connect() as admin:
+            idle_in_tx = admin.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%'")).scalar()
+        assert idle_in_tx == 0
         pooled = [db.engine.raw_connection() for _ in range(3)]
         assert all(c.driver_connection.autocommit is False for c in pooled)
         for c in pooled:
