@@ -43,6 +43,8 @@ MAX_CODES = 200_000
 
 SIMPLE = ("discovery", "jwks", "client_credentials", "userinfo", "introspect")
 SCENARIOS = ("discovery", "jwks", "client_credentials", "code_exchange", "userinfo", "introspect", "sso_round_trip")
+# Hub settings a run may take from the environment and the report then shows (performance knobs only).
+HUB_SETTINGS_SHOWN = ("IDP_SIGNING_RSA_BITS", "IDP_DPOP_NONCE", "IDP_CLIENT_CACHE_TTL", "IDP_DB_POOL_SIZE")
 FLOWS = ("code_exchange", "sso_round_trip")  # always on the Python engine; peers' latencies printed too
 PEER_SCENARIOS = ("discovery", "jwks", "client_credentials", "introspect", "userinfo") + FLOWS
 
@@ -221,6 +223,7 @@ def print_table(report: dict) -> None:
     print(f"idp benchmark  commit {m.get('commit')}{' (dirty tree)' if m.get('worktree_dirty') else ''}  "
           f"db {cfg['database_backend']}  {cfg['workers']} workers x {cfg['threads']} threads  "
           f"ID tokens {cfg.get('id_token_alg', 'RS256')}  "
+          + "".join(f"{k}={v}  " for k, v in (cfg.get("hub_settings") or {}).items()) +
           f"concurrency {cfg['concurrency']}  {cfg['duration_s']:g} s x {cfg['repeat']} "
           f"({'median' if cfg['repeat'] > 1 else 'single run'}), warmup {cfg['warmup_s']:g} s")
     print(f"machine: {m.get('cpu_count')} CPUs ({m.get('cpu_model')}), Python {m.get('python')}, "
@@ -500,6 +503,8 @@ def main(argv=None) -> int:
             "repeat": args.repeat, "engine": args.engine, "wrk_threads": args.wrk_threads,
             "scenarios": args.scenarios, "issuer": hub.issuer, "postgres_throwaway": bool(pg),
             "argv": sys.argv[1:],
+            # Settings the hub took from this environment (e.g. IDP_SIGNING_RSA_BITS=2048); never secrets.
+            "hub_settings": {k: v for k, v in sorted(os.environ.items()) if k in HUB_SETTINGS_SHOWN},
         }
         log(f"setting up a throwaway hub in {hub.tmp} ({hub.backend}) ...")
         hub.setup()

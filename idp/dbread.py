@@ -169,12 +169,13 @@ def write_together(*steps: tuple[DirectWrite, dict, bool]) -> None:
 
     On the pooled driver connection: a code and its session's client list, or a code's consumption
     with its tokens, at a fraction of the ORM session's CPU, and on PostgreSQL in psycopg's pipeline
-    mode: one round trip for the group, two with a guarded step (four or five one at a time). Through the session instead if this request's session already
-    has a transaction: the steps then join it and its owner commits (or rolls back after a raise),
-    so a request never writes on two connections at once (SQLite would wait on itself)."""
+    mode: one round trip for the group, two with a guarded step (four or five one at a time).
+    Through the session instead if this request's session is in use (``session_in_use``): the steps
+    then join its transaction and its owner commits (or rolls back after a raise), so a request never
+    writes on two connections at once (SQLite would wait on itself)."""
     from .db import db
 
-    if session_connected():
+    if session_in_use():
         scoped = db.session
         dialect = scoped().get_bind().dialect
         for write, params, guarded in steps:
@@ -230,11 +231,11 @@ def _pipelined(conn, running, plans) -> None:
 
 
 def read_first(read: DirectRead, params: dict):
-    """``read.first`` on the app's engine; through the session instead if this request's session
-    already has a transaction (it then sees the request's own writes, and one connection is enough)."""
+    """``read.first`` on the app's engine; through the session instead if this request's session is in
+    use (``session_in_use``: it then sees the request's own writes, and one connection is enough)."""
     from .db import db
 
-    if session_connected():
+    if session_in_use():
         return db.session.execute(read.stmt, params).first()
     return read.first(db.engine, params)
 
@@ -253,12 +254,15 @@ def _ended(session, transaction):
         session.info.pop(_CONNECTED, None)
 
 
-def session_connected() -> bool:
-    """Whether this request's ORM session holds a database connection in a transaction: what it
-    wrote or read there is seen only on that connection, so the direct paths go through it instead.
-    (A session that only began, e.g. by ``add``, holds none yet.) Only a session this app context
-    already made can (making one costs more than the read)."""
+def session_in_use() -> bool:
+    """Whether this request's ORM session holds a database connection in a transaction, or has
+    changes not yet flushed: what it wrote or read there is seen only through it, so the direct paths
+    go through it instead. (A session that only began, e.g. by attaching a loaded object, holds
+    neither.) Only a session this app context already made can (making one costs more than the read)."""
     from .db import db
 
     scoped = db.session
-    return scoped.registry.has() and scoped().info.get(_CONNECTED, False)
+    if not scoped.registry.has():
+        return False
+    orm = scoped()
+    return orm.info.get(_CONNECTED, False) or bool(orm.new or orm.deleted or orm.dirty)

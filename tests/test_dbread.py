@@ -58,6 +58,15 @@ def test_a_request_reads_its_own_uncommitted_write(app):
     assert read_first(BY_DIGEST, {"digest": "c" * 64}) is None
 
 
+def test_a_request_reads_what_it_added_but_did_not_flush(app):
+    """An object added to the session is not on any connection yet: the read goes through the
+    session, whose autoflush writes it first (the ORM's own read-your-writes)."""
+    db.session.add(Token(**_token_row("m" * 64)))
+    assert read_first(BY_DIGEST, {"digest": "m" * 64}).jti == "j-mmmmmmmm"
+    db.session.rollback()
+    assert read_first(BY_DIGEST, {"digest": "m" * 64}) is None
+
+
 def test_outside_a_transaction_no_session_is_made(app):
     """No transaction, no session work: the read runs on a pooled connection and leaves the
     session untouched (nothing to roll back at teardown)."""

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..accounts.models import Person
 from ..audit.service import record
 from ..db import db, transaction, unless_present, utcnow
-from ..dbread import DirectRead, DirectWrite, session_connected
+from ..dbread import DirectRead, DirectWrite, session_in_use
 from .models import SessionClient, SsoSession
 
 
@@ -21,7 +21,9 @@ _BY_COOKIE = select(SsoSession).where(SsoSession.cookie_digest == bindparam("dig
 
 
 def _columns(model, prefix: str) -> list[tuple[str, object]]:
-    return [(attr.key, attr.columns[0].label(f"{prefix}{attr.key}")) for attr in inspect(model).column_attrs]
+    # The table's columns (their attributes have the same names): asking the mapper here, at import,
+    # would configure every mapper before all the models are imported.
+    return [(col.key, col.label(f"{prefix}{col.key}")) for col in model.__table__.c]
 
 
 _SESSION_COLUMNS, _PERSON_COLUMNS = _columns(SsoSession, "s_"), _columns(Person, "p_")
@@ -39,7 +41,7 @@ def _load(digest: str) -> SsoSession | None:
     session: built from one direct read when the session holds no connection and neither object yet
     (else the ORM's own query, which knows what it already holds)."""
     orm = db.session()
-    if not session_connected():
+    if not session_in_use():
         row = _SESSION_WITH_PERSON.first(db.engine, {"digest": digest})
         if row is None:
             return None
