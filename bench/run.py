@@ -43,6 +43,8 @@ MAX_CODES = 200_000
 
 SIMPLE = ("discovery", "jwks", "client_credentials", "userinfo", "introspect")
 SCENARIOS = ("discovery", "jwks", "client_credentials", "code_exchange", "userinfo", "introspect", "sso_round_trip")
+# PostgreSQL's own defaults for what the throwaway server turns off (tests/services/postgres.py).
+DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 # Hub settings a run may take from the environment and the report then shows (performance knobs only).
 HUB_SETTINGS_SHOWN = ("IDP_SIGNING_RSA_BITS", "IDP_DPOP_NONCE", "IDP_CLIENT_CACHE_TTL", "IDP_DB_POOL_SIZE")
 FLOWS = ("code_exchange", "sso_round_trip")  # always on the Python engine; peers' latencies printed too
@@ -221,7 +223,7 @@ def print_table(report: dict) -> None:
     m, cfg = report["machine"], report["config"]
     print()
     print(f"idp benchmark  commit {m.get('commit')}{' (dirty tree)' if m.get('worktree_dirty') else ''}  "
-          f"db {cfg['database_backend']}  {cfg['workers']} workers x {cfg['threads']} threads  "
+          f"db {cfg['database_backend']}{' (durable)' if cfg.get('postgres_durable') else ''}  {cfg['workers']} workers x {cfg['threads']} threads  "
           f"ID tokens {cfg.get('id_token_alg', 'RS256')}  "
           + "".join(f"{k}={v}  " for k, v in (cfg.get("hub_settings") or {}).items()) +
           f"concurrency {cfg['concurrency']}  {cfg['duration_s']:g} s x {cfg['repeat']} "
@@ -443,7 +445,11 @@ def parse_args(argv=None):
     db.add_argument("--database-url", help="use this database (e.g. postgresql+psycopg://...); default: SQLite in "
                                            "the temp dir. It must be empty or hold only idp's tables.")
     db.add_argument("--postgres", action="store_true",
-                    help="start a throwaway PostgreSQL (tests/services/postgres.py) for the hub")
+                    help="start a throwaway PostgreSQL (tests/services/postgres.py) for the hub; like the tests', it "
+                         "runs with fsync, synchronous_commit and full_page_writes off unless --durable")
+    ap.add_argument("--durable", action="store_true",
+                    help="with --postgres: fsync, synchronous_commit and full_page_writes on (PostgreSQL's defaults, "
+                         "what production runs): every commit waits for the disk")
     ap.add_argument("--peers", metavar="DIR", help="also run discovery/jwks/client_credentials/introspect/userinfo/"
                                                     "code_exchange/sso_round_trip against the peers in DIR "
                                                     "(e.g. /work/shared/peers)")
@@ -460,6 +466,8 @@ def parse_args(argv=None):
                     help="cProfile timer: process CPU time (default; robust to other load) or wall time")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (database, keys, server log)")
     args = ap.parse_args(argv)
+    if args.durable and not args.postgres:
+        ap.error("--durable applies to the throwaway PostgreSQL: add --postgres")
     args.duration = min(max(args.duration, 1.0), MAX_DURATION)
     args.warmup = min(max(args.warmup, 0.0), MAX_WARMUP)
     args.repeat = min(max(args.repeat, 1), MAX_REPEAT)
@@ -491,7 +499,7 @@ def main(argv=None) -> int:
         if args.postgres:
             log("starting a throwaway PostgreSQL (tests/services/postgres.py) ...")
             pgmod = load_postgres_module()
-            pg = pgmod.PostgresServer()
+            pg = pgmod.PostgresServer(settings=DURABLE if args.durable else None)
             pg.start()
             db_url = pg.url
         hub = Hub(database_url=db_url, workers=args.workers, threads=args.threads, keep=args.keep, log=log,
@@ -502,6 +510,7 @@ def main(argv=None) -> int:
             "concurrency": args.concurrency, "duration_s": args.duration, "warmup_s": args.warmup,
             "repeat": args.repeat, "engine": args.engine, "wrk_threads": args.wrk_threads,
             "scenarios": args.scenarios, "issuer": hub.issuer, "postgres_throwaway": bool(pg),
+            "postgres_durable": bool(pg) and args.durable,
             "argv": sys.argv[1:],
             # Settings the hub took from this environment (e.g. IDP_SIGNING_RSA_BITS=2048); never secrets.
             "hub_settings": {k: v for k, v in sorted(os.environ.items()) if k in HUB_SETTINGS_SHOWN},
