@@ -101,6 +101,13 @@ def render_error(status: int, code: str, message):
     return resp, status
 
 
+def unexpected_failure():
+    """Log the exception being handled under a new reference; the message that quotes it."""
+    ref = secrets.token_hex(6)
+    log.exception("unexpected error ref=%s", ref)
+    return _l("Something went wrong on our side. If it happens again, quote reference %(ref)s.", ref=ref)
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(err: DomainError):
@@ -132,8 +139,4 @@ def init_app(app: Flask) -> None:
         if isinstance(err, (OperationalError, InterfaceError)):
             log.error("database unavailable: %s", type(err).__name__)
             return render_error(503, "temporarily_unavailable", UNAVAILABLE)
-        ref = secrets.token_hex(6)
-        log.exception("unexpected error ref=%s", ref)
-        return render_error(500, "server_error",
-                            _l("Something went wrong on our side. If it happens again, quote reference %(ref)s.",
-                               ref=ref))
+        return render_error(500, "server_error", unexpected_failure())

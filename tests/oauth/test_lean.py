@@ -300,3 +300,105 @@ def test_a_bound_token_sent_as_bearer_is_refused_on_both_paths(app, client, path
     code, verifier, _ = browser.code(rp)
     plain = exchange(client, rp, code, verifier).get_json()["access_token"]
     assert paths.send("GET", "/userinfo", headers={"Authorization": f"Bearer {plain}"})[0].status_code == 200
+
+
+def _general(paths, method: str, path: str, **kw):
+    routes, paths.lean.routes = paths.lean.routes, {}
+    try:
+        return paths.client.open(path, method=method, **kw)
+    finally:
+        paths.lean.routes = routes
+
+
+def _code_body(rp, code: str, verifier: str, **extra) -> dict:
+    return {"grant_type": "authorization_code", "code": code, "redirect_uri": rp["redirect_uri"],
+            "code_verifier": verifier, **extra}
+
+
+def test_code_exchange_lean_answer_equals_the_general_one(app, client, browser, user, rp, paths):
+    """RFC 6749 §4.1.3–4.1.4, OIDC Core §3.1.3.3: two codes of one sign-on (the second by single
+    sign-on), one exchanged on the lean path and one on the general path, give the same token
+    response: the same fields, an ID token and an access token with the same claims but their own
+    ``jti``/times/hashes/nonce, a refresh token; and the lean path's tokens work."""
+    code, verifier, params = browser.code(rp)
+    lean, took_lean = paths.send("POST", "/token", data=_code_body(rp, code, verifier), headers=basic(rp))
+    code2, verifier2, params2 = browser.code(rp)
+    general = _general(paths, "POST", "/token", data=_code_body(rp, code2, verifier2), headers=basic(rp))
+    assert took_lean and lean.status_code == general.status_code == 200, lean.get_json()
+    a, b = lean.get_json(), general.get_json()
+    assert a.keys() == b.keys() >= {"access_token", "id_token", "refresh_token", "expires_in", "token_type", "scope"}
+    assert {k: a[k] for k in ("token_type", "expires_in", "scope")} == {k: b[k] for k in ("token_type", "expires_in", "scope")}
+    own = {"jti", "iat", "exp", "nonce", "at_hash", "c_hash"}
+    for name in ("id_token", "access_token"):
+        ca, cb = _claims(client, a[name]), _claims(client, b[name])
+        assert {k: v for k, v in ca.items() if k not in own} == {k: v for k, v in cb.items() if k not in own}
+    assert _claims(client, a["id_token"])["nonce"] == params["nonce"]  # OIDC Core §3.1.3.6
+    for resp in (lean, general):
+        assert resp.headers["Cache-Control"] == "no-store" and resp.headers["Pragma"] == "no-cache"  # RFC 6749 §5.1
+        assert resp.mimetype == "application/json" and resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/userinfo", headers={"Authorization": f"Bearer {a['access_token']}"}).status_code == 200
+    refreshed = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": a["refresh_token"]},
+                            headers=basic(rp))
+    assert refreshed.status_code == 200, refreshed.get_json()
+
+
+def test_code_exchange_refusals_are_answered_once_as_the_general_path_does(app, client, browser, user, rp, paths):
+    """Once the grant has begun, the lean path answers its errors itself, the same as the general path
+    (RFC 6749 §5.2): a wrong PKCE verifier (RFC 7636 §4.6) and a wrong redirect_uri leave the code
+    unused; a replayed code (§4.1.2) is refused, revokes what the code issued, and is audited once."""
+    from idp.audit.models import AuditEvent
+
+    code, verifier, _ = browser.code(rp)
+    code2, verifier2, _ = browser.code(rp)
+    for change in ({"code_verifier": "w" * 43}, {"redirect_uri": rp["redirect_uri"] + "x"}):
+        lean, took_lean = paths.send("POST", "/token", data={**_code_body(rp, code, verifier), **change},
+                                     headers=basic(rp))
+        general = _general(paths, "POST", "/token", data={**_code_body(rp, code2, verifier2), **change},
+                           headers=basic(rp))
+        assert took_lean and lean.status_code == general.status_code == 400
+        assert lean.get_json() == general.get_json() and lean.get_json()["error"] in ("invalid_grant", "invalid_request")
+        assert lean.headers["Cache-Control"] == "no-store"
+    first, took_lean = paths.send("POST", "/token", data=_code_body(rp, code, verifier), headers=basic(rp))
+    assert took_lean and first.status_code == 200  # the refusals left it unused
+    replay, took_lean = paths.send("POST", "/token", data=_code_body(rp, code, verifier), headers=basic(rp))
+    assert took_lean and replay.status_code == 400 and replay.get_json()["error"] == "invalid_grant"
+    assert client.get("/userinfo", headers={"Authorization": f"Bearer {first.get_json()['access_token']}"}
+                      ).status_code == 401  # revoked
+    assert AuditEvent.query.filter_by(action="code.replayed").count() == 1
+    assert _general(paths, "POST", "/token", data=_code_body(rp, code2, verifier2), headers=basic(rp)).status_code == 200
+    general_replay = _general(paths, "POST", "/token", data=_code_body(rp, code2, verifier2), headers=basic(rp))
+    assert general_replay.get_json() == replay.get_json()
+
+
+def test_other_code_exchanges_go_to_the_general_path(app, client, browser, user, rp, paths):
+    """client_secret_post, a parameter the plain case does not have, a DPoP proof (RFC 9449 §5) and
+    a client that must use DPoP (§5.2) are the general path's."""
+    cases = [
+        lambda c, v: dict(data={**_code_body(rp, c, v), "client_id": rp["client_id"], "client_secret": rp["client_secret"]}),
+        lambda c, v: dict(data={**_code_body(rp, c, v), "scope": "openid"}, headers=basic(rp)),
+        lambda c, v: dict(data=_code_body(rp, c, v), headers={**basic(rp), "DPoP": "not-a-proof"}),
+    ]
+    for make in cases:
+        code, verifier, _ = browser.code(rp)
+        resp, took_lean = paths.send("POST", "/token", **make(code, verifier))
+        assert not took_lean and resp.status_code in (200, 400, 401)  # 401: this client is registered for Basic
+
+
+def test_an_unexpected_failure_in_a_begun_code_exchange_is_not_run_again(app, client, browser, user, rp, paths,
+                                                                        monkeypatch):
+    """A code exchange the grant has begun is never handed to the general path (it would look the code
+    up a second time): a failure there is the general path's 500 ``server_error`` answer, with a
+    reference in the log, and nothing half-done (the code stays unused, its tokens unstored)."""
+    from idp.oauth import tokens
+
+    def broken(*a, **kw):
+        raise RuntimeError("simulated")
+
+    code, verifier, _ = browser.code(rp)
+    monkeypatch.setattr(tokens, "token_row", broken)
+    resp, took_lean = paths.send("POST", "/token", data=_code_body(rp, code, verifier), headers=basic(rp))
+    assert took_lean and resp.status_code == 500
+    assert resp.get_json()["error"] == "server_error" and "reference" in resp.get_json()["error_description"]
+    monkeypatch.undo()
+    retry, took_lean = paths.send("POST", "/token", data=_code_body(rp, code, verifier), headers=basic(rp))
+    assert took_lean and retry.status_code == 200, retry.get_json()
