@@ -24,13 +24,13 @@ the protocol tests run through it (``tests/oauth/test_lean.py`` checks both path
 from __future__ import annotations
 
 import io
-from http import HTTPStatus
 import json
 import logging
+from http import HTTPStatus
 from time import perf_counter
 from urllib.parse import parse_qsl
 
-from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask
@@ -203,8 +203,6 @@ class LeanEndpoints:
         one. Once the grant has started, its errors are answered here as the general path answers them
         (``AuthorizationServer.handle_error_response``): looking a code up has consequences (a
         replayed code revokes its tokens and is audited), so it must happen once."""
-        from authlib.oauth2.rfc6749 import OAuth2Error
-
         from ..db import db
         from ..errors import unexpected_failure
         from ..i18n import in_english
