@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -92,6 +93,11 @@ def test_no_personal_data_in_the_access_log_of_idp_serve(tmp_path):
     hub.start(workers=1)
     try:
         secrets = _flow(hub.issuer, rp)
+        # A request's access line is written once its answer has been sent (``AccessLog``), so the
+        # client can have the last answer before its line exists: wait for it (bounded) before stopping.
+        deadline = time.monotonic() + 10
+        while '"GET /nowhere' not in hub.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         hub.stop()
     text = hub.log_path.read_text()
