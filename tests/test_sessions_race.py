@@ -71,3 +71,33 @@ def test_note_client_concurrent_on_postgresql(tmp_path, postgres_url, template_d
     with app.app_context():
         db.engine.dispose()
     assert errors == [] and count == 1
+
+
+def test_a_session_read_directly_slides_its_idle_expiry_in_the_database(app, user):
+    """``find_session`` reads the session and its person on the driver connection and turns the row
+    into persistent ORM objects: a change to them (the idle expiry, slid at most once a minute) is an
+    UPDATE of the stored row, and the objects compare unmodified until then."""
+    from datetime import timedelta
+
+    from sqlalchemy import inspect
+
+    from idp.db import utcnow
+    from idp.sessions.models import SsoSession
+    from idp.sessions.service import _digest, find_session
+
+    s = _session(user)
+    old = utcnow() - timedelta(minutes=5)
+    s.cookie_digest, s.last_seen_at = _digest("cookie-value"), old
+    s.idle_expires_at, s.absolute_expires_at = utcnow() + timedelta(minutes=1), utcnow() + timedelta(hours=1)
+    db.session.commit()
+    sid = s.id
+    db.session.remove()  # a new request: nothing in the identity map
+
+    found = find_session("cookie-value")
+    assert found is not None and found.id == sid and found.person.id == user.id
+    assert inspect(found).persistent and inspect(found.person).persistent
+    assert not inspect(found.person).modified
+    db.session.remove()
+    stored = db.session.get(SsoSession, sid)
+    assert stored.last_seen_at > old + timedelta(minutes=4)
+    assert stored.idle_expires_at > utcnow() + timedelta(minutes=5)

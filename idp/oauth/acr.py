@@ -70,14 +70,15 @@ def requirement_of(params, client) -> Requirement:
     return Requirement(level=level, claims_request=parsed, wanted=wanted)
 
 
-def enforce(requirement: Requirement, principal, client, prompts: set[str], fail, here: str) -> Response | None:
+def enforce(requirement: Requirement, principal, client, prompts: set[str], fail, self_url) -> Response | None:
     """None when the session is enough; else the step-up page, the page saying what is missing (with
-    a way back to the subsite carrying the error), or ``interaction_required`` under prompt=none."""
+    a way back to the subsite carrying the error), or ``interaction_required`` under prompt=none.
+    ``self_url()``: this authorization request's own path, for coming back after the step-up."""
     current, person = session_level(principal.acr), principal.person
     if current >= requirement.level:
         if current >= requirement.wanted or "none" in prompts or missing_for(person, has_totp(person), requirement.wanted):
             return None  # sensitive claims are withheld at this level
-        form = SecondFactorForm(formdata=None, next=here)
+        form = SecondFactorForm(formdata=None, next=self_url())
         return Response(render_template("step_up.html", client=client, person=person, level=requirement.wanted,
                                         form=form, missing=[], back=fail(UnmetAuthenticationRequirementsError(
                                             "The person did not reach the requested assurance level.")).location))
@@ -86,6 +87,7 @@ def enforce(requirement: Requirement, principal, client, prompts: set[str], fail
     missing = missing_for(person, has_totp(person), requirement.level)
     unmet = UnmetAuthenticationRequirementsError("The person did not reach the requested assurance level.")
     back = fail(unmet).location
+    here = self_url()
     form = None if missing else SecondFactorForm(formdata=None, next=here)
     html = render_template("step_up.html", client=client, person=person, level=requirement.level, form=form,
                            missing=missing, back=back, here=here)

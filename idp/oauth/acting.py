@@ -19,8 +19,9 @@ from ..sessions.current import current_session
 FIELD = "act_as"  # the chooser's form field (excluded from the authorization request's own parameters)
 
 
-def choose(client, principal, scopes, prompts: set[str], *, action: str, fail) -> Response | None:
-    """None to go on (``principal.representation_id`` set to a usable choice or None), else a response."""
+def choose(client, principal, scopes, prompts: set[str], *, action, fail) -> Response | None:
+    """None to go on (``principal.representation_id`` set to a usable choice or None), else a response.
+    ``action()``: where the chooser's form posts (this authorization request)."""
     sso = current_session()
     if request.method == "POST" and FIELD in request.form:
         require_csrf_token(request.form.get("csrf_token"), _("The page expired; start again from the subsite."))
@@ -35,5 +36,5 @@ def choose(client, principal, scopes, prompts: set[str], *, action: str, fail) -
         return fail(InteractionRequiredError(description="Choose whom you act for (scope org) at the hub first."))
     choices = act_as_choices(principal.person)
     choices = [c for c in choices if c[0] != MYSELF] + [c for c in choices if c[0] == MYSELF]
-    return Response(render_template("choose_acting.html", client=client, choices=choices, action=action,
+    return Response(render_template("choose_acting.html", client=client, choices=choices, action=action(),
                                     person=principal.person))

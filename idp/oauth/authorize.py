@@ -45,7 +45,8 @@ def _redirect_error(error: OAuth2Error, redirect_uri: str, state: str | None) ->
 
 
 def _self_url() -> str:
-    """This request as a path on our issuer, for coming back after login (never from Host)."""
+    """This request as a path on our issuer, for coming back after login (never from Host): built
+    only for a page or a redirect that needs it, not for the common answer with a code."""
     params = [(k, v) for k in request.values for v in request.values.getlist(k) if k not in FORM_FIELDS]
     return "/authorize?" + urlencode(params)
 
@@ -108,24 +109,23 @@ def authorize():
     except OAuth2Error as error:
         return fail(error)
 
-    here = _self_url()
     if principal is None:
         if "none" in prompts:
             return fail(LoginRequiredError())
-        return login_redirect(here, params.get("login_hint"))
-    if (step_up := acr.enforce(requirement, principal, client, prompts, fail, here)) is not None:
+        return login_redirect(_self_url(), params.get("login_hint"))
+    if (step_up := acr.enforce(requirement, principal, client, prompts, fail, _self_url)) is not None:
         return step_up
     principal.claims_request = requirement.claims_request
 
     scopes = consent.effective_scopes(grant.request.scope, params.get("prompt"))
-    if (page := acting.choose(client, principal, scopes, prompts, action=here, fail=fail)) is not None:
+    if (page := acting.choose(client, principal, scopes, prompts, action=_self_url, fail=fail)) is not None:
         return page
     if consent.required(principal, client, scopes, prompts):
         if "none" in prompts:
             return fail(ConsentRequiredError())
         decision = request.form.get("decision") if request.method == "POST" else None
         if decision is None:
-            return Response(consent.render_page(client, scopes, principal, action=here))
+            return Response(consent.render_page(client, scopes, principal, action=_self_url()))
         require_csrf_token(request.form.get("csrf_token"),
                            _l("The page has expired. Start again from the department site."))
         if decision != "allow":
@@ -139,7 +139,7 @@ def authorize():
 
     session.pop("fresh_sid", None)  # a fresh login satisfies one authorization request
     with transaction():
-        return _server().create_authorization_response(grant_user=principal, grant=grant)
+        return _server().create_authorization_response(grant.request, grant_user=principal, grant=grant)
 
 
 def _authenticated_principal(prompts: set[str], max_age: int | None) -> Principal | None:
