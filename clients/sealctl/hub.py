@@ -9,11 +9,12 @@ more."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import secrets
-import stat
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -259,12 +260,18 @@ class State:
     def save(self, name: str, data: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._path(name)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
-        os.chmod(tmp, stat.S_IRUSR | stat.S_IWUSR)
-        os.replace(tmp, path)
+        # A temporary file of this writer's own (0600 from ``mkstemp``), renamed over the old one: two
+        # sealctl runs saving at once never write into each other's file, and a reader sees one
+        # whole version or the other.
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def nonces(self) -> Nonces:
         """The hubs' last DPoP nonces, kept here between runs."""
