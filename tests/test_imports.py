@@ -24,7 +24,7 @@ print(len(mappers), sorted(m.class_.__name__ for m in mappers if m.configured))
 
 
 def test_importing_every_module_configures_no_mapper():
-    r = subprocess.run([sys.executable, "-c", _CHECK], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", _CHECK], check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     count, configured = r.stdout.strip().splitlines()[-1].split(" ", 1)
     assert int(count) >= 20  # the models were imported
