@@ -96,6 +96,17 @@ def _basic_client(environ, endpoint: str):
     return client
 
 
+def _end_session(db, commit: bool) -> None:
+    """Commit (or roll back) the request's ORM session if the grant made one. The plain exchange makes
+    none (its statements run on the driver connection, ``idp.dbread``); making one only to commit
+    nothing cost a third of a millisecond."""
+    if db.session.registry.has():
+        if commit:
+            db.session.commit()
+        else:
+            db.session.rollback()
+
+
 class _FormRequest(OAuth2Request):
     """Authlib's view of a form POST read here (no query string: those are declined): what
     ``server._IssuerRequest`` gives Authlib on the general path, the URL from the issuer."""
@@ -218,14 +229,14 @@ class LeanEndpoints:
             grant = server.get_token_grant(request)
             grant.validate_token_request()
             answer = grant.create_token_response()
-            db.session.commit()  # what the grant wrote in the request's session, if it used one
+            _end_session(db, commit=True)  # what the grant wrote in the request's session, if it used one
         except OAuth2Error as error:
-            db.session.rollback()  # as the view does for any answer but 200 (``views._committed``)
+            _end_session(db, commit=False)  # as the view does for any answer but 200 (``views._committed``)
             return error(server.get_error_uri(request, error))
         except (OperationalError, InterfaceError):
             raise  # 503, as everywhere
         except Exception:  # noqa: BLE001 - begun, so not run again: the general path's answer to the unexpected
-            db.session.rollback()
+            _end_session(db, commit=False)
             return 500, {"error": "server_error", "error_description": in_english(unexpected_failure())}, []
         return answer
 
