@@ -102,7 +102,7 @@ def _ensure_tsa() -> list[str]:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
               help="worker processes (each with its own app and database pool)")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64),
               help="Python threads per worker answering requests (Granian's blocking threads)")
 @click.option("--worker-connections", default=1000, show_default=True, type=click.IntRange(1, 100000),
               help="connections a worker takes at once (Granian's backpressure); more wait in the backlog")
