@@ -49,7 +49,7 @@ def cli_default_threads() -> int:
 
         return next(p.default for p in serve_command.params if p.name == "threads")
     except Exception:  # idp not importable from this interpreter: the documented default
-        return 4
+        return 2
 
 
 def load_postgres_module():

@@ -14,11 +14,16 @@ it on each; the figures are robust to other load on the machine than the served 
 ``sso_round_trip`` is the second subsite's sign-in: GET /authorize with the hub's session cookie
 (302 with a code) then the code exchange at /token (ID token, access and refresh token); its two
 halves are printed apart.
+
+``--batches`` (one scenario) is the mode ``bench/ab.py`` drives: after the warm-up it prints
+``ready``, then for each number N read from stdin runs N more requests and prints one JSON line
+with the CPU milliseconds per request (and per half of the SSO round trip).
 """
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import time
@@ -38,7 +43,11 @@ def main(argv=None) -> int:
     ap.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL (default: SQLite)")
     ap.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable; default: all")
     ap.add_argument("-n", type=int, default=3000, help="requests per scenario (after 300 unmeasured)")
+    ap.add_argument("--batches", action="store_true",
+                    help="one scenario, batch sizes read from stdin, one JSON line per batch (bench/ab.py)")
     args = ap.parse_args(argv)
+    if args.batches and len(args.scenario or ()) != 1:
+        ap.error("--batches takes exactly one --scenario")
     pg = None
     if args.postgres:
         pg = R.load_postgres_module().PostgresServer()
@@ -52,37 +61,24 @@ def main(argv=None) -> int:
         for k, v in hub.env.items():
             if k.startswith("IDP_"):
                 os.environ[k] = v
-        from werkzeug.test import EnvironBuilder
-
         from idp import create_app
 
         app = create_app()
+        if args.batches:
+            return _batches(runner(app, hub, ours, args.scenario[0]))
         print(f"CPU per request at the WSGI entry, one thread, {hub.backend}, {args.n} requests each")
         for scenario in args.scenario or SCENARIOS:
-            if scenario == "sso_round_trip":
-                _sso_round_trip(app, hub, ours, args.n)
-                continue
-            plan = ours.plan(scenario)
-            u = urlsplit(plan.url)
-            base = EnvironBuilder(path=u.path, base_url=f"{u.scheme}://{u.netloc}", method=plan.method,
-                                  headers=plan.headers, data=plan.body or None).get_environ()
-            body = plan.body or b""
-
-            def one():
-                env = dict(base)
-                env["wsgi.input"] = io.BytesIO(body)
-                status = []
-                out = b"".join(app.wsgi_app(env, lambda s, h, e=None: status.append(s)))
-                if not status[0].startswith("200") or (plan.expect and plan.expect not in out):
-                    raise SystemExit(f"{scenario}: {status[0]} {out[:200]!r}")
-
-            for _ in range(300):
-                one()
+            one, parts = runner(app, hub, ours, scenario)
+            for i in range(100 if parts else 300):  # unmeasured
+                one(i)
+            parts.update(dict.fromkeys(parts, 0.0))
             c0, t0 = time.process_time(), time.perf_counter()
-            for _ in range(args.n):
-                one()
+            for i in range(args.n):
+                one(i)
             cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-            print(f"  {scenario:<20} {1e3 * cpu / args.n:7.3f} ms CPU  {1e3 * wall / args.n:7.3f} ms wall")
+            split = ", ".join(f"{k} {1e3 * v / args.n:.2f}" for k, v in parts.items())
+            print(f"  {scenario:<20} {1e3 * cpu / args.n:7.3f} ms CPU  {1e3 * wall / args.n:7.3f} ms wall"
+                  + (f"  ({split} ms CPU)" if split else ""))
     finally:
         hub.stop()
         hub.cleanup()
@@ -91,7 +87,49 @@ def main(argv=None) -> int:
     return 0
 
 
-def _sso_round_trip(app, hub, ours, n: int) -> None:
+def _batches(run) -> int:
+    one, parts = run
+    for i in range(100 if parts else 300):  # unmeasured
+        one(i)
+    print("ready", flush=True)
+    done = 0
+    for line in sys.stdin:
+        n = int(line)
+        parts.update(dict.fromkeys(parts, 0.0))
+        c0 = time.process_time()
+        for i in range(done, done + n):
+            one(i)
+        cpu = time.process_time() - c0
+        done += n
+        print(json.dumps({"cpu_ms": 1e3 * cpu / n, **{k: 1e3 * v / n for k, v in parts.items()}}), flush=True)
+    return 0
+
+
+def runner(app, hub, ours, scenario: str):
+    """``(one, parts)``: ``one(i)`` makes the scenario's i-th request through the app's WSGI callable
+    and checks its answer; ``parts`` collects CPU seconds per half for a round trip (else empty)."""
+    if scenario == "sso_round_trip":
+        return _sso_round_trip(app, hub, ours)
+    from werkzeug.test import EnvironBuilder
+
+    plan = ours.plan(scenario)
+    u = urlsplit(plan.url)
+    base = EnvironBuilder(path=u.path, base_url=f"{u.scheme}://{u.netloc}", method=plan.method,
+                          headers=plan.headers, data=plan.body or None).get_environ()
+    body = plan.body or b""
+
+    def one(_i):
+        env = dict(base)
+        env["wsgi.input"] = io.BytesIO(body)
+        status = []
+        out = b"".join(app.wsgi_app(env, lambda s, h, e=None: status.append(s)))
+        if not status[0].startswith("200") or (plan.expect and plan.expect not in out):
+            raise SystemExit(f"{scenario}: {status[0]} {out[:200]!r}")
+
+    return one, {}
+
+
+def _sso_round_trip(app, hub, ours):
     from urllib.parse import parse_qs, urlencode
 
     from werkzeug.test import EnvironBuilder
@@ -129,16 +167,7 @@ def _sso_round_trip(app, hub, ours, n: int) -> None:
         spent["authorize"] += c1 - c0
         spent["token"] += c3 - c2
 
-    for i in range(min(n, 100)):
-        one(i)
-    spent.update(authorize=0.0, token=0.0)
-    t0 = time.perf_counter()
-    for i in range(n):
-        one(i)
-    wall = time.perf_counter() - t0
-    total = spent["authorize"] + spent["token"]
-    print(f"  {'sso_round_trip':<20} {1e3 * total / n:7.3f} ms CPU  {1e3 * wall / n:7.3f} ms wall"
-          f"  (authorize {1e3 * spent['authorize'] / n:.2f}, token {1e3 * spent['token'] / n:.2f} ms CPU)")
+    return one, spent
 
 
 if __name__ == "__main__":
