@@ -205,6 +205,41 @@ def write_together(*steps: tuple[DirectWrite, dict, bool]) -> None:
     _on_driver(engine, work)
 
 
+def write_one(write: DirectWrite, params: dict) -> int:
+    """One statement, committed by itself (atomic: PostgreSQL's data-modifying ``WITH`` puts several
+    changes in one); returns its row count. On the pooled driver connection in autocommit — one round
+    trip, no BEGIN, sync or COMMIT around it — or, if this request's session is in use
+    (``session_in_use``), in its transaction, committed by its owner."""
+    from .db import db
+
+    if session_in_use():
+        scoped = db.session
+        # SQLAlchemy keeps an INSERT's row count only when asked (``preserve_rowcount``); else -1.
+        stmt = write.statement(scoped().get_bind().dialect).execution_options(preserve_rowcount=True)
+        return scoped.execute(stmt, params).rowcount
+    engine = db.engine
+    plan = write.plan(engine.dialect, params)
+    args = plan.arguments(params)
+
+    def work(conn, running):
+        running[0] = (plan, args)
+        if plan.autocommit:
+            conn.autocommit = True
+        cursor = conn.cursor()
+        try:
+            cursor.execute(plan.sql, args, **plan.execute_kw)
+            count = cursor.rowcount
+        finally:
+            cursor.close()
+            if plan.autocommit and not conn.closed:
+                conn.autocommit = False
+        if not plan.autocommit:
+            conn.commit()
+        return count
+
+    return _on_driver(engine, work)
+
+
 def _pipelined(conn, running, plans) -> None:
     """``write_together``'s group in psycopg's pipeline mode: BEGIN, the statements and COMMIT go to
     PostgreSQL together, one round trip instead of one each; with a guarded step, the COMMIT (or the

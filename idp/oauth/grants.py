@@ -23,13 +23,13 @@ from sqlalchemy.exc import IntegrityError
 from ..accounts.models import Person, PersonView
 from ..audit.service import record
 from ..db import db, epoch, utcnow
-from ..dbread import DirectRead, DirectWrite, NothingWritten, read_first, write_together
+from ..dbread import DirectRead, DirectWrite, NothingWritten, read_first, write_one, write_together
 from ..ops.metrics import record_token
 from ..sessions.models import SsoSession
 from ..sessions.service import note_client
 from . import claims as release, dpop, tokens
 from .consent import effective_scopes
-from .models import AuthorizationCode, UsedAssertion
+from .models import AuthorizationCode, Token, UsedAssertion
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -63,6 +63,23 @@ _HOLDER_WITH_SID = DirectRead(
     .where(_HOLDER.c.id == bindparam("person_id")))
 _CONSUME_CODE = DirectWrite(update(_CODE).where(_CODE.c.id == bindparam("code_id"), _CODE.c.used_at.is_(None))
                             .values(used_at=bindparam("when")))
+
+
+def _consume_with_token():
+    """PostgreSQL: the code's consumption and its token row in one statement (a data-modifying
+    ``WITH``): the row is inserted only if the guarded UPDATE consumed the code, so a second
+    redemption inserts nothing (row count 0) and nothing is written."""
+    token = Token.__table__
+    consumed = (update(_CODE).where(_CODE.c.id == bindparam("consume_id"), _CODE.c.used_at.is_(None))
+                .values(used_at=bindparam("consume_when")).returning(_CODE.c.id).cte("consumed"))
+    columns = [c for c in token.c if c.key != "id"]  # those ``token_row`` leaves out are NULL, as in an INSERT
+    # The token's values are named ``t_<column>``: parameters named like a column of the code's table
+    # would also be SET by the UPDATE (SQLAlchemy compiles an UPDATE with the parameters' names).
+    values = select(*(bindparam(f"t_{c.key}", None, type_=c.type, required=False) for c in columns))
+    return token.insert().from_select([c.key for c in columns], values.select_from(consumed))
+
+
+_CONSUME_WITH_TOKEN = DirectWrite(_consume_with_token())
 
 
 class _CodeView:
@@ -188,14 +205,20 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         self.request.token_row = tokens.token_row(token, self.request)
 
     def delete_authorization_code(self, authorization_code):
-        # Consumed in the transaction that stores the tokens; a concurrent redemption loses here (the
-        # code was read outside it, so this guarded UPDATE is what makes redemption single-use).
+        # Consumed with the storing of the tokens, all or nothing: on PostgreSQL in one statement (one
+        # round trip), elsewhere in one transaction. A concurrent redemption loses here (the code was
+        # read outside it, so this guarded UPDATE is what makes redemption single-use).
         row = self.request.token_row
-        try:
-            write_together((_CONSUME_CODE, {"code_id": authorization_code.id, "when": utcnow()}, True),
-                           (tokens.STORE_TOKEN, row, False))
-        except NothingWritten:
-            raise InvalidGrantError("The authorization code has already been used.") from None
+        if db.engine.dialect.name == "postgresql":  # one statement, one round trip (``_consume_with_token``)
+            params = {f"t_{k}": v for k, v in row.items()} | {"consume_id": authorization_code.id, "consume_when": utcnow()}
+            if write_one(_CONSUME_WITH_TOKEN, params) != 1:
+                raise InvalidGrantError("The authorization code has already been used.")
+        else:
+            try:
+                write_together((_CONSUME_CODE, {"code_id": authorization_code.id, "when": utcnow()}, True),
+                               (tokens.STORE_TOKEN, row, False))
+            except NothingWritten:
+                raise InvalidGrantError("The authorization code has already been used.") from None
         record_token(row["grant_type"])
 
     def authenticate_user(self, authorization_code):
