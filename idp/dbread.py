@@ -122,16 +122,7 @@ class DirectRead:
 
         def work(conn, running):
             running[0] = (plan, args)
-            if plan.autocommit:
-                conn.autocommit = True
-            cursor = conn.cursor()
-            try:
-                cursor.execute(plan.sql, args, **plan.execute_kw)
-                return cursor.fetchone()
-            finally:
-                cursor.close()
-                if plan.autocommit and not conn.closed:
-                    conn.autocommit = False
+            return _alone(conn, plan, args, lambda cursor: cursor.fetchone())
 
         raw = _on_driver(engine, work)
         if raw is None:
@@ -223,21 +214,27 @@ def write_one(write: DirectWrite, params: dict) -> int:
 
     def work(conn, running):
         running[0] = (plan, args)
-        if plan.autocommit:
-            conn.autocommit = True
-        cursor = conn.cursor()
-        try:
-            cursor.execute(plan.sql, args, **plan.execute_kw)
-            count = cursor.rowcount
-        finally:
-            cursor.close()
-            if plan.autocommit and not conn.closed:
-                conn.autocommit = False
+        count = _alone(conn, plan, args, lambda cursor: cursor.rowcount)
         if not plan.autocommit:
             conn.commit()
         return count
 
     return _on_driver(engine, work)
+
+
+def _alone(conn, plan: _Plan, args, result):
+    """Run one statement by itself and return ``result(cursor)``: on psycopg in autocommit (no BEGIN or
+    COMMIT around it), the connection put back as the pool expects it."""
+    if plan.autocommit:
+        conn.autocommit = True
+    cursor = conn.cursor()
+    try:
+        cursor.execute(plan.sql, args, **plan.execute_kw)
+        return result(cursor)
+    finally:
+        cursor.close()
+        if plan.autocommit and not conn.closed:
+            conn.autocommit = False
 
 
 def _pipelined(conn, running, plans) -> None:
