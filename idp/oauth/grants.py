@@ -25,8 +25,8 @@ from ..audit.service import record
 from ..db import db, epoch, utcnow
 from ..dbread import DirectRead, DirectWrite, NothingWritten, read_first, write_one, write_together
 from ..ops.metrics import record_token
-from ..sessions.models import SsoSession
-from ..sessions.service import note_client
+from ..sessions.models import SessionClient, SsoSession
+from ..sessions.service import note_client, note_client_insert
 from . import claims as release, dpop, tokens
 from .consent import effective_scopes
 from .models import AuthorizationCode, Token, UsedAssertion
@@ -80,6 +80,21 @@ def _consume_with_token():
 
 
 _CONSUME_WITH_TOKEN = DirectWrite(_consume_with_token())
+
+
+def _code_noting_client(dialect: str):
+    """PostgreSQL: a code and its session's entry in the client list (``note_client``'s INSERT ... ON
+    CONFLICT DO NOTHING) in one statement, a data-modifying ``WITH`` (PostgreSQL runs it to completion
+    though nothing reads it). Both INSERTs take their values from one set of parameters and share
+    column names (``client_id``, ``session_id``), so the values are named ``c_<column>`` (the code)
+    and ``n_<column>`` (the entry)."""
+    entry = SessionClient.__table__
+    noted = note_client_insert(dialect).values(
+        {c.key: bindparam(f"n_{c.key}") for c in entry.c if c.key != "id"}).cte("noted")
+    return _CODE.insert().values({c.key: bindparam(f"c_{c.key}") for c in _CODE.c if c.key != "id"}).add_cte(noted)
+
+
+_CODE_NOTING_CLIENT = DirectWrite(_code_noting_client)
 
 
 class _CodeView:
@@ -171,7 +186,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         user: tokens.Principal = request.user
         data = request.payload.data
         now = utcnow()
-        steps = [(_STORE_CODE, {
+        row = {
             "code_digest": tokens.digest(code), "client_id": request.client.client_id, "person_id": user.person.id,
             "session_id": user.session_id, "redirect_uri": request.payload.redirect_uri,
             "scope": " ".join(effective_scopes(request.scope or "", data.get("prompt")) if user.granted_scopes is None
@@ -181,10 +196,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "acr": user.acr, "amr": user.amr or [], "claims_request": user.claims_request,
             "representation_id": user.representation_id, "dpop_jkt": data.get("dpop_jkt"), "created_at": now,
             "expires_at": now + timedelta(seconds=cfg["CODE_TTL"]), "used_at": None,
-        }, False)]
-        if user.session_id:
-            steps.append(note_client(user.session_id, request.client.client_id))
-        write_together(*steps)
+        }
+        if not user.session_id:
+            write_one(_STORE_CODE, row)
+        elif db.engine.dialect.name == "postgresql":  # one statement, one round trip (``_code_noting_client``)
+            _, entry, _ = note_client(user.session_id, request.client.client_id)
+            write_one(_CODE_NOTING_CLIENT, {f"c_{k}": v for k, v in row.items()} | {f"n_{k}": v for k, v in entry.items()})
+        else:
+            write_together((_STORE_CODE, row, False), note_client(user.session_id, request.client.client_id))
 
     def query_authorization_code(self, code, client):
         if not isinstance(code, str) or len(code) > 256:

@@ -138,7 +138,12 @@ def find_session(cookie: str | None) -> SsoSession | None:
     return s
 
 
-_NOTE_CLIENT = DirectWrite(lambda dialect: unless_present(SessionClient.__table__, ["session_id", "client_id"], dialect))
+def note_client_insert(dialect: str):
+    """The INSERT behind ``note_client``, for a statement that makes it part of another write."""
+    return unless_present(SessionClient.__table__, ["session_id", "client_id"], dialect)
+
+
+_NOTE_CLIENT = DirectWrite(note_client_insert)
 
 
 def note_client(session_id: int, client_id: str) -> tuple:

@@ -75,3 +75,57 @@ def test_a_code_is_consumed_with_its_token_once(tmp_path, postgres_url, template
         assert again == after.used_at
         db.session.remove()
         db.engine.dispose()
+
+
+def _store(params: dict, in_session: bool) -> int:
+    from idp.oauth.grants import _CODE_NOTING_CLIENT
+
+    db.session.remove()
+    if in_session:
+        db.session.execute(text("SELECT 1"))
+    count = write_one(_CODE_NOTING_CLIENT, params)
+    db.session.commit()
+    return count
+
+
+@pytest.mark.parametrize("in_session", [False, True], ids=["driver", "session"])
+def test_a_code_is_stored_with_its_session_entry_in_one_statement(tmp_path, postgres_url, template_dir, in_session):
+    """The code and the session's client list entry (OIDC Back-Channel Logout 1.0 §2.5: the RPs to
+    notify) are one statement, so a code is never issued to a client the session does not list."""
+    from idp import create_app
+    from idp.accounts.service import create_citizen
+    from idp.migrations_lock import upgrade_database
+    from idp.sessions.models import SessionClient
+    from idp.sessions.service import start_session
+    from tests.conftest import _config
+
+    shutil.copytree(template_dir / "keys", tmp_path / "keys")
+    app = create_app(_config(tmp_path, db_url=postgres_url))
+    with app.test_request_context(), app.app_context():
+        upgrade_database()
+        person = create_citizen(username="alice", password="correct horse battery")
+        session, _ = start_session(person, acr="urn:idp:loa:2", amr=["pwd"])
+        now = utcnow()
+
+        def params(digest: str, first_at):
+            code = {"code_digest": digest, "client_id": "code-client", "person_id": person.id,
+                    "session_id": session.id, "redirect_uri": "https://rp.example/cb", "scope": "openid",
+                    "nonce": None, "code_challenge": None, "code_challenge_method": None, "auth_time": now,
+                    "acr": "urn:idp:loa:2", "amr": ["pwd"], "claims_request": None, "representation_id": None,
+                    "dpop_jkt": None, "created_at": now, "expires_at": now + timedelta(minutes=1), "used_at": None}
+            # A different client in the entry than in the code: each INSERT must take only its own values.
+            entry = {"session_id": session.id, "client_id": "entry-client", "first_at": first_at}
+            return {f"c_{k}": v for k, v in code.items()} | {f"n_{k}": v for k, v in entry.items()}
+
+        first_at = now - timedelta(seconds=5)
+        assert _store(params("d" * 64, first_at), in_session) == 1
+        # The entry exists already: the code is still stored, the entry unchanged (ON CONFLICT DO NOTHING).
+        assert _store(params("e" * 64, now), in_session) == 1
+
+        codes = db.session.execute(select(AuthorizationCode.client_id, AuthorizationCode.session_id)
+                                   .order_by(AuthorizationCode.code_digest)).all()
+        assert codes == [("code-client", session.id), ("code-client", session.id)]
+        entries = db.session.execute(select(SessionClient.session_id, SessionClient.client_id, SessionClient.first_at)).all()
+        assert entries == [(session.id, "entry-client", first_at)]
+        db.session.remove()
+        db.engine.dispose()
