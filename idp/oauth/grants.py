@@ -219,11 +219,24 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             return None
         return _CodeView(row)
 
+    def create_token_response(self):
+        """Authlib's, with its write moved last. Authlib stores the tokens and consumes the code
+        (``save_token``, ``delete_authorization_code``) before its after-hooks sign the ID token
+        (``OpenIDCode.process_token``); here those two only prepare the write, which runs once the
+        response is complete: a failure while signing leaves the code unused and nothing stored, so
+        the client's retry is answered rather than taken for a replay (which revokes, §4.1.2)."""
+        result = super().create_token_response()
+        self._consume_and_store(self.request.consumed_code)
+        return result
+
     def save_token(self, token):
-        # Stored with the code's consumption, in one transaction (``delete_authorization_code``).
+        # Stored with the code's consumption, in one transaction (``_consume_and_store``).
         self.request.token_row = tokens.token_row(token, self.request)
 
     def delete_authorization_code(self, authorization_code):
+        self.request.consumed_code = authorization_code  # consumed last (``create_token_response``)
+
+    def _consume_and_store(self, authorization_code):
         # Consumed with the storing of the tokens, all or nothing: on PostgreSQL in one statement (one
         # round trip), elsewhere in one transaction. A concurrent redemption loses here (the code was
         # read outside it, so this guarded UPDATE is what makes redemption single-use).

@@ -402,3 +402,35 @@ def test_an_unexpected_failure_in_a_begun_code_exchange_is_not_run_again(app, cl
     monkeypatch.undo()
     retry, took_lean = paths.send("POST", "/token", data=_code_body(rp, code, verifier), headers=basic(rp))
     assert took_lean and retry.status_code == 200, retry.get_json()
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "general"])
+def test_a_failure_while_signing_the_id_token_leaves_the_code_unused(app, client, browser, user, rp, paths, monkeypatch,
+                                                                      lean):
+    """The ID token is signed before anything is stored: a failure there (a key store that cannot sign)
+    is a 500 ``server_error`` with the code still unused and no token stored, so the client's retry
+    is answered (RFC 6749 §4.1.2: a code used twice revokes its tokens; an exchange that failed on
+    our side must not count as its first use)."""
+    from idp.audit.models import AuditEvent
+    from idp.oauth import grants
+    from idp.oauth.models import AuthorizationCode, Token
+
+    def broken(*a, **kw):
+        raise RuntimeError("simulated: the signing key is unreadable")
+
+    send = (lambda **kw: paths.send("POST", "/token", **kw)[0]) if lean else \
+        (lambda **kw: _general(paths, "POST", "/token", **kw))
+    code, verifier, _ = browser.code(rp)
+    stored = Token.query.count()
+    monkeypatch.setattr(grants.OpenIDCode, "encode_id_token", broken)
+    resp = send(data=_code_body(rp, code, verifier), headers=basic(rp))
+    assert resp.status_code == 500 and resp.get_json()["error"] == "server_error"
+    monkeypatch.undo()
+    from idp.db import db
+    db.session.remove()
+    assert Token.query.count() == stored
+    assert AuthorizationCode.query.order_by(AuthorizationCode.id.desc()).first().used_at is None
+    retry = send(data=_code_body(rp, code, verifier), headers=basic(rp))
+    assert retry.status_code == 200, retry.get_json()
+    assert "id_token" in retry.get_json() and Token.query.count() == stored + 1
+    assert AuditEvent.query.filter_by(action="code.replayed").count() == 0
