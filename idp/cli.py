@@ -472,13 +472,41 @@ def logout_retry(delivery_id):
     emit({"requeued": retry_failed(delivery_id)})
 
 
+@click.command("prune")
+@click.option("--keep-hours", type=click.IntRange(min=0), default=24, show_default=True,
+              help="Keep rows this long after they stopped mattering.")
+@click.option("--batch", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows per transaction.")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@with_appcontext
+def prune_command(keep_hours, batch, dry_run):
+    """Delete expired codes and tokens, ended sessions, delivered logout notices, expired verification
+    codes, replay caches and idle throttling counters (never the audit log). Run it daily."""
+    from datetime import timedelta
+
+    from .ops.retention import prune
+
+    done = {}
+
+    def progress(name: str, n: int) -> None:
+        done[name] = n
+        click.echo(f"{name}: {n} deleted", err=True)
+
+    try:
+        counts = prune(timedelta(hours=keep_hours), batch=batch, dry_run=dry_run, progress=progress)
+    except (OperationalError, InterfaceError) as exc:
+        raise click.ClickException(
+            f"the database is unavailable ({type(exc.orig or exc).__name__}) after {sum(done.values())} rows were "
+            "deleted; run 'idp prune' again when it is back") from exc
+    emit({"dry_run": dry_run, "keep_hours": keep_hours, ("would_delete" if dry_run else "deleted"): counts})
+
+
 def register_cli(app) -> None:
     from .accounts import cli as accounts_cli
     from .pki.cli import pki_group
     from .seals import cli as seals_cli
 
     for cmd in (init_command, users_group, clients_group, keys_group, audit_group, sessions_group, logout_group,
-                *accounts_cli.COMMANDS, pki_group, *seals_cli.COMMANDS):
+                prune_command, *accounts_cli.COMMANDS, pki_group, *seals_cli.COMMANDS):
         app.cli.add_command(cmd)
 
 
