@@ -80,7 +80,7 @@ class AuthorizationCode(db.Model):
     code_digest: Mapped[str] = mapped_column(String(64), unique=True)
     client_id: Mapped[str] = mapped_column(String(64), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
-    session_id: Mapped[int | None] = mapped_column(ForeignKey("sso_session.id", ondelete="SET NULL"))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sso_session.id", ondelete="SET NULL"), index=True)
     redirect_uri: Mapped[str] = mapped_column(String(512))
     scope: Mapped[str] = mapped_column(String(512))
     nonce: Mapped[str | None] = mapped_column(String(255))

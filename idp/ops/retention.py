@@ -68,11 +68,13 @@ def _idle_counters(now: datetime, cutoff: datetime):
     return and_(c.window_start < now - timedelta(seconds=window), or_(c.locked_until.is_(None), c.locked_until < now))
 
 
-# In this order: tokens before the sessions they name.
+# In this order: tokens before the codes and sessions they name (deleting a code or a session sets
+# the ``code_id``/``session_id`` of the rows that name it to NULL: an UPDATE per row left), codes
+# before the sessions they name.
 RULES = (
+    Rule("tokens", Token.__table__, Token.__table__.c.id, lambda now, cutoff: _token_dead(Token.__table__, cutoff)),
     Rule("authorization_codes", AuthorizationCode.__table__, AuthorizationCode.__table__.c.id,
          lambda now, cutoff: AuthorizationCode.__table__.c.expires_at < cutoff),
-    Rule("tokens", Token.__table__, Token.__table__.c.id, lambda now, cutoff: _token_dead(Token.__table__, cutoff)),
     Rule("sso_sessions", SsoSession.__table__, SsoSession.__table__.c.id, _dead_sessions),
     Rule("logout_deliveries", LogoutDelivery.__table__, LogoutDelivery.__table__.c.id,
          lambda now, cutoff: and_(LogoutDelivery.__table__.c.status == "delivered",
