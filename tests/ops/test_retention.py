@@ -179,3 +179,21 @@ def test_the_prune_command(app, runner, user):
     assert "authorization_codes: 1 deleted" in done.stderr
     bad = runner.invoke(args=["prune", "--batch", "0"])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def test_the_prune_command_says_what_was_done_when_the_database_goes_away(app, runner, monkeypatch):
+    """A non-zero exit and one line that says how many rows were deleted before the outage (they stay
+    deleted: each batch is its own transaction), never a trace."""
+    from sqlalchemy.exc import OperationalError
+
+    from idp.ops import retention
+
+    def outage(keep, *, progress, **kw):
+        progress("tokens", 1000)
+        progress("tokens", 1500)
+        raise OperationalError("DELETE", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(retention, "prune", outage)
+    result = runner.invoke(args=["prune"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "database is unavailable" in result.output and "after 1500 rows were deleted" in result.output
