@@ -70,6 +70,11 @@ def _times(kind: str) -> tuple[int, int]:
     return cfg["LOGIN_WINDOW_SECONDS"], cfg["LOGIN_LOCK_SECONDS"]
 
 
+def longest_window() -> int:
+    """Seconds after which any counter's window has passed (a failure then starts a new one)."""
+    return max(_times(kind)[0] for kind in (*_SCOPE_OF, "login"))
+
+
 def _digest(kind: str, value: str) -> str:
     field = "login-throttle" if kind == "name" else f"throttle-{kind}"
     return protector().blind_index(value, field)

@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import and_, delete, exists, func, or_, select
 
 from ..audit.service import record
 from ..authn.models import LoginThrottle, VerificationCode
+from ..authn.throttle import longest_window
 from ..db import db, utcnow
 from ..oauth.models import AuthorizationCode, Token, UsedAssertion
 from ..sessions.models import LogoutDelivery, SsoSession
@@ -62,10 +62,9 @@ def _dead_sessions(now: datetime, cutoff: datetime):
 
 
 def _idle_counters(now: datetime, cutoff: datetime):
-    cfg = current_app.config
-    window = max(cfg["LOGIN_WINDOW_SECONDS"], cfg["CODE_WINDOW_SECONDS"])
     c = LoginThrottle.__table__.c
-    return and_(c.window_start < now - timedelta(seconds=window), or_(c.locked_until.is_(None), c.locked_until < now))
+    return and_(c.window_start < now - timedelta(seconds=longest_window()),
+                or_(c.locked_until.is_(None), c.locked_until < now))
 
 
 # In this order: tokens before the codes and sessions they name (deleting a code or a session sets
