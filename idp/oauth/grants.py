@@ -48,9 +48,10 @@ def _principal(person: PersonView, session_id: int | None, sid: str | None, **ho
 
 
 _CODE, _HOLDER, _SSO = AuthorizationCode.__table__, Person.__table__, SsoSession.__table__
-# A code with what the exchange needs besides: its person's claim columns and its session's public id.
+# A code with what the exchange needs besides: its person's claim columns, its session's public id and
+# whether that session has ended.
 _CODE_WITH_HOLDER = DirectRead(
-    select(*_CODE.c, _SSO.c.sid.label("session_sid"),
+    select(*_CODE.c, _SSO.c.sid.label("session_sid"), _SSO.c.ended_at.label("session_ended_at"),
            *(_HOLDER.c[name].label(f"holder_{name}") for name in PersonView._fields))
     .join_from(_CODE, _HOLDER, _CODE.c.person_id == _HOLDER.c.id)
     .outerjoin(_SSO, _SSO.c.id == _CODE.c.session_id)
@@ -217,6 +218,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             return None
         if row.expires_at <= utcnow():
             return None
+        if row.session_id is not None and (row.session_sid is None or row.session_ended_at is not None):
+            # Its sign-in session ended (a logout, expiry, the account disabled) after the code was
+            # issued: the subsite was told of the logout, so it must not sign the person in now. Not
+            # a replay: the code stays unused and expires, and nothing is revoked.
+            raise InvalidGrantError("The sign-in session this code was issued in has ended.")
         return _CodeView(row)
 
     def create_token_response(self):

@@ -246,6 +246,62 @@ def test_offline_access_outlives_logout(app, client, browser, user):
     assert resp.status_code == 200, resp.get_json()
 
 
+@pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])  # lean and general paths
+@pytest.mark.parametrize("ending", ["logout", "expiry"])
+def test_a_code_issued_before_the_session_ended_is_refused(app, client, browser, user, ending, auth_method):
+    """Back-Channel Logout §2.7's promise (the subsite signs the person out) would be broken by a code
+    the subsite redeems after its logout token: a subsite still in the middle of its sign-in when the
+    person logs out elsewhere. The code exchange refuses a code whose session has ended (RFC 6749
+    §5.2 ``invalid_grant``), issues nothing, and does not take it for a replay; even an
+    ``offline_access`` code, which would have outlived the logout had it been redeemed before."""
+    from idp.audit.models import AuditEvent
+    from idp.oauth.models import AuthorizationCode, Token
+    from idp.sessions.logout import end_expired_sessions
+
+    first = _rp(app)
+    late = make_rp(app, first_party=True, redirect_uri="https://late.example.cn/cb", auth_method=auth_method)
+    signed_in = _login(client, browser, first)
+    code, verifier, _ = browser.code(late, scope="openid offline_access", extra={"prompt": "consent"})
+    if ending == "logout":
+        client.get("/logout?" + urlencode({"id_token_hint": signed_in["id_token"]}))
+    else:
+        SsoSession.query.filter_by(person_id=user.id).update({"idle_expires_at": utcnow() - timedelta(seconds=1)})
+        db.session.commit()
+        assert end_expired_sessions() == 1
+    assert _live(user) == []
+    stored = Token.query.count()
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": late["redirect_uri"],
+            "code_verifier": verifier}
+    if auth_method == "client_secret_post":
+        resp = client.post("/token", data={**data, "client_id": late["client_id"],
+                                           "client_secret": late["client_secret"]})
+    else:
+        resp = exchange(client, late, code, verifier)
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant", resp.get_json()
+    assert "session" in resp.get_json()["error_description"]
+    assert resp.headers["Cache-Control"] == "no-store"
+    db.session.remove()
+    assert Token.query.count() == stored
+    assert AuthorizationCode.query.filter_by(client_id=late["client_id"]).one().used_at is None
+    assert AuditEvent.query.filter_by(action="code.replayed").count() == 0
+
+
+def test_a_code_of_a_live_session_is_still_redeemed_after_another_session_ends(app, client, browser, user):
+    """Only the code's own session counts: ending another session of the same person changes nothing."""
+    rp = _rp(app)
+    code, verifier, _ = browser.code(rp)
+    from idp.sessions.service import start_session
+
+    with app.test_request_context("/"):
+        other, _ = start_session(user, acr="1", amr=["pwd"])  # the same person on another device
+    from idp.sessions.logout import end_sessions
+
+    end_sessions([other], reason="logout", actor="test")
+    assert len(_live(user)) == 1
+    resp = exchange(client, rp, code, verifier)
+    assert resp.status_code == 200 and "id_token" in resp.get_json(), resp.get_json()
+
+
 def test_front_channel_logout_iframes(app, client, browser, user):
     """Front-Channel §2-§4: the logged-out page loads each client's frontchannel_logout_uri with iss and sid."""
     rp = make_rp(app, first_party=True, frontchannel_logout_uri="https://rp.example.cn/fc")
