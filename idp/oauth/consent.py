@@ -136,12 +136,14 @@ def withdraw(person, client_id: str, actor: str | None = None) -> dict:
         if row is None:
             raise NotFound(_("No such consent."))
         db.session.delete(row)
-        revoked = db.session.execute(update(Token).where(
-            Token.person_id == person.id, Token.client_id == client_id, Token.revoked_at.is_(None))
-            .values(revoked_at=now)).rowcount
+        # Codes before tokens, as ``end_sessions`` does: an exchange racing this either finds its code
+        # expired or has stored its token before the revocation below looks.
         db.session.execute(update(AuthorizationCode).where(
             AuthorizationCode.person_id == person.id, AuthorizationCode.client_id == client_id,
             AuthorizationCode.used_at.is_(None), AuthorizationCode.expires_at > now).values(expires_at=now))
+        revoked = db.session.execute(update(Token).where(
+            Token.person_id == person.id, Token.client_id == client_id, Token.revoked_at.is_(None))
+            .values(revoked_at=now)).rowcount
         record("consent.withdrawn", actor=actor or f"person:{person.sub}", target=f"client:{client_id}",
                detail={"tokens_revoked": revoked})
     return {"client_id": client_id, "tokens_revoked": revoked}

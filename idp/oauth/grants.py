@@ -62,16 +62,21 @@ _HOLDER_WITH_SID = DirectRead(
     select(*(_HOLDER.c[name] for name in PersonView._fields), _SSO.c.sid.label("session_sid"))
     .select_from(_HOLDER).outerjoin(_SSO, _SSO.c.id == bindparam("session_id"))
     .where(_HOLDER.c.id == bindparam("person_id")))
-_CONSUME_CODE = DirectWrite(update(_CODE).where(_CODE.c.id == bindparam("code_id"), _CODE.c.used_at.is_(None))
+# Consumed only while unused and unexpired, checked by the write itself: ``end_sessions`` expires a
+# session's unused codes, and a redemption racing it waits for the code's row and then finds it expired.
+_CONSUME_CODE = DirectWrite(update(_CODE).where(_CODE.c.id == bindparam("code_id"), _CODE.c.used_at.is_(None),
+                                                _CODE.c.expires_at > bindparam("when"))
                             .values(used_at=bindparam("when")))
 
 
 def _consume_with_token():
     """PostgreSQL: the code's consumption and its token row in one statement (a data-modifying
     ``WITH``): the row is inserted only if the guarded UPDATE consumed the code, so a second
-    redemption inserts nothing (row count 0) and nothing is written."""
+    redemption inserts nothing (row count 0) and nothing is written; nor does one whose code expired
+    meanwhile (``end_sessions`` expires a session's unused codes, ``_CONSUME_CODE``)."""
     token = Token.__table__
-    consumed = (update(_CODE).where(_CODE.c.id == bindparam("consume_id"), _CODE.c.used_at.is_(None))
+    consumed = (update(_CODE).where(_CODE.c.id == bindparam("consume_id"), _CODE.c.used_at.is_(None),
+                                    _CODE.c.expires_at > bindparam("consume_when"))
                 .values(used_at=bindparam("consume_when")).returning(_CODE.c.id).cte("consumed"))
     columns = [c for c in token.c if c.key != "id"]  # those ``token_row`` leaves out are NULL, as in an INSERT
     # The token's values are named ``t_<column>``: parameters named like a column of the code's table
@@ -81,6 +86,8 @@ def _consume_with_token():
 
 
 _CONSUME_WITH_TOKEN = DirectWrite(_consume_with_token())
+# Nothing consumed: a concurrent redemption won, or the code expired (its session ended) meanwhile.
+_NOT_CONSUMED = "The authorization code has already been used or is no longer valid."
 
 
 def _code_noting_client(dialect: str):
@@ -216,13 +223,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             revoked = tokens.revoke_from_code(row.id)
             _security_event("code.replayed", client.client_id, {"tokens_revoked": revoked})
             return None
-        if row.expires_at <= utcnow():
-            return None
         if row.session_id is not None and (row.session_sid is None or row.session_ended_at is not None):
             # Its sign-in session ended (a logout, expiry, the account disabled) after the code was
             # issued: the subsite was told of the logout, so it must not sign the person in now. Not
-            # a replay: the code stays unused and expires, and nothing is revoked.
+            # a replay: the code stays unused, and nothing is revoked. (``end_sessions`` also expires
+            # the session's unused codes, which settles a redemption racing the logout.)
             raise InvalidGrantError("The sign-in session this code was issued in has ended.")
+        if row.expires_at <= utcnow():
+            return None
         return _CodeView(row)
 
     def create_token_response(self):
@@ -250,13 +258,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if db.engine.dialect.name == "postgresql":  # one statement, one round trip (``_consume_with_token``)
             params = {f"t_{k}": v for k, v in row.items()} | {"consume_id": authorization_code.id, "consume_when": utcnow()}
             if write_one(_CONSUME_WITH_TOKEN, params) != 1:
-                raise InvalidGrantError("The authorization code has already been used.")
+                raise InvalidGrantError(_NOT_CONSUMED)
         else:
             try:
                 write_together((_CONSUME_CODE, {"code_id": authorization_code.id, "when": utcnow()}, True),
                                (tokens.STORE_TOKEN, row, False))
             except NothingWritten:
-                raise InvalidGrantError("The authorization code has already been used.") from None
+                raise InvalidGrantError(_NOT_CONSUMED) from None
         record_token(row["grant_type"])
 
     def authenticate_user(self, authorization_code):

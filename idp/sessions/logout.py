@@ -1,8 +1,8 @@
 """Ending SSO sessions and logging out everywhere (OIDC Back-Channel and Front-Channel Logout 1.0).
 
 Every way a session ends (RP-initiated logout, the citizen's sessions page, an operator, expiry,
-account disablement) comes through ``end_sessions``: one transaction ends the sessions, revokes
-their session-bound tokens and stores one pending back-channel delivery per participating client;
+account disablement) comes through ``end_sessions``: one transaction ends the sessions, expires
+their unused authorization codes, revokes their session-bound tokens and stores one pending back-channel delivery per participating client;
 the deliveries are attempted afterwards, off the request (see ``delivery.py``).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from ..oauth.claims import subject_for
-from ..oauth.models import Client, Token
+from ..oauth.models import AuthorizationCode, Client, Token
 from .models import LogoutDelivery, SessionClient, SsoSession
 
 
@@ -30,6 +30,12 @@ def end_sessions(sessions: list[SsoSession], *, reason: str, actor: str) -> list
     with transaction():
         for s in live:
             s.ended_at, s.end_reason = now, reason
+            # Its unused codes expire, before the tokens are revoked: a redemption racing this logout
+            # either finds its code expired (its consumption is guarded on that, and waits for this
+            # row's lock), or it consumed the code first and its token is there for the revocation below.
+            db.session.execute(update(AuthorizationCode).where(
+                AuthorizationCode.session_id == s.id, AuthorizationCode.used_at.is_(None),
+                AuthorizationCode.expires_at > now).values(expires_at=now))
             # Session-bound tokens die with the session; offline_access grants outlive it by design.
             db.session.execute(update(Token).where(Token.session_id == s.id, Token.offline.is_(False),
                                                    Token.revoked_at.is_(None)).values(revoked_at=now))
