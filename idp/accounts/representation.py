@@ -3,14 +3,16 @@ confirms (or declines), the representative revokes; a signed-in person chooses w
 
 A representation is usable only while it is active, inside its validity period, and its business
 and person are active; every use re-checks this (``usable``), so a revoked or expired authorization
-stops at once, even in sessions that chose it earlier and in tokens that carry it.
+stops at once, even in sessions that chose it earlier and in tokens that carry it. Revoking also ends
+the agent's sessions acting for the business (so every subsite is told, by back-channel logout) and
+revokes the tokens obtained while acting for it.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from ..audit.service import record
 from ..db import db, transaction, utcnow
@@ -202,10 +204,24 @@ def revoke(rep_id: int, by: Person) -> Representation:
     rep, business = row
     if rep.status not in ("pending", "active"):
         raise Conflict(_("this authorization has already ended"))
+    from ..oauth.models import Token
+    from ..sessions.logout import end_sessions
+    from ..sessions.models import SsoSession
+
+    now = utcnow()
+    # The agent's sessions acting for the business end, which logs the agent out of every subsite
+    # (back-channel logout): a subsite holds the ``org`` claim from its sign-in and would otherwise
+    # go on acting for the business until its own session ends.
+    acting = list(db.session.execute(select(SsoSession).where(
+        SsoSession.acting_representation_id == rep.id, SsoSession.ended_at.is_(None))).scalars())
     with transaction():
-        rep.status, rep.revoked_at = "revoked", utcnow()
+        rep.status, rep.revoked_at = "revoked", now
+        # Tokens obtained while acting for it, offline_access grants included (they outlive sessions).
+        revoked = db.session.execute(update(Token).where(
+            Token.representation_id == rep.id, Token.revoked_at.is_(None)).values(revoked_at=now)).rowcount
         record("representation.revoked", actor=f"person:{by.sub}", target=f"representation:{rep.id}",
-               detail={"business": business.public_id})
+               detail={"business": business.public_id, "tokens_revoked": revoked, "sessions_ended": len(acting)})
+    end_sessions(acting, reason="representation_revoked", actor=f"person:{by.sub}")
     return rep
 
 

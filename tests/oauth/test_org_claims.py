@@ -15,7 +15,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.accounts.support import HUAWEI, TENCENT, audit_actions, citizen
-from tests.conftest import PASSWORD, Browser, exchange, form_fields, make_rp
+from tests.conftest import PASSWORD, Browser, basic, exchange, form_fields, make_rp
 
 
 @pytest.fixture
@@ -134,20 +134,42 @@ def test_choosing_myself_at_the_subsite(client, subsite, people):
     assert not authorize(client, subsite)[1]
 
 
-def test_revoked_agent_no_longer_gets_org(client, app, subsite, people):
+def test_revoked_agent_is_signed_out_of_the_business_everywhere(client, app, people):
+    """Revoking an agent's authorization ends the agent's sessions acting for the business: each
+    subsite of such a session gets a back-channel logout token (Back-Channel Logout 1.0 §2.4-§2.5),
+    the tokens obtained while acting for it are revoked (an ``offline_access`` grant too), and a
+    session of the same agent acting for themselves carries on."""
     from idp.accounts import representation as reps
+    from idp.sessions.models import LogoutDelivery, SsoSession
 
+    subsite = make_rp(app, name="市场监管子站", first_party=False, backchannel_logout_uri="https://rp.example.cn/bc")
     login(client, "clerk")
-    resp, asked = authorize(client, subsite, choose=people["tencent"].public_id)
+    resp, asked = authorize(client, subsite, scope="openid profile org offline_access",
+                            choose=people["tencent"].public_id, extra={"prompt": "consent"})
     assert asked
     idt, info, tokens = _claims(client, subsite, resp)
     assert idt["org"]["role"] == "agent" and info["org"]["id"] == people["tencent"].public_id
+    own = app.test_client()  # the clerk on another device, acting for themselves
+    login(own, "clerk")
+    own_resp, _ = authorize(own, subsite, choose="self")
+    own_tokens = _claims(own, subsite, own_resp)[2]
 
     reps.revoke(people["grant"].id, people["boss"])
-    # tokens already issued stop carrying it (UserInfo re-checks) ...
-    info = client.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).get_json()
-    assert "org" not in info
-    # ... and a new authorization neither asks (nothing left to choose) nor carries it
+    acting = SsoSession.query.filter_by(sid=idt["sid"]).one()
+    assert acting.ended_at is not None and acting.end_reason == "representation_revoked"
+    delivery = LogoutDelivery.query.filter_by(sid=idt["sid"]).one()
+    assert delivery.client_id == subsite["client_id"] and delivery.status == "pending"
+    assert client.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).status_code == 401
+    refresh = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+                          headers=basic(subsite))
+    assert refresh.status_code == 400 and refresh.get_json()["error"] == "invalid_grant"
+    assert "representation.revoked" in audit_actions() and "session.ended" in audit_actions()
+    # the other session carries on, without the business
+    info = own.get("/userinfo", headers={"Authorization": "Bearer " + own_tokens["access_token"]})
+    assert info.status_code == 200 and "org" not in info.get_json()
+    # signed in again: nothing left to choose, and no org
+    assert authorize(client, subsite)[0].location.startswith("/login")
+    login(client, "clerk")
     resp, asked = authorize(client, subsite)
     assert not asked
     idt, info, _ = _claims(client, subsite, resp)
