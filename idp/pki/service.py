@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..accounts.models import Department, Official, Person
 from ..accounts.officials import active_memberships
@@ -222,7 +223,43 @@ def revoke_certificate(serial: str, reason: str = "unspecified", *, actor: str =
     if len(rows) > 1:
         raise Conflict(f"several certificates have serial {serial}")
     with transaction():
-        return revoke_record(rows[0], reason, actor=actor, invalidity_date=invalidity_date)
+        result = revoke_record(rows[0], reason, actor=actor, invalidity_date=invalidity_date)
+    result["sessions_ended"] = _end_sessions_signed_in_with(rows[0], actor)
+    return result
+
+
+def key_thumbprint(pem: str) -> str:
+    """RFC 7638 thumbprint of a certificate's public key: the ``cnf.jkt`` of the tokens bound to that
+    key (RFC 9449 §6.1), such as those the officials' tool obtains with its certificate."""
+    from ..oauth.dpop import thumbprint
+
+    return thumbprint(x509.load_pem_x509_certificate(pem.encode()).public_key())
+
+
+def _revoke_tokens_bound_to(row: Certificate) -> int:
+    """Revoke the holder's live tokens bound to the certificate's key (the caller's transaction)."""
+    from ..oauth.models import Token
+
+    try:
+        jkt = key_thumbprint(row.pem)
+    except (ValueError, TypeError):  # a key type no token can be bound to
+        return 0
+    return db.session.execute(update(Token).where(Token.person_id == row.person_id, Token.cnf_jkt == jkt,
+                                                  Token.revoked_at.is_(None)).values(revoked_at=utcnow())).rowcount
+
+
+def _end_sessions_signed_in_with(row: Certificate, actor: str) -> int:
+    """End the live SSO sessions whose last certificate sign-in used this certificate (their subsites
+    get back-channel logout; their session-bound tokens are revoked)."""
+    from ..sessions.logout import end_sessions
+    from ..sessions.models import SsoSession
+
+    if row.usage != "login":
+        return 0
+    sessions = list(db.session.execute(select(SsoSession).where(
+        SsoSession.certificate_fingerprint == row.fingerprint, SsoSession.ended_at.is_(None))).scalars())
+    end_sessions(sessions, reason="certificate_revoked", actor=actor)
+    return len(sessions)
 
 
 def revoke_record(row: Certificate, reason: str, *, actor: str, invalidity_date: dt.datetime | None = None) -> dict:
@@ -240,6 +277,9 @@ def revoke_record(row: Certificate, reason: str, *, actor: str, invalidity_date:
     db.session.flush()
     published = crl.publish(authority, ca_key) if authority else None
     detail = {"reason": reason}
+    tokens_revoked = _revoke_tokens_bound_to(row) if row.usage == "login" and row.person_id is not None else 0
+    if tokens_revoked:
+        detail["tokens_revoked"] = tokens_revoked
     if invalidity_date is not None:
         detail["invalidity_date"] = invalidity_date.isoformat(timespec="seconds") + "Z"
     if published:
@@ -248,7 +288,7 @@ def revoke_record(row: Certificate, reason: str, *, actor: str, invalidity_date:
     return {"serial": row.serial, "status": "revoked", "reason": reason,
             "revoked_at": row.revoked_at.isoformat(timespec="seconds") + "Z",
             "invalidity_date": invalidity_date.isoformat(timespec="seconds") + "Z" if invalidity_date else None,
-            "crl_number": published.number if published else None}
+            "crl_number": published.number if published else None, "tokens_revoked": tokens_revoked}
 
 
 def list_certificates(username: str | None = None) -> list[dict]:

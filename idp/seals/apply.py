@@ -23,21 +23,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from asn1crypto import cms as asn1_cms
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import select
 
 from ..accounts.models import Department, Person
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from ..errors import DomainError
-from ..oauth import dpop
 from ..ops.metrics import record_seal_application
 from ..pki.ca import CaError
 from ..pki.models import Certificate
+from ..pki.service import key_thumbprint
 from . import service
 from .credential import Approver
 from .models import Seal, SealApplication
@@ -64,12 +61,6 @@ class ApplyRefused(DomainError):
     status = 403
 
 
-def _jwk_thumbprint(cert_pem: str) -> str:
-    public_key = x509.load_pem_x509_certificate(cert_pem.encode()).public_key()
-    key = (ECKey if isinstance(public_key, ec.EllipticCurvePublicKey) else RSAKey).import_key(public_key)
-    return dpop.thumbprint(key)
-
-
 def certificate_for_token(person: Person, jkt: str) -> Certificate | None:
     """The person's login certificate whose key the DPoP-bound token is bound to (RFC 9449 §6.1:
     ``cnf.jkt`` is that key's JWK thumbprint), if any — revoked ones included, so the refusal can
@@ -79,7 +70,7 @@ def certificate_for_token(person: Person, jkt: str) -> Certificate | None:
         .order_by(Certificate.id.desc())).scalars().all()
     for row in rows:
         try:
-            if hmac.compare_digest(_jwk_thumbprint(row.pem), jkt):
+            if hmac.compare_digest(key_thumbprint(row.pem), jkt):
                 return row
         except (ValueError, TypeError):
             continue

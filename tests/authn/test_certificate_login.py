@@ -82,6 +82,33 @@ def test_a_trusted_proxy_forwarding_a_valid_certificate_signs_in_at_level_3(clie
     assert [e.detail for e in _events("login.succeeded")] == [{"method": "swk"}]
 
 
+def test_revoking_the_certificate_ends_the_sessions_signed_in_with_it(app, client, official):
+    """RFC 5280 §5.3.1 keyCompromise: whoever holds the key must lose what it opened. Revoking the
+    certificate ends the live sessions whose certificate sign-in used it (their subsites get a
+    back-channel logout, Back-Channel Logout 1.0 §2.4); the same official's other sessions carry on."""
+    from idp.pki.service import revoke_certificate
+    from idp.sessions.models import LogoutDelivery
+    from tests.conftest import Browser, make_rp
+
+    serial, cert = issue()
+    assert cert_login(client, escaped(cert)).status_code == 303
+    rp = make_rp(app, first_party=True, backchannel_logout_uri="https://rp.example.cn/bc")
+    resp = Browser(client).authorize(rp)
+    assert resp.status_code == 302 and "code=" in resp.location
+    _, other = issue()  # a second certificate of the same official, signed in on another device
+    elsewhere = app.test_client()
+    assert cert_login(elsewhere, escaped(other)).status_code == 303
+
+    result = revoke_certificate(serial, "keyCompromise")
+    assert result["sessions_ended"] == 1
+    ended = SsoSession.query.filter(SsoSession.ended_at.isnot(None)).one()
+    assert ended.end_reason == "certificate_revoked" and ended.certificate_fingerprint is not None
+    assert LogoutDelivery.query.filter_by(sid=ended.sid, client_id=rp["client_id"]).count() == 1
+    assert SsoSession.query.filter_by(ended_at=None).count() == 1  # the other certificate's session
+    assert Browser(client).authorize(rp, follow_login=False).location.startswith("/login")
+    assert [e.detail["reason"] for e in _events("session.ended")] == ["certificate_revoked"]
+
+
 def test_next_is_only_ever_one_of_our_paths(client, official):
     _, cert = issue()
     resp = cert_login(client, escaped(cert), next_url="https://evil.example/x")

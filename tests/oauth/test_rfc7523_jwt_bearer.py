@@ -106,6 +106,37 @@ def test_revoked_certificate(app, client, key, tool):
     assert "revoked" in r.json["error_description"]
 
 
+def test_revoking_the_certificate_revokes_the_tokens_bound_to_its_key(app, client, key, tool):
+    """A token the tool obtained with the certificate is bound to its key (RFC 9449 §6.1 ``cnf.jkt``):
+    revoking the certificate (keyCompromise) revokes it too, so it stops working at once, not when it
+    expires (RFC 7662 §2.2: inactive)."""
+    from idp.audit.models import AuditEvent
+    from idp.pki.service import list_certificates, revoke_certificate
+
+    from clients.sealctl import hub as hubapi
+
+    r = token_request(client, app, key, tool)
+    assert r.status_code == 200, r.json
+    access = r.json["access_token"]
+
+    def who_am_i():
+        url = app.config["ISSUER"] + "/api/official"
+        resp = client.get("/api/official", headers={"Authorization": f"DPoP {access}",
+                                                    "DPoP": hubapi.dpop_proof(key, "GET", url, access)})
+        if resp.status_code == 401 and resp.headers.get("DPoP-Nonce"):  # RFC 9449 §9
+            resp = client.get("/api/official", headers={"Authorization": f"DPoP {access}", "DPoP": hubapi.dpop_proof(
+                key, "GET", url, access, nonce=resp.headers["DPoP-Nonce"])})
+        return resp
+
+    assert who_am_i().status_code == 200
+    result = revoke_certificate(list_certificates("wangwu")[0]["serial"], "keyCompromise")
+    assert result["tokens_revoked"] == 1
+    refused_now = who_am_i()
+    assert refused_now.status_code == 401 and refused_now.json["error"] == "invalid_token"
+    event = AuditEvent.query.filter_by(action="pki.certificate_revoked").one()
+    assert event.detail["tokens_revoked"] == 1
+
+
 def test_non_official(app, client, key, tool, runner):
     """A certificate whose staff membership has ended maps to no official (``unmapped``)."""
     from idp.accounts.officials import remove_official

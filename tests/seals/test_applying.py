@@ -156,7 +156,28 @@ def test_a_revoked_official_certificate_stops_its_token_at_once(app, client, zha
         from cryptography import x509
         import base64
         serial = format(x509.load_der_x509_certificate(base64.b64decode(zhangsan_key.x5c()[0])).serial_number, "x")
-    revoke_certificate(serial, "keyCompromise")
+    revoke_certificate(serial, "keyCompromise")  # revokes the tokens bound to the certificate's key
+    r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=make_pdf())
+    assert r.status_code == 401 and r.json["error"] == "invalid_token", r.get_data(as_text=True)[:300]
+    assert applications() == []
+
+
+def test_the_seal_rule_checks_the_certificate_itself(app, client, zhangsan_key, token, authorized_seal):
+    """Besides the token: a certificate marked revoked while its token still lives (a revocation by
+    some other way than ``idp pki revoke``) refuses the seal with its own reason."""
+    import base64
+
+    from cryptography import x509
+
+    from idp.db import db
+    from idp.pki.models import Certificate
+    from idp.pki.service import normalize_serial
+
+    serial = format(x509.load_der_x509_certificate(base64.b64decode(zhangsan_key.x5c()[0])).serial_number, "x")
+    assert Certificate.query.filter(Certificate.serial == normalize_serial(serial)).update(
+        {"status": "revoked", "revoked_at": db.func.now(), "revocation_reason": "keyCompromise"},
+        synchronize_session=False) == 1
+    db.session.commit()
     r = call(app, client, zhangsan_key, token, "POST", f"/api/seals/{authorized_seal.id}/apply", data=make_pdf())
     _assert_refused(app, r, "certificate_revoked")
 
