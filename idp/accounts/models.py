@@ -9,6 +9,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..db import db, utcnow
 
 
+def status_is_active(status: str | None) -> bool:
+    """Whether an account with this status may sign in and use its tokens (``Person.active``,
+    ``PersonView.active``, and introspection's token lookup, which reads the status alone)."""
+    return status == "active"
+
+
 class Person(db.Model):
     """A natural person. Identifiers other than the username are encrypted, found by blind index."""
 
@@ -39,7 +45,7 @@ class Person(db.Model):
 
     @property
     def active(self) -> bool:
-        return self.status == "active"
+        return status_is_active(self.status)
 
 
 class PersonView(namedtuple("PersonView", ("id", "sub", "username", "name", "email_enc", "email_verified", "phone_enc",

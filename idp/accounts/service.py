@@ -7,7 +7,7 @@ import unicodedata
 from typing import Callable
 
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from ..audit.service import record
 from ..db import db, transaction, utcnow
@@ -218,6 +218,7 @@ def change_password(person: Person, current: str, new: str, *, keep_session) -> 
 
 def disable_person(username: str, actor: str = "cli") -> dict:
     """Disable an account and end its sessions everywhere."""
+    from ..oauth.models import Token
     from ..sessions.logout import end_sessions, live_sessions_of
 
     person = db.session.execute(select(Person).where(Person.username == username)).scalars().first()
@@ -226,9 +227,13 @@ def disable_person(username: str, actor: str = "cli") -> dict:
     sessions = live_sessions_of(person.id)
     with transaction():
         person.status = "disabled"
-        record("account.disabled", actor=actor, target=f"person:{person.sub}")
+        # Every token of the account, offline_access grants included (they outlive sessions, not the
+        # account): a resource server asking introspection must hear "inactive" at once.
+        revoked = db.session.execute(update(Token).where(Token.person_id == person.id, Token.revoked_at.is_(None))
+                                     .values(revoked_at=utcnow())).rowcount
+        record("account.disabled", actor=actor, target=f"person:{person.sub}", detail={"tokens_revoked": revoked})
     end_sessions(sessions, reason="account_disabled", actor=actor)
-    return {"sub": person.sub, "status": "disabled", "sessions_ended": len(sessions)}
+    return {"sub": person.sub, "status": "disabled", "sessions_ended": len(sessions), "tokens_revoked": revoked}
 
 
 def get_by_sub(sub: str) -> Person | None:

@@ -13,6 +13,7 @@ from flask import current_app
 from joserfc import jws
 from joserfc.errors import JoseError
 
+from ..accounts.models import status_is_active
 from ..db import epoch, utcnow
 from . import tokens
 from .claims import subject_of
@@ -54,6 +55,8 @@ class _Found:
     def active(self) -> bool:
         r, now = self.row, utcnow()
         if r.revoked_at is not None:
+            return False
+        if r.person_id is not None and not status_is_active(r.person_status):  # a disabled account's
             return False
         if self.kind == "access_token":
             return r.access_revoked_at is None and r.access_expires_at > now

@@ -116,7 +116,7 @@ _TOKEN_BY_DIGEST = DirectRead(
         "id", "client_id", "person_id", "family", "grant_type", "scope", "access_digest", "jti", "access_expires_at",
         "access_revoked_at", "refresh_expires_at", "rotated_at", "revoked_at", "acr", "auth_time", "issued_at",
         "cnf_jkt")),
-        _PERSON.c.sub.label("person_sub"))
+        _PERSON.c.sub.label("person_sub"), _PERSON.c.status.label("person_status"))
     .join_from(_TOKEN, _PERSON, _TOKEN.c.person_id == _PERSON.c.id, isouter=True)
     .where(or_(_TOKEN.c.access_digest == bindparam("digest"), _TOKEN.c.refresh_digest == bindparam("digest"))))
 _ACCESS_BY_DIGEST = DirectRead(
@@ -180,7 +180,8 @@ def find_access_row(value: str):
 
 def find_token_row(value: str):
     """The stored row of a token presented by either of its values (access or refresh; the columns
-    introspection and revocation use, and ``person_sub``), and which one it was; or (None, None)."""
+    introspection and revocation use, and ``person_sub`` and ``person_status``), and which one it was; or
+    (None, None)."""
     d = digest(value)
     row = read_first(_TOKEN_BY_DIGEST, {"digest": d})
     if row is None:

@@ -335,6 +335,38 @@ def test_disabling_an_account_logs_it_out_everywhere(app, client, browser, user,
         assert deliver_due() == 1
 
 
+def test_a_disabled_account_s_offline_tokens_are_inactive_everywhere(app, client, browser, user, runner):
+    """``offline_access`` grants outlive a logout (OIDC Core §11), not the account: disabling it
+    revokes them, so introspection says inactive (RFC 7662 §2.2) for the access and the refresh
+    token, UserInfo refuses (RFC 6750 §3.1) and the refresh grant too (RFC 6749 §5.2)."""
+    from idp.audit.models import AuditEvent
+
+    rp = _rp(app)
+    tokens = _login(client, browser, rp, scope="openid offline_access", extra={"prompt": "consent"})
+    out = json.loads(runner.invoke(args=["users", "disable", "alice"]).stdout)
+    assert out["tokens_revoked"] == 1 and out["sessions_ended"] == 1
+    for value in (tokens["access_token"], tokens["refresh_token"]):
+        assert client.post("/introspect", data={"token": value}, headers=basic(rp)).get_json() == {"active": False}
+    assert client.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).status_code == 401
+    refresh = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+                          headers=basic(rp))
+    assert refresh.status_code == 400 and refresh.get_json()["error"] == "invalid_grant"
+    assert AuditEvent.query.filter_by(action="account.disabled").one().detail == {"tokens_revoked": 1}
+
+
+def test_introspection_reads_the_account_s_status_too(app, client, browser, user):
+    """However an account came to be inactive, its tokens are inactive at introspection, as at UserInfo."""
+    from idp.accounts.models import Person
+
+    rp = _rp(app)
+    tokens = _login(client, browser, rp, scope="openid offline_access", extra={"prompt": "consent"})
+    assert client.post("/introspect", data={"token": tokens["access_token"]}, headers=basic(rp)).get_json()["active"]
+    Person.query.filter_by(id=user.id).update({"status": "disabled"})
+    db.session.commit()
+    for value in (tokens["access_token"], tokens["refresh_token"]):
+        assert client.post("/introspect", data={"token": value}, headers=basic(rp)).get_json() == {"active": False}
+
+
 def test_expired_sessions_are_ended_and_announced(app, client, browser, user):
     from idp.sessions.logout import end_expired_sessions
 
