@@ -263,6 +263,44 @@ def clients_dpop(client_id, required):
     emit({"client_id": client.client_id, "dpop_bound_access_tokens": client.dpop_bound_access_tokens})
 
 
+@clients_group.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--grace-hours", type=click.IntRange(0, 720), default=24, show_default=True,
+              help="hours the current secret is still accepted (0 for a leaked secret)")
+@with_appcontext
+@_domain
+def clients_rotate_secret(client_id, grace_hours):
+    """A new client secret, shown once; the current one keeps working for the grace period."""
+    from .oauth.clients import rotate_secret
+
+    client, secret = rotate_secret(client_id, grace_seconds=grace_hours * 3600)
+    until = client.previous_secret_expires_at
+    emit({"client_id": client.client_id, "client_secret": secret,
+          "previous_secret_valid_until": until.isoformat(timespec="seconds") + "Z" if until else None})
+
+
+@clients_group.command("disable")
+@click.argument("client_id")
+@with_appcontext
+@_domain
+def clients_disable(client_id):
+    """Disable a subsite: it is refused everywhere, and every token issued to it is revoked."""
+    from .oauth.clients import set_status
+
+    emit(set_status(client_id, active=False))
+
+
+@clients_group.command("enable")
+@click.argument("client_id")
+@with_appcontext
+@_domain
+def clients_enable(client_id):
+    """Enable a disabled subsite again."""
+    from .oauth.clients import set_status
+
+    emit(set_status(client_id, active=True))
+
+
 @clients_group.command("list")
 @with_appcontext
 def clients_list():
@@ -378,6 +416,17 @@ def users_disable(username):
     from .accounts.service import disable_person
 
     emit(disable_person(username))
+
+
+@users_group.command("enable")
+@click.argument("username")
+@with_appcontext
+@_domain
+def users_enable(username):
+    """Enable a disabled account again (its revoked tokens stay revoked: the person signs in again)."""
+    from .accounts.service import enable_person
+
+    emit(enable_person(username))
 
 
 @users_group.command("verify")

@@ -236,6 +236,19 @@ def disable_person(username: str, actor: str = "cli") -> dict:
     return {"sub": person.sub, "status": "disabled", "sessions_ended": len(sessions), "tokens_revoked": revoked}
 
 
+def enable_person(username: str, actor: str = "cli") -> dict:
+    """Enable a disabled account again. What disabling revoked stays revoked."""
+    person = db.session.execute(select(Person).where(Person.username == username)).scalars().first()
+    if person is None:
+        raise DomainError(f"no account {username!r}", code="not_found", status=404)
+    if person.active:
+        raise DomainError(f"account {username!r} is not disabled", code="conflict", status=409)
+    with transaction():
+        person.status = "active"
+        record("account.enabled", actor=actor, target=f"person:{person.sub}")
+    return {"sub": person.sub, "status": "active"}
+
+
 def get_by_sub(sub: str) -> Person | None:
     return db.session.execute(select(Person).where(Person.sub == sub)).scalars().first()
 

@@ -6,15 +6,16 @@ import re
 import secrets
 import threading
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 
 from ..audit.service import record
 from ..config import is_loopback
-from ..db import db, transaction
-from ..errors import DomainError
+from ..db import db, transaction, utcnow
+from ..errors import Conflict, DomainError, NotFound
 from .models import Client
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -46,9 +47,14 @@ def digest_secret(secret: str) -> str:
 
 
 def verify_secret(client: Client, secret: str | None) -> bool:
+    """The client's secret, or until ``previous_secret_expires_at`` the one it replaced (``rotate_secret``)."""
     if not client.secret_digest or not secret or len(secret) > 512:
         return False
-    return hmac.compare_digest(client.secret_digest, digest_secret(secret))
+    presented = digest_secret(secret)
+    if hmac.compare_digest(client.secret_digest, presented):
+        return True
+    previous, until = client.previous_secret_digest, client.previous_secret_expires_at
+    return previous is not None and until is not None and until > utcnow() and hmac.compare_digest(previous, presented)
 
 
 def check_uri(uri: str, what: str) -> str:
@@ -127,20 +133,73 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
     return client, secret
 
 
-def set_dpop_bound(client_id: str, required: bool, *, actor: str = "cli") -> Client:
-    """Change a client's ``dpop_bound_access_tokens`` (RFC 9449 §5.2). Other nodes see the change
-    within ``CLIENT_CACHE_TTL`` seconds (their cached registration); this process at once."""
-    from ..errors import NotFound
-
+def _registered(client_id: str) -> Client:
     client = db.session.execute(select(Client).where(Client.client_id == client_id)).scalars().first()
     if client is None:
         raise NotFound(f"no client {client_id!r}")
+    return client
+
+
+def set_dpop_bound(client_id: str, required: bool, *, actor: str = "cli") -> Client:
+    """Change a client's ``dpop_bound_access_tokens`` (RFC 9449 §5.2). Other nodes see the change
+    within ``CLIENT_CACHE_TTL`` seconds (their cached registration); this process at once."""
+    client = _registered(client_id)
     with transaction():
         client.dpop_bound_access_tokens = bool(required)
         record("client.updated", actor=actor, target=f"client:{client.client_id}",
                detail={"dpop_bound_access_tokens": client.dpop_bound_access_tokens})
     forget_client(client.client_id)
     return client
+
+
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+def rotate_secret(client_id: str, *, grace_seconds: int, actor: str = "cli") -> tuple[Client, str]:
+    """A new secret for the client (shown once, stored as a keyed hash); the one it replaces is still
+    accepted for ``grace_seconds`` (0: not at all), so the subsite can deploy the new one without an
+    outage. A leaked secret is rotated with no grace. Other nodes see the change within
+    ``CLIENT_CACHE_TTL`` seconds; this process at once."""
+    if not 0 <= grace_seconds <= 30 * 86400:
+        raise DomainError("the grace period must be between 0 and 30 days")
+    client = _registered(client_id)
+    if client.token_endpoint_auth_method not in SECRET_METHODS:
+        raise DomainError(f"client {client_id!r} authenticates with {client.token_endpoint_auth_method}, not a secret")
+    secret = _random_token(32)
+    now = utcnow()
+    with transaction():
+        client.previous_secret_digest = client.secret_digest if grace_seconds else None
+        client.previous_secret_expires_at = now + timedelta(seconds=grace_seconds) if grace_seconds else None
+        client.secret_digest = digest_secret(secret)
+        record("client.secret_rotated", actor=actor, target=f"client:{client.client_id}",
+               detail={"grace_seconds": grace_seconds})
+    forget_client(client.client_id)
+    return client, secret
+
+
+def set_status(client_id: str, active: bool, *, actor: str = "cli") -> dict:
+    """Disable a subsite (it can no longer authenticate or be authorized for; every token issued to
+    it is revoked and its unused codes expire), or enable it again (its old tokens stay revoked).
+    Other nodes stop serving a disabled client within ``CLIENT_CACHE_TTL`` seconds; this process at once."""
+    from .models import AuthorizationCode, Token
+
+    client = _registered(client_id)
+    status = "active" if active else "disabled"
+    if client.status == status:
+        raise Conflict(f"client {client_id!r} is already {status}")
+    now, revoked = utcnow(), 0
+    with transaction():
+        client.status = status
+        if not active:
+            db.session.execute(update(AuthorizationCode).where(
+                AuthorizationCode.client_id == client_id, AuthorizationCode.used_at.is_(None),
+                AuthorizationCode.expires_at > now).values(expires_at=now))
+            revoked = db.session.execute(update(Token).where(Token.client_id == client_id, Token.revoked_at.is_(None))
+                                         .values(revoked_at=now)).rowcount
+        record("client.enabled" if active else "client.disabled", actor=actor, target=f"client:{client_id}",
+               detail={} if active else {"tokens_revoked": revoked})
+    forget_client(client_id)
+    return {"client_id": client_id, "status": status, **({} if active else {"tokens_revoked": revoked})}
 
 
 OFFICIALS_TOOL_CLIENT_ID = "sealctl"  # the well-known public client of the officials' tool (clients/sealctl)

@@ -18,6 +18,9 @@ class Client(db.Model):
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(128))
     secret_digest: Mapped[str | None] = mapped_column(String(64))
+    # The secret before the last rotation, accepted until then (``clients.rotate_secret``).
+    previous_secret_digest: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column()
     redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(512))
