@@ -301,15 +301,45 @@ def clients_enable(client_id):
     emit(set_status(client_id, active=True))
 
 
+def _client_summary(c) -> dict:
+    return {"client_id": c.client_id, "name": c.name, "auth_method": c.token_endpoint_auth_method,
+            "grant_types": c.grant_types, "redirect_uris": c.redirect_uris,
+            "post_logout_redirect_uris": c.post_logout_redirect_uris,
+            "backchannel_logout_uri": c.backchannel_logout_uri, "frontchannel_logout_uri": c.frontchannel_logout_uri,
+            "first_party": c.first_party, "scopes": c.scopes, "subject_type": c.subject_type,
+            "sector_identifier": c.sector_identifier, "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
+            "status": c.status}
+
+
+@clients_group.command("update")
+@click.argument("client_id")
+@click.option("--name")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="replaces the registered redirect URIs")
+@click.option("--post-logout-redirect-uri", "post_logout", multiple=True,
+              help="replaces the registered post-logout redirect URIs")
+@click.option("--backchannel-logout-uri", help='"" removes it')
+@click.option("--frontchannel-logout-uri", help='"" removes it')
+@click.option("--scope", "scopes", multiple=True, help="replaces the scopes the subsite may ask for")
+@with_appcontext
+@_domain
+def clients_update(client_id, name, redirect_uris, post_logout, backchannel_logout_uri, frontchannel_logout_uri,
+                   scopes):
+    """Change a subsite's registration; its client_id, secret and the subjects people have there stay."""
+    from .oauth.clients import update_client
+
+    client = update_client(client_id, name=name, redirect_uris=list(redirect_uris) or None,
+                           post_logout_redirect_uris=list(post_logout) or None,
+                           backchannel_logout_uri=backchannel_logout_uri,
+                           frontchannel_logout_uri=frontchannel_logout_uri, scopes=list(scopes) or None)
+    emit(_client_summary(client))
+
+
 @clients_group.command("list")
 @with_appcontext
 def clients_list():
     from .oauth.clients import list_clients
 
-    emit([{"client_id": c.client_id, "name": c.name, "auth_method": c.token_endpoint_auth_method,
-           "grant_types": c.grant_types, "redirect_uris": c.redirect_uris, "first_party": c.first_party,
-           "scopes": c.scopes, "subject_type": c.subject_type, "sector_identifier": c.sector_identifier,
-           "dpop_bound_access_tokens": c.dpop_bound_access_tokens, "status": c.status} for c in list_clients()])
+    emit([_client_summary(c) for c in list_clients()])
 
 
 @click.group("keys")

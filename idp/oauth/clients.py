@@ -19,6 +19,7 @@ from ..errors import Conflict, DomainError, NotFound
 from .models import Client
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+SECRET_METHODS = AUTH_METHODS[:2]  # those with a client secret
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials",
                "urn:ietf:params:oauth:grant-type:jwt-bearer")  # the last: officials' certificate login
 SCOPES = ("openid", "profile", "email", "phone", "offline_access", "id_card", "org", "official")
@@ -74,6 +75,32 @@ def check_uri(uri: str, what: str) -> str:
     return uri
 
 
+_NEEDS_REDIRECT = "a client using authorization_code needs at least one redirect URI"
+
+
+def _checked_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 128:
+        raise DomainError("the client name must have 1-128 characters")
+    return name
+
+
+def _checked_scopes(scopes) -> list[str]:
+    scopes = list(dict.fromkeys(scopes))
+    for s in scopes:
+        if s not in SCOPES:
+            raise DomainError(f"unknown scope {s!r}; use any of {', '.join(SCOPES)}")
+    return scopes
+
+
+def _checked_uris(uris, what: str) -> list[str]:
+    return [check_uri(u, what) for u in dict.fromkeys(uris)]
+
+
+def _checked_optional_uri(uri: str | None, what: str) -> str | None:
+    return check_uri(uri, what) if uri else None
+
+
 def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_uris: list[str] = (),
                   backchannel_logout_uri: str | None = None, frontchannel_logout_uri: str | None = None,
                   auth_method: str = "client_secret_basic",
@@ -83,36 +110,29 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
                   client_id: str | None = None) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (shown once, stored only as a keyed hash).
     ``dpop_bound_access_tokens`` (RFC 9449 §5.2): its token requests are refused without a DPoP proof."""
-    name = (name or "").strip()
-    if not 1 <= len(name) <= 128:
-        raise DomainError("the client name must have 1-128 characters")
+    name = _checked_name(name)
     if auth_method not in AUTH_METHODS:
         raise DomainError(f"unknown auth method {auth_method!r}; use one of {', '.join(AUTH_METHODS)}")
     grant_types = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
     for g in grant_types:
         if g not in GRANT_TYPES:
             raise DomainError(f"unknown grant type {g!r}; use one of {', '.join(GRANT_TYPES)}")
-    scopes = list(dict.fromkeys(scopes or DEFAULT_SCOPES))
-    for s in scopes:
-        if s not in SCOPES:
-            raise DomainError(f"unknown scope {s!r}; use any of {', '.join(SCOPES)}")
+    scopes = _checked_scopes(scopes or DEFAULT_SCOPES)
     if "authorization_code" in grant_types and not redirect_uris:
-        raise DomainError("a client using authorization_code needs at least one redirect URI")
+        raise DomainError(_NEEDS_REDIRECT)
     if auth_method == "none" and "client_credentials" in grant_types:
         raise DomainError("a public client (auth method none) cannot use client_credentials")
     if auth_method == "private_key_jwt":
         jwks = _check_jwks(jwks)
     if id_token_alg not in ID_TOKEN_ALGS:
         raise DomainError(f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}")
-    redirect_uris = [check_uri(u, "redirect URI") for u in dict.fromkeys(redirect_uris)]
-    post_logout = [check_uri(u, "post-logout redirect URI") for u in dict.fromkeys(post_logout_redirect_uris)]
-    if backchannel_logout_uri:
-        check_uri(backchannel_logout_uri, "back-channel logout URI")
-    if frontchannel_logout_uri:
-        check_uri(frontchannel_logout_uri, "front-channel logout URI")
+    redirect_uris = _checked_uris(redirect_uris, "redirect URI")
+    post_logout = _checked_uris(post_logout_redirect_uris, "post-logout redirect URI")
+    backchannel_logout_uri = _checked_optional_uri(backchannel_logout_uri, "back-channel logout URI")
+    frontchannel_logout_uri = _checked_optional_uri(frontchannel_logout_uri, "front-channel logout URI")
     sector = _sector(subject_type, sector_identifier, redirect_uris)
 
-    secret = _random_token(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
+    secret = _random_token(32) if auth_method in SECRET_METHODS else None
     client = Client(
         client_id=client_id or _random_token(18), name=name,
         secret_digest=digest_secret(secret) if secret else None,
@@ -152,7 +172,40 @@ def set_dpop_bound(client_id: str, required: bool, *, actor: str = "cli") -> Cli
     return client
 
 
-SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+def update_client(client_id: str, *, name: str | None = None, redirect_uris: list[str] | None = None,
+                  post_logout_redirect_uris: list[str] | None = None, backchannel_logout_uri: str | None = None,
+                  frontchannel_logout_uri: str | None = None, scopes: list[str] | None = None,
+                  actor: str = "cli") -> Client:
+    """Change a subsite's registration (it moved to a new address, gained a logout endpoint, ...):
+    each value given replaces the registered one (an empty logout URI removes it); the rest stays.
+    Checked as at registration. Its ``client_id``, secret, subject type and pairwise sector do not
+    change, so the subjects people have at the subsite stay the same. Other nodes see the change
+    within ``CLIENT_CACHE_TTL`` seconds; this process at once."""
+    client = _registered(client_id)
+    changes: dict = {}
+    if name is not None:
+        changes["name"] = _checked_name(name)
+    if redirect_uris is not None:
+        changes["redirect_uris"] = _checked_uris(redirect_uris, "redirect URI")
+        if "authorization_code" in client.grant_types and not changes["redirect_uris"]:
+            raise DomainError(_NEEDS_REDIRECT)
+    if post_logout_redirect_uris is not None:
+        changes["post_logout_redirect_uris"] = _checked_uris(post_logout_redirect_uris, "post-logout redirect URI")
+    if backchannel_logout_uri is not None:
+        changes["backchannel_logout_uri"] = _checked_optional_uri(backchannel_logout_uri, "back-channel logout URI")
+    if frontchannel_logout_uri is not None:
+        changes["frontchannel_logout_uri"] = _checked_optional_uri(frontchannel_logout_uri, "front-channel logout URI")
+    if scopes is not None:
+        changes["scopes"] = _checked_scopes(scopes)
+    changes = {k: v for k, v in changes.items() if getattr(client, k) != v}
+    if not changes:
+        raise DomainError("nothing to change: the registration already says so")
+    with transaction():
+        for key, value in changes.items():
+            setattr(client, key, value)
+        record("client.updated", actor=actor, target=f"client:{client.client_id}", detail=changes)
+    forget_client(client.client_id)
+    return client
 
 
 def rotate_secret(client_id: str, *, grace_seconds: int, actor: str = "cli") -> tuple[Client, str]:

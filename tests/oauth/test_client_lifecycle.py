@@ -140,3 +140,52 @@ def test_an_account_disabled_by_mistake_is_enabled_again(app, client, runner, us
     assert again.exit_code != 0 and "not disabled" in again.output
     missing = runner.invoke(args=["users", "enable", "nobody"])
     assert missing.exit_code != 0 and "no account 'nobody'" in missing.output
+
+
+def test_a_subsite_that_moved_is_updated_in_place(app, client, runner, user):
+    """The subsite moved to a new address: its redirect URI is replaced (RFC 6749 §3.1.2.3: matched
+    exactly, so the old one is refused, OIDC Core §3.1.2.1), a back-channel logout URI added; the
+    client_id, the secret and the subject people have there (pairwise, OIDC Core §8.1) stay."""
+    rp = make_rp(app, first_party=True, redirect_uri="https://old.example.cn/cb", subject_type="pairwise")
+    browser = Browser(client)
+    code, verifier, _ = browser.code(rp)
+    before = exchange(client, rp, code, verifier).get_json()
+
+    r = runner.invoke(args=["clients", "update", rp["client_id"], "--redirect-uri", "https://new.example.cn/cb",
+                            "--backchannel-logout-uri", "https://new.example.cn/bc"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["redirect_uris"] == ["https://new.example.cn/cb"] and out["backchannel_logout_uri"] == "https://new.example.cn/bc"
+    assert out["sector_identifier"] == "old.example.cn"
+    assert browser.authorize(rp).status_code == 400  # the old redirect URI is no longer registered
+    moved = {**rp, "redirect_uri": "https://new.example.cn/cb"}
+    code, verifier, _ = browser.code(moved)
+    after = exchange(client, moved, code, verifier).get_json()
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
+    assert jwt.decode(after["id_token"], keys).claims["sub"] == jwt.decode(before["id_token"], keys).claims["sub"]
+    event = AuditEvent.query.filter_by(action="client.updated").one()
+    assert event.detail == {"redirect_uris": ["https://new.example.cn/cb"], "backchannel_logout_uri": "https://new.example.cn/bc"}
+    # "" removes the logout URI
+    r = runner.invoke(args=["clients", "update", rp["client_id"], "--backchannel-logout-uri", ""])
+    assert r.exit_code == 0 and json.loads(r.stdout)["backchannel_logout_uri"] is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--redirect-uri", "http://evil.example/cb"], "must use https"),
+    (["--redirect-uri", "https://x.example.cn/cb#frag"], "fragment"),
+    (["--scope", "admin"], "unknown scope 'admin'"),
+    (["--name", " "], "1-128 characters"),
+    ([], "nothing to change"),
+    (["--redirect-uri", "https://rp.example.cn/callback"], "nothing to change"),
+])
+def test_update_refusals_change_nothing(app, runner, args, message):
+    rp = make_rp(app)
+    before = Client.query.filter_by(client_id=rp["client_id"]).one().redirect_uris
+    r = runner.invoke(args=["clients", "update", rp["client_id"], *args])
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output, r.output
+    db.session.expire_all()
+    assert Client.query.filter_by(client_id=rp["client_id"]).one().redirect_uris == before
+    assert AuditEvent.query.filter_by(action="client.updated").count() == 0
