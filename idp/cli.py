@@ -415,6 +415,18 @@ def audit_group():
     """The audit log."""
 
 
+def _every_few_seconds(line, seconds: float = 2.0):
+    """A progress callback for a long job: ``line(n)`` on stderr, at most every ``seconds``."""
+    state = {"next": time.monotonic() + seconds}
+
+    def progress(n):
+        if time.monotonic() >= state["next"]:
+            click.echo(line(n), err=True)
+            state["next"] = time.monotonic() + seconds
+
+    return progress
+
+
 @audit_group.command("verify")
 @with_appcontext
 def audit_verify():
@@ -423,7 +435,7 @@ def audit_verify():
     from .audit.service import verify_chain
     from .seals import record as seal_record
 
-    count, broken = verify_chain()
+    count, broken = verify_chain(progress=_every_few_seconds(lambda n: f"audit: {n} events checked"))
     applications = seal_record.check()
     emit({"events": count, "intact": broken is None and applications.intact, "first_broken_id": broken,
           "seal_applications": applications.to_dict()})
@@ -434,6 +446,43 @@ def audit_verify():
                    + json.dumps(applications.to_dict()), err=True)
     if broken is not None or not applications.intact:
         sys.exit(1)
+
+
+def _utc_option(ctx, param, value):
+    """An ISO 8601 time with its zone (``2026-11-01T00:00:00+08:00``, ``...Z``) as naive UTC."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time (e.g. 2026-11-01T00:00:00+08:00)") from None
+    if when.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no time zone: add one (+08:00, or Z for UTC)")
+    return when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+@audit_group.command("list")
+@click.option("--since", callback=_utc_option, help="events at or after this time (ISO 8601 with its zone)")
+@click.option("--until", callback=_utc_option, help="events before this time")
+@click.option("--action", "actions", multiple=True, help="an action (seal.applied), or a prefix ending in * (seal.*)")
+@click.option("--actor", help="e.g. person:SUB, client:ID, cli")
+@click.option("--target", help="e.g. seal:3, session:SID, client:ID")
+@click.option("--limit", type=click.IntRange(1), help="at most this many events (the oldest that match)")
+@with_appcontext
+def audit_list(since, until, actions, actor, target, limit):
+    """The audit events that match, oldest first, one JSON object per line (JSON Lines)."""
+    from .audit.service import events
+
+    count = 0
+    for ev in events(since=since, until=until, actions=actions, actor=actor, target=target):
+        if limit is not None and count >= limit:
+            break
+        click.echo(json.dumps({"id": ev.id, "at": ev.at.isoformat(timespec="microseconds") + "Z", "action": ev.action,
+                               "actor": ev.actor, "target": ev.target, "outcome": ev.outcome, "ip": ev.ip,
+                               "detail": ev.detail or {}, "hash": ev.hash}, ensure_ascii=False))
+        count += 1
 
 
 @users_group.command("disable")

@@ -11,7 +11,7 @@ import hashlib
 import json
 
 from flask import has_request_context, request
-from sqlalchemy import select, text
+from sqlalchemy import false, or_, select, text
 
 from ..db import db, utcnow
 from .models import AuditEvent
@@ -20,7 +20,7 @@ GENESIS = "0" * 64
 _LOCK_ID = 0x1D9A0D17
 
 
-def _canonical(ev: AuditEvent) -> bytes:
+def _canonical(ev) -> bytes:  # an AuditEvent, or a row of its table
     body = {
         "at": ev.at.isoformat(timespec="microseconds"),
         "action": ev.action,
@@ -33,7 +33,7 @@ def _canonical(ev: AuditEvent) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _digest(prev_hash: str, ev: AuditEvent) -> str:
+def _digest(prev_hash: str, ev) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + _canonical(ev)).hexdigest()
 
 
@@ -56,13 +56,53 @@ def record(action: str, *, actor: str, target: str | None = None, outcome: str =
     return ev
 
 
-def verify_chain() -> tuple[int, int | None]:
-    """Returns (events checked, id of the first broken event or None)."""
-    prev = GENESIS
-    count = 0
-    for ev in db.session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
-        count += 1
-        if ev.prev_hash != prev or _digest(prev, ev) != ev.hash:
-            return count, ev.id
-        prev = ev.hash
-    return count, None
+def verify_chain(progress=None, batch: int = 5000) -> tuple[int, int | None]:
+    """Returns (events checked, id of the first broken event or None).
+
+    Reads the log in batches of ``batch`` rows by id, as plain rows, so its memory stays the same
+    however long the log is (a portal's grows by millions of events); ``progress(checked)`` is called
+    after each batch. Events appended meanwhile are checked too (writers append in id order)."""
+    table = AuditEvent.__table__
+    prev, count, last = GENESIS, 0, 0
+    while True:
+        rows = db.session.execute(select(table).where(table.c.id > last).order_by(table.c.id).limit(batch)).all()
+        if not rows:
+            return count, None
+        for ev in rows:
+            count += 1
+            if ev.prev_hash != prev or _digest(prev, ev) != ev.hash:
+                return count, ev.id
+            prev = ev.hash
+        last = rows[-1].id
+        if progress is not None:
+            progress(count)
+
+
+def events(*, since=None, until=None, actions=(), actor: str | None = None, target: str | None = None,
+           batch: int = 1000):
+    """The events that match, oldest first (``idp audit list``): ``since`` <= at < ``until`` (naive
+    UTC), ``actions`` each an action or a prefix ending in ``*``. Read in batches by id, so an export
+    of the whole log takes the same memory as a page of it."""
+    table = AuditEvent.__table__
+    conditions = []
+    if since is not None:
+        conditions.append(table.c.at >= since)
+    if until is not None:
+        conditions.append(table.c.at < until)
+    if actions:
+        exact = [a for a in actions if not a.endswith("*")]
+        prefixes = [a[:-1] for a in actions if a.endswith("*")]
+        conditions.append(or_(table.c.action.in_(exact) if exact else false(),
+                              *(table.c.action.startswith(p, autoescape=True) for p in prefixes)))
+    if actor is not None:
+        conditions.append(table.c.actor == actor)
+    if target is not None:
+        conditions.append(table.c.target == target)
+    last = 0
+    while True:
+        rows = db.session.execute(select(table).where(table.c.id > last, *conditions)
+                                  .order_by(table.c.id).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id

@@ -34,29 +34,37 @@ class RecordCheck:
                 "without_event": self.without_event, "without_row": self.without_row}
 
 
-def _expected(row: SealApplication) -> dict:
-    return {"application": row.id, "kind": row.kind, "channel": row.channel,
-            "document_sha256": row.document_sha256, "result_sha256": row.result_sha256,
-            "tsa_serial": row.tsa_serial}
+# What a ``seal.applied`` event repeats of its row: detail key -> column.
+_FIELDS = {"application": "id", "kind": "kind", "channel": "channel", "document_sha256": "document_sha256",
+           "result_sha256": "result_sha256", "tsa_serial": "tsa_serial"}
+_APPLICATION = SealApplication.__table__
+# Those columns and the seal (not the signatures: a record of many applications is large).
+_ROW_COLUMNS = [_APPLICATION.c[column] for column in (*_FIELDS.values(), "seal_id")]
+
+
+def _expected(row) -> dict:
+    return {key: getattr(row, column) for key, column in _FIELDS.items()}
 
 
 def check() -> RecordCheck:
-    events: dict[int, AuditEvent] = {}
-    for ev in db.session.execute(select(AuditEvent).where(AuditEvent.action == "seal.applied")).scalars():
-        app_id = (ev.detail or {}).get("application")
+    # What each event says, by application id (the fields compared, not whole ORM objects).
+    events: dict[int, tuple] = {}
+    for target, detail in db.session.execute(select(AuditEvent.target, AuditEvent.detail)
+                                             .where(AuditEvent.action == "seal.applied")):
+        app_id = (detail or {}).get("application")
         if isinstance(app_id, int):
-            events[app_id] = ev
+            events[app_id] = (target, {k: detail.get(k) for k in _FIELDS})
     result = RecordCheck()
     seen: set[int] = set()
-    for row in db.session.execute(select(SealApplication).order_by(SealApplication.id)).scalars():
+    for row in db.session.execute(select(*_ROW_COLUMNS).order_by(_APPLICATION.c.id)):
         result.checked += 1
         seen.add(row.id)
-        ev = events.get(row.id)
-        if ev is None:
+        said = events.get(row.id)
+        if said is None:
             result.without_event.append(row.id)
             continue
-        detail = {k: (ev.detail or {}).get(k) for k in _expected(row)}
-        if detail != _expected(row) or ev.target != f"seal:{row.seal_id}":
+        target, detail = said
+        if detail != _expected(row) or target != f"seal:{row.seal_id}":
             result.mismatched.append(row.id)
     result.without_row = sorted(set(events) - seen)
     return result

@@ -82,3 +82,63 @@ def test_an_inserted_row_is_caught(app, runner):
     db.session.commit()
     code, report, _ = _verify(runner)
     assert code == 1 and report["first_broken_id"] > ids[-1]
+
+
+@pytest.mark.parametrize("position", [3, 4, 5, 6])  # the first, a middle and the last of a batch of 3, the next's first
+def test_the_log_is_read_in_batches_and_a_break_at_a_batch_edge_is_caught(app, position):
+    """``verify_chain`` reads the log a batch at a time (its memory does not grow with the log): each
+    batch's first link is checked against the previous batch's last hash."""
+    _events(8)
+    ids = db.session.execute(text("SELECT id FROM audit_event ORDER BY id")).scalars().all()
+    total, seen = len(ids), []
+    assert verify_chain(progress=seen.append, batch=3) == (total, None)
+    assert seen == list(range(3, total + 1, 3)) + ([total] if total % 3 else [])
+    db.session.execute(text("UPDATE audit_event SET actor = 'someone-else' WHERE id = :id"), {"id": ids[position]})
+    db.session.commit()
+    assert verify_chain(batch=3) == (position + 1, ids[position])
+
+
+def _listed(runner, *args) -> list[dict]:
+    result = runner.invoke(args=["audit", "list", *args])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_audit_list_filters_and_prints_json_lines(app, runner):
+    from datetime import timedelta
+
+    from idp.audit.models import AuditEvent
+    from idp.db import utcnow
+
+    with transaction():
+        record("seal.applied", actor="person:p1", target="seal:3", detail={"application": 1})
+        record("seal.apply_refused", actor="person:p2", target="seal:3", outcome="refused", detail={"reason": "x"})
+        record("session.ended", actor="person:p1", target="session:s1", detail={"reason": "user_logout"})
+        record("sealed_off.test", actor="cli", target="seal:3")
+    everything = _listed(runner)
+    assert [e["action"] for e in everything][-4:] == ["seal.applied", "seal.apply_refused", "session.ended",
+                                                      "sealed_off.test"]
+    assert everything == sorted(everything, key=lambda e: e["id"])
+    assert set(everything[-1]) == {"id", "at", "action", "actor", "target", "outcome", "ip", "detail", "hash"}
+    assert [e["action"] for e in _listed(runner, "--action", "seal.*")] == ["seal.applied", "seal.apply_refused"]
+    assert [e["action"] for e in _listed(runner, "--action", "session.ended", "--action", "seal.applied")] == \
+           ["seal.applied", "session.ended"]
+    assert [e["action"] for e in _listed(runner, "--actor", "person:p1")] == ["seal.applied", "session.ended"]
+    assert [e["action"] for e in _listed(runner, "--target", "seal:3", "--limit", "2")] == \
+           ["seal.applied", "seal.apply_refused"]
+    assert _listed(runner, "--action", "seal_%") == []  # a prefix is text, not a pattern
+    # times: with their zone, converted to UTC; --since inclusive, --until exclusive
+    first = AuditEvent.query.filter_by(action="seal.applied").one()
+    first.at = first.at - timedelta(days=2)
+    db.session.commit()
+    local = (utcnow() - timedelta(days=1)).replace(microsecond=0)
+    east8 = (local + timedelta(hours=8)).isoformat() + "+08:00"
+    assert "seal.applied" not in [e["action"] for e in _listed(runner, "--since", east8)]
+    assert [e["action"] for e in _listed(runner, "--until", east8, "--action", "seal.*")] == ["seal.applied"]
+    assert _listed(runner, "--since", local.isoformat() + "Z") == _listed(runner, "--since", east8)
+
+
+@pytest.mark.parametrize("value", ["2026-11-01T00:00:00", "yesterday"])
+def test_audit_list_refuses_a_time_without_its_zone_in_one_line(app, runner, value):
+    result = runner.invoke(args=["audit", "list", "--since", value])
+    assert result.exit_code == 2 and "--since" in result.output and "Traceback" not in result.output
