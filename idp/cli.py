@@ -497,6 +497,29 @@ def users_disable(username):
     emit(disable_person(username))
 
 
+@users_group.command("close")
+@click.argument("username")
+@with_appcontext
+@_domain
+def users_close(username):
+    """Close an account on its holder's request (账号注销): sessions ended everywhere, tokens revoked,
+    personal data erased; the anonymous subject and the records the law keeps remain."""
+    _ensure_keys()
+    from sqlalchemy import select
+
+    from .accounts.closure import close_account
+    from .accounts.models import Person
+    from .db import db
+    from .errors import NotFound
+
+    person = db.session.execute(select(Person).where(Person.username == username)).scalars().first()
+    if person is None:
+        raise NotFound(f"no account {username!r}")
+    done = close_account(person, actor="cli")
+    done.pop("front_channel")
+    emit(done)
+
+
 @users_group.command("enable")
 @click.argument("username")
 @with_appcontext

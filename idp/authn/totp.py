@@ -166,14 +166,15 @@ def check_second_factor(person, code: str, *, purpose: str) -> str | None:
     return method
 
 
-def _require_password(person, password: str) -> None:
-    """Re-authentication for changes to the second factor; guesses count like login failures."""
+def require_password(person, password: str, *, failed_action: str = "mfa.reauth_failed") -> None:
+    """Re-authentication before a sensitive change (the second factor, closing the account); guesses
+    count like login failures, and each is audited as ``failed_action``."""
     keys = throttle.keys_for(person.username)
     throttle.check(keys)
     if not verify_password(person.password_hash, password or ""):
         with transaction():
             throttle.record_failure(keys)
-            record("mfa.reauth_failed", actor=f"person:{person.sub}", target=f"person:{person.sub}", outcome="failure")
+            record(failed_action, actor=f"person:{person.sub}", target=f"person:{person.sub}", outcome="failure")
         raise DomainError(_msg("wrong_password"), code="wrong_password", status=400)
 
 
@@ -197,7 +198,7 @@ def begin_enrollment(person, password: str) -> None:
     so that someone using a forgotten open session cannot bind their own phone to the account."""
     if has_totp(person):
         raise Conflict(_msg("already"), code="totp_enabled")
-    _require_password(person, password)
+    require_password(person, password)
     secret = pyotp.random_base32()  # 32 base32 characters = 160 bits
     try:
         with transaction():
@@ -256,7 +257,7 @@ def disable(person, password: str, code: str) -> None:
     """Turn TOTP off: needs the current password and a current code or recovery code."""
     if not has_totp(person):
         raise DomainError(_msg("none"), code="totp_disabled")
-    _require_password(person, password)
+    require_password(person, password)
     keys = throttle_keys(person)
     throttle.check(keys)
     with transaction():

@@ -9,7 +9,7 @@ from ..authn.views import login_redirect
 from ..config import level_for_acr
 from ..errors import DomainError
 from ..sessions.current import current_session
-from .forms import PasswordChangeForm, show_error
+from .forms import CloseAccountForm, PasswordChangeForm, show_error
 
 bp = Blueprint("profile", __name__)
 
@@ -51,3 +51,44 @@ def password():
             else:
                 return redirect("/account?changed=password", code=303)
     return render_template("portal/password.html", form=form, person=s.person), status
+
+
+@bp.route("/account/close", methods=["GET", "POST"])
+def close():
+    """Close the account (``accounts.closure``): what it does, what stands in the way, and the form."""
+    from flask_babel import gettext as _
+
+    from ..accounts.closure import close_account, obstacles
+    from ..authn import totp
+    from ..sessions.views import signed_out
+
+    s = current_session()
+    if s is None:
+        return login_redirect("/account/close")
+    person = s.person
+    form, status = CloseAccountForm(), 200
+    second_factor = totp.has_totp(person)
+    blocked = obstacles(person)
+    if request.method == "POST" and not blocked:
+        valid = form.validate_on_submit()
+        if second_factor and not (form.otp.data or "").strip():
+            form.otp.errors, valid = [*form.otp.errors, _("This field is required.")], False
+        if form.csrf_token.errors:
+            form.form_errors.append(_("The page expired; please try again."))
+        if not valid:
+            status = 400
+        else:
+            try:
+                totp.require_password(person, form.password.data, failed_action="account.close_failed")
+                if second_factor and totp.check_second_factor(person, form.otp.data, purpose="close") is None:
+                    raise DomainError(_("That code is not right. Enter the current 6-digit code from your app, "
+                                        "or a recovery code."), code="wrong_code")
+                done = close_account(person, actor=f"person:{person.sub}")
+            except DomainError as exc:
+                show_error(form, exc, default_field="otp" if exc.code == "wrong_code" else "password")
+                status = exc.status
+            else:
+                return signed_out(done["front_channel"], None, None,
+                                  [_("Your account is closed and your personal information on it has been deleted.")])
+    return render_template("portal/close.html", form=form, person=person, second_factor=second_factor,
+                           blocked=blocked), status

@@ -21,7 +21,8 @@ def _with_state(uri: str, state: str | None) -> str:
     return uri + ("&" if "?" in uri else "?") + urlencode({"state": state})
 
 
-def _finish(front_channel: list[str], redirect_uri: str | None, state: str | None, notes: list[str]) -> Response:
+def signed_out(front_channel: list[str], redirect_uri: str | None, state: str | None, notes: list[str]) -> Response:
+    """The signed-out page (the front-channel logout iframes, ``notes``) or the redirect, without the cookie."""
     target = _with_state(redirect_uri, state) if redirect_uri else None
     if target and not front_channel:
         resp = make_response(redirect(target, code=303))
@@ -45,13 +46,13 @@ def logout():
         require_csrf_token(request.form.get("csrf_token"), _l("The page has expired. Go back, reload the page and try again."))
         confirmed = True
     if session is None:
-        return _finish([], req.redirect_uri, req.state, req.notes)  # nothing to end: already signed out
+        return signed_out([], req.redirect_uri, req.state, req.notes)  # nothing to end: already signed out
     if not (confirmed or req.matches(session)):
         # §2: a request we cannot tie to this session might be forged; ask the person (logout CSRF).
         return render_template("logout_confirm.html", req=req, person=session.person, problem=req.hint_problem)
     actor = f"client:{req.client.client_id}" if req.client and not confirmed else f"person:{session.person.sub}"
     front = end_sessions([session], reason="rp_logout" if not confirmed else "user_logout", actor=actor)
-    return _finish(front, req.redirect_uri, req.state, req.notes)
+    return signed_out(front, req.redirect_uri, req.state, req.notes)
 
 
 @bp.get("/account/sessions")
@@ -77,6 +78,6 @@ def end_my_sessions():
         raise DomainError(_l("This session has already ended or does not exist."), code="not_found", status=404)
     front = end_sessions(targets, reason="user_sessions_page", actor=f"person:{s.person.sub}")
     if any(x.id == s.id for x in targets):
-        return _finish(front, None, None, [])
+        return signed_out(front, None, None, [])
     resp = make_response(redirect("/account/sessions", code=303))
     return resp
