@@ -96,6 +96,12 @@ def start_logout_worker(app: Flask):
     worker = DeliveryWorker(app)
     worker.start()
     app.extensions["idp.logout_worker"] = worker
+    if int(app.config["PRUNE_INTERVAL"]) > 0 and "idp.prune_worker" not in app.extensions:
+        from .ops.retention import PruneWorker
+
+        pruner = PruneWorker(app)  # the automatic ``idp prune`` (README "Pruning")
+        pruner.start()
+        app.extensions["idp.prune_worker"] = pruner
     return worker
 
 

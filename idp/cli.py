@@ -624,8 +624,8 @@ def logout_retry(delivery_id):
 
 
 @click.command("prune")
-@click.option("--keep-hours", type=click.IntRange(min=0), default=24, show_default=True,
-              help="Keep rows this long after they stopped mattering.")
+@click.option("--keep-hours", type=click.IntRange(min=0), default=None,
+              help="Keep rows this long after they stopped mattering (default: IDP_PRUNE_KEEP_HOURS, 24).")
 @click.option("--batch", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows per transaction.")
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @with_appcontext
@@ -636,6 +636,8 @@ def prune_command(keep_hours, batch, dry_run):
 
     from .ops.retention import prune
 
+    if keep_hours is None:
+        keep_hours = int(current_app.config["PRUNE_KEEP_HOURS"])
     done = {}
 
     def progress(name: str, n: int) -> None:

@@ -113,6 +113,11 @@ DEFAULTS: dict[str, object] = {
     "LOGIN_LOCK_SECONDS": 900,
     # Seconds between sweeps for expired sessions (each worker process).
     "EXPIRY_SWEEP_INTERVAL": 30,
+    # Seconds between automatic prunes (``idp prune``, run by the servers' background thread, one
+    # process of one node at a time); 0: off (run ``idp prune`` from cron instead).
+    "PRUNE_INTERVAL": 3600,
+    # Hours dead rows are kept before a prune deletes them (``idp prune --keep-hours`` by default).
+    "PRUNE_KEEP_HOURS": 24,
     # Key type of the hub's CAs and of keys generated for officials: "ec-p256" or "rsa-3072".
     "PKI_KEY_TYPE": "ec-p256",
     # Lifetime of an official's certificate, days.
@@ -238,6 +243,8 @@ def load(overrides: dict | None = None, instance_path: str | None = None) -> dic
             cfg[key] = int(cfg[key])
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"IDP_{key} must be an integer") from exc
+    if cfg["PRUNE_KEEP_HOURS"] < 0:
+        raise ConfigError("IDP_PRUNE_KEEP_HOURS must be 0 or more (hours expired rows are kept)")
     cfg["ISSUER"] = str(cfg["ISSUER"]).rstrip("/")
     if not cfg["DATABASE_URL"]:
         base = Path(instance_path or "instance")

@@ -19,15 +19,25 @@ for investigations: the audit log keeps the events themselves, and is never prun
 Rows go in batches, each its own transaction walking the primary key once, so a large first run
 neither holds long locks nor rescans what it already passed; several nodes may run it at once
 (deleting a row twice deletes it once). One audit event records the counts.
+
+The servers run it themselves every ``IDP_PRUNE_INTERVAL`` seconds (``PruneWorker``, a thread in
+each server process): one process at a time across the nodes (a PostgreSQL advisory lock), and only
+when the audit log's last ``data.pruned`` event is older than the interval, so a cluster prunes once
+per interval however many processes it runs.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, func, or_, select
+from flask import Flask, current_app
+from sqlalchemy import and_, delete, exists, func, or_, select, text
 
+from ..audit.models import AuditEvent
 from ..audit.service import record
 from ..authn.models import LoginThrottle, VerificationCode
 from ..authn.throttle import longest_window
@@ -121,3 +131,72 @@ def prune(keep: timedelta, *, batch: int = 1000, dry_run: bool = False, actor: s
         record("data.pruned", actor=actor, detail={"keep_hours": keep.total_seconds() / 3600, **counts})
         db.session.commit()
     return counts
+
+
+log = logging.getLogger(__name__)
+_LOCK_ID = 0x1D9A0D18  # PostgreSQL advisory lock: one automatic prune at a time across the nodes
+
+
+@contextmanager
+def _one_at_a_time() -> Iterator[bool]:
+    """True if this process may prune now: on PostgreSQL, it holds the advisory lock (taken without
+    waiting, held on a connection of its own for the whole prune, released after); elsewhere always."""
+    if db.engine.dialect.name != "postgresql":
+        yield True
+        return
+    with db.engine.connect() as conn:
+        held = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_ID}).scalar())
+        conn.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ID})
+                    conn.commit()
+                except Exception:  # the database went away: closing the connection releases the lock
+                    conn.invalidate()
+                    raise
+
+
+def prune_if_due() -> dict[str, int] | None:
+    """The automatic prune (``IDP_PRUNE_INTERVAL``, ``IDP_PRUNE_KEEP_HOURS``): runs ``prune`` unless
+    automatic prunes are off, another process is pruning, or a prune ran within the interval (the
+    last ``data.pruned`` event says when: ``idp prune`` counts too). Returns the counts, or None."""
+    cfg = current_app.config
+    interval = int(cfg["PRUNE_INTERVAL"])
+    if interval <= 0:
+        return None
+    with _one_at_a_time() as mine:
+        if not mine:
+            return None
+        last = db.session.execute(select(func.max(AuditEvent.at)).where(AuditEvent.action == "data.pruned")).scalar()
+        db.session.rollback()
+        if last is not None and utcnow() - last < timedelta(seconds=interval):
+            return None
+        counts = prune(timedelta(hours=int(cfg["PRUNE_KEEP_HOURS"])), actor="system")
+        log.info("pruned expired rows: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return counts
+
+
+class PruneWorker(threading.Thread):
+    """One per server process: tries ``prune_if_due`` every ``IDP_PRUNE_INTERVAL`` seconds, the first
+    time one interval after it starts (not all at once when a cluster boots). Its own thread, so a
+    long first prune delays no logout delivery."""
+
+    def __init__(self, app: Flask):
+        super().__init__(name="idp-prune", daemon=True)
+        self.app = app
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        interval = int(self.app.config["PRUNE_INTERVAL"])
+        while not self.stopping.wait(interval):
+            try:
+                with self.app.app_context():
+                    prune_if_due()
+            except Exception:  # a database outage: try again next interval
+                log.exception("automatic prune failed")
+
+    def stop(self) -> None:
+        self.stopping.set()

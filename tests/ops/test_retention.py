@@ -197,3 +197,88 @@ def test_the_prune_command_says_what_was_done_when_the_database_goes_away(app, r
     result = runner.invoke(args=["prune"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "database is unavailable" in result.output and "after 1500 rows were deleted" in result.output
+
+
+def _pruned_events() -> list[AuditEvent]:
+    db.session.expire_all()
+    return AuditEvent.query.filter_by(action="data.pruned").order_by(AuditEvent.id).all()
+
+
+def test_the_servers_prune_once_per_interval(app, user):
+    """``IDP_PRUNE_INTERVAL``: a prune runs when the last ``data.pruned`` event (an automatic prune or
+    ``idp prune``) is older than the interval, whichever process asks; ``IDP_PRUNE_KEEP_HOURS`` is kept."""
+    from idp.ops.retention import prune_if_due
+
+    _code(user.id, utcnow() - 2 * DAY)
+    recent = _code(user.id, utcnow() - timedelta(hours=1))
+    db.session.commit()
+    recent_id = recent.id
+    assert prune_if_due()["authorization_codes"] == 1
+    assert [e.actor for e in _pruned_events()] == ["system"] and recent_id in _ids(AuthorizationCode)
+    assert prune_if_due() is None  # within the interval: another process (or node) asking does nothing
+    _pruned_events()[-1].at = utcnow() - timedelta(seconds=3601)
+    db.session.commit()
+    app.config["PRUNE_KEEP_HOURS"] = 0  # keep nothing that has expired
+    assert prune_if_due()["authorization_codes"] == 1 and recent_id not in _ids(AuthorizationCode)
+    app.config["PRUNE_INTERVAL"] = 0  # off: cron runs ``idp prune``
+    _pruned_events()[-1].at = utcnow() - 2 * DAY
+    db.session.commit()
+    assert prune_if_due() is None
+
+
+def test_the_prune_thread_of_a_server_process(app, user):
+    """The first automatic prune comes one interval after the process starts, then one per interval."""
+    import time as clock
+
+    from idp.ops.retention import PruneWorker
+
+    app.config["PRUNE_INTERVAL"] = 1
+    worker = PruneWorker(app)
+    worker.start()
+    try:
+        deadline = clock.monotonic() + 10
+        while not _pruned_events() and clock.monotonic() < deadline:
+            clock.sleep(0.1)
+        assert len(_pruned_events()) == 1
+    finally:
+        worker.stop()
+        worker.join(5)
+    assert not worker.is_alive()
+
+
+def test_a_negative_keep_period_is_refused_at_start(tmp_path):
+    from idp.config import ConfigError, load
+
+    with pytest.raises(ConfigError, match="IDP_PRUNE_KEEP_HOURS"):
+        load({"PRUNE_KEEP_HOURS": -1, "SECRET_KEY": "x" * 40})
+
+
+@pytest.mark.postgres
+def test_one_automatic_prune_at_a_time_across_nodes(tmp_path, postgres_url, template_dir):
+    """While one process holds the advisory lock (a prune in progress on some node), another's
+    automatic prune does nothing, and runs once the lock is released."""
+    from sqlalchemy import create_engine, text
+
+    from idp import create_app
+    from idp.migrations_lock import upgrade_database
+    from idp.ops.retention import _LOCK_ID, prune_if_due
+    from tests.conftest import _config
+
+    shutil.copytree(template_dir / "keys", tmp_path / "keys")
+    app = create_app(_config(tmp_path, db_url=postgres_url))
+    other = create_engine(postgres_url)
+    try:
+        with app.app_context():
+            upgrade_database()
+            with other.connect() as node:
+                assert node.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_ID}).scalar() is True
+                assert prune_if_due() is None and _pruned_events() == []
+                node.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ID})
+            assert prune_if_due() is not None and len(_pruned_events()) == 1
+            # and the lock was released after the prune: the other node can take it
+            with other.connect() as node:
+                assert node.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_ID}).scalar() is True
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        other.dispose()
