@@ -566,17 +566,29 @@ def sessions_list(username):
 
 
 @sessions_group.command("end")
-@click.argument("sid")
+@click.argument("sid", required=False)
+@click.option("--username", help="end every live session of this account instead (a stolen device, say)")
 @with_appcontext
-def sessions_end(sid):
-    """End one session (an operator's logout): same fan-out as any logout."""
+def sessions_end(sid, username):
+    """End one session, or all of an account's (an operator's logout): same fan-out as any logout."""
     _ensure_keys()
     from sqlalchemy import select
 
+    from .accounts.models import Person
     from .db import db
-    from .sessions.logout import end_sessions
+    from .sessions.logout import end_sessions, live_sessions_of
     from .sessions.models import SsoSession
 
+    if (sid is None) == (username is None):
+        raise click.UsageError("give a session id, or --username")
+    if username is not None:
+        person = db.session.execute(select(Person).where(Person.username == username)).scalars().first()
+        if person is None:
+            raise click.ClickException(f"no account {username!r}")
+        sessions = live_sessions_of(person.id)
+        end_sessions(sessions, reason="operator", actor="cli")
+        emit({"ended": [s.sid for s in sessions]})
+        return
     s = db.session.execute(select(SsoSession).where(SsoSession.sid == sid)).scalars().first()
     if s is None:
         raise click.ClickException(f"no session {sid!r}")

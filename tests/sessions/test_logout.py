@@ -15,7 +15,7 @@ from joserfc.jwk import KeySet
 from idp.db import db, utcnow
 from idp.sessions.delivery import deliver_due
 from idp.sessions.models import LogoutDelivery, SsoSession
-from tests.conftest import basic, exchange, form_fields, make_rp
+from tests.conftest import Browser, basic, exchange, form_fields, make_rp
 from tests.sessions.receiver import Receiver
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -377,3 +377,25 @@ def test_expired_sessions_are_ended_and_announced(app, client, browser, user):
         db.session.commit()
         assert end_expired_sessions() == 1 and SsoSession.query.one().end_reason == "expired"
         assert deliver_due() == 1 and len(r.received) == 1
+
+
+def test_an_operator_ends_one_session_or_all_of_an_account(app, client, browser, user, runner):
+    """``idp sessions end SID`` and ``--username``: the same logout fan-out as any other (§2.4)."""
+    rp = make_rp(app, first_party=True, redirect_uri="https://rp.example.cn/cb",
+                 backchannel_logout_uri="https://rp.example.cn/bc")
+    _login(client, browser, rp)
+    other = app.test_client()
+    Browser(other).login()
+    sids = sorted(s.sid for s in _live(user))
+    assert len(sids) == 2
+    one = runner.invoke(args=["sessions", "end", sids[0]])
+    assert one.exit_code == 0 and json.loads(one.stdout) == {"ended": sids[0]}
+    again = runner.invoke(args=["sessions", "end", sids[0]])
+    assert again.exit_code != 0 and "already ended (operator)" in again.output
+    everything = runner.invoke(args=["sessions", "end", "--username", "alice"])
+    assert everything.exit_code == 0 and json.loads(everything.stdout) == {"ended": [sids[1]]}
+    assert _live(user) == [] and LogoutDelivery.query.count() == 1  # the subsite's session got its token
+    for args, message in ((["nosuch"], "no session 'nosuch'"), (["--username", "nobody"], "no account 'nobody'"),
+                          ([], "give a session id, or --username")):
+        r = runner.invoke(args=["sessions", "end", *args])
+        assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
