@@ -65,8 +65,9 @@ def show_error(form: FlaskForm, exc: DomainError, default_field: str | None = No
         form.form_errors.append(exc.message)
 
 
-class CloseAccountForm(FlaskForm):
-    """Closing the account: the current password, and the second factor when the account has one."""
+class ReauthenticationForm(FlaskForm):
+    """Before a sensitive request (closing the account, a copy of its data): the current password, and
+    the second factor when the account has one."""
 
     password = PasswordField(_l("Current password"), validators=[_required, Length(max=MAX_LENGTH)])
     otp = StringField(_l("6-digit code from your authenticator app, or a recovery code"), validators=[Length(max=32)])

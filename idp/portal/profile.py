@@ -9,7 +9,7 @@ from ..authn.views import login_redirect
 from ..config import level_for_acr
 from ..errors import DomainError
 from ..sessions.current import current_session
-from .forms import CloseAccountForm, PasswordChangeForm, show_error
+from .forms import PasswordChangeForm, ReauthenticationForm, show_error
 
 bp = Blueprint("profile", __name__)
 
@@ -53,6 +53,32 @@ def password():
     return render_template("portal/password.html", form=form, person=s.person), status
 
 
+def _reauthenticated(form, person, *, second_factor: bool, failed_action: str, purpose: str) -> int | None:
+    """A sensitive request's re-authentication (``ReauthenticationForm``): the current password, and
+    the second factor when the account has one (both throttled and audited like a login). None when
+    it passed; otherwise the HTTP status, with the reason put on the form."""
+    from flask_babel import gettext as _
+
+    from ..authn import totp
+
+    valid = form.validate_on_submit()
+    if second_factor and not (form.otp.data or "").strip():
+        form.otp.errors, valid = [*form.otp.errors, _("This field is required.")], False
+    if form.csrf_token.errors:
+        form.form_errors.append(_("The page expired; please try again."))
+    if not valid:
+        return 400
+    try:
+        totp.require_password(person, form.password.data, failed_action=failed_action)
+        if second_factor and totp.check_second_factor(person, form.otp.data, purpose=purpose) is None:
+            raise DomainError(_("That code is not right. Enter the current 6-digit code from your app, "
+                                "or a recovery code."), code="wrong_code")
+    except DomainError as exc:
+        show_error(form, exc, default_field="otp" if exc.code == "wrong_code" else "password")
+        return exc.status
+    return None
+
+
 @bp.route("/account/close", methods=["GET", "POST"])
 def close():
     """Close the account (``accounts.closure``): what it does, what stands in the way, and the form."""
@@ -66,29 +92,48 @@ def close():
     if s is None:
         return login_redirect("/account/close")
     person = s.person
-    form, status = CloseAccountForm(), 200
+    form, status = ReauthenticationForm(), 200
     second_factor = totp.has_totp(person)
     blocked = obstacles(person)
     if request.method == "POST" and not blocked:
-        valid = form.validate_on_submit()
-        if second_factor and not (form.otp.data or "").strip():
-            form.otp.errors, valid = [*form.otp.errors, _("This field is required.")], False
-        if form.csrf_token.errors:
-            form.form_errors.append(_("The page expired; please try again."))
-        if not valid:
-            status = 400
-        else:
+        status = _reauthenticated(form, person, second_factor=second_factor, failed_action="account.close_failed",
+                                  purpose="close")
+        if status is None:
             try:
-                totp.require_password(person, form.password.data, failed_action="account.close_failed")
-                if second_factor and totp.check_second_factor(person, form.otp.data, purpose="close") is None:
-                    raise DomainError(_("That code is not right. Enter the current 6-digit code from your app, "
-                                        "or a recovery code."), code="wrong_code")
                 done = close_account(person, actor=f"person:{person.sub}")
-            except DomainError as exc:
-                show_error(form, exc, default_field="otp" if exc.code == "wrong_code" else "password")
+            except DomainError as exc:  # it became closable no longer since the page was shown
+                show_error(form, exc)
                 status = exc.status
             else:
                 return signed_out(done["front_channel"], None, None,
                                   [_("Your account is closed and your personal information on it has been deleted.")])
     return render_template("portal/close.html", form=form, person=person, second_factor=second_factor,
-                           blocked=blocked), status
+                           blocked=blocked), status or 200
+
+
+@bp.route("/account/data", methods=["GET", "POST"])
+def data_copy():
+    """A copy of everything the hub holds about the person (PIPL art. 45), as a JSON download, after
+    re-authentication: it has the identifiers unmasked."""
+    import json
+
+    from flask import Response
+
+    from ..accounts.copy import personal_data
+    from ..authn import totp
+
+    s = current_session()
+    if s is None:
+        return login_redirect("/account/data")
+    person = s.person
+    form, status = ReauthenticationForm(), 200
+    second_factor = totp.has_totp(person)
+    if request.method == "POST":
+        status = _reauthenticated(form, person, second_factor=second_factor, failed_action="account.copy_failed",
+                                  purpose="copy")
+        if status is None:
+            body = json.dumps(personal_data(person), ensure_ascii=False, indent=2, default=str)
+            return Response(body, content_type="application/json; charset=utf-8", headers={
+                "Content-Disposition": f'attachment; filename="city-account-{person.sub[:12]}.json"',
+                "Cache-Control": "no-store"})
+    return render_template("portal/data.html", form=form, person=person, second_factor=second_factor), status

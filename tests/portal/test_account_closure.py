@@ -121,7 +121,7 @@ def test_an_operator_closes_an_account_on_request(app, client, runner, user):
     assert again.exit_code != 0 and "no account 'alice'" in again.output and "Traceback" not in again.output
 
 
-@pytest.mark.parametrize("path", ["/account/close"])
+@pytest.mark.parametrize("path", ["/account/close", "/account/data"])
 def test_the_page_needs_a_session(client, path):
     resp = client.get(path)
     assert resp.status_code == 303 and resp.location.startswith("/login")
@@ -139,3 +139,25 @@ def test_an_official_is_told_to_leave_the_department_first(app, client, runner, 
     remove_official(username="alice", department="scjgj")
     assert 'name="password"' in client.get("/account/close").get_data(as_text=True)
     assert runner.invoke(args=["users", "close", "alice"]).exit_code == 0
+
+
+def test_a_copy_of_my_data_after_confirming_it_is_me(app, client, user):
+    """PIPL art. 45: the person downloads what the hub holds about them, identifiers in full, only after
+    re-authenticating; the download is audited; nothing of it is cached (RFC 9111 ``no-store``)."""
+    rp, _ = _signed_in_at_a_subsite(app, client)
+    page = client.get("/account/data?lang=en")
+    assert page.status_code == 200 and "keep it safe" in page.get_data(as_text=True)
+    wrong = post_form(client, "/account/data", password="not the password")
+    assert wrong.status_code == 400 and wrong.mimetype == "text/html"
+    assert AuditEvent.query.filter_by(action="account.copy_failed").count() == 1
+    got = post_form(client, "/account/data", password=PASSWORD)
+    assert got.status_code == 200 and got.mimetype == "application/json"
+    assert got.headers["Cache-Control"] == "no-store" and "attachment" in got.headers["Content-Disposition"]
+    copy = json.loads(got.get_data(as_text=True))
+    assert copy["account"]["id_number"] == "11010519491231002X" and copy["account"]["phone"] == "13800138000"
+    assert copy["account"]["email"] == "alice@example.cn" and copy["account"]["name"] == "张三"
+    assert [s["site"] for s in copy["sites_allowed"]] == ["测试子站"]
+    assert copy["signed_in"] and copy["signed_in"][0]["sites"] == ["测试子站"]
+    assert "login.succeeded" in [e["action"] for e in copy["activity"]]
+    assert AuditEvent.query.filter_by(action="account.data_copied").one().actor == f"person:{user.sub}"
+    assert client.get("/account").status_code == 200  # still signed in
