@@ -50,7 +50,9 @@ return out;
 
 UNLABELLED_JS = r"""
 return [...document.querySelectorAll('input, select, textarea, button')].filter(e => {
-  if (e.type === 'hidden') return false;
+  // not rendered (type=hidden, the hidden attribute: a password manager's username hint): not in the
+  // accessibility tree, so nobody perceives it and it needs no label
+  if (e.type === 'hidden' || e.getClientRects().length === 0) return false;
   const named = (e.labels && e.labels.length) || e.getAttribute('aria-label') || e.getAttribute('aria-labelledby')
              || (e.tagName === 'BUTTON' && e.textContent.trim());
   return !named;
@@ -88,7 +90,7 @@ def sign_in(driver, hub) -> None:
 
 # The citizen's pages at their fixed URLs (those not built yet show the 404 page, which is checked too).
 CITIZEN_PAGES = ["/register", "/reset", "/account", "/account/security", "/account/businesses",
-                 "/account/consents", "/account/sessions", "/account/data", "/account/close"]
+                 "/account/consents", "/account/sessions", "/account/password", "/account/data", "/account/close"]
 
 
 def pages(hub) -> list[str]:
