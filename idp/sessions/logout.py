@@ -29,7 +29,12 @@ def end_sessions(sessions: list[SsoSession], *, reason: str, actor: str) -> list
     front: list[str] = []
     with transaction():
         for s in live:
-            s.ended_at, s.end_reason = now, reason
+            # Claimed by a guarded UPDATE: when two processes end the same session at once (the expiry
+            # sweeps of several nodes, a logout meeting an operator's), the second waits for the
+            # first's row lock, then finds it ended and does nothing, so the subsites are told once.
+            if not db.session.execute(update(SsoSession).where(SsoSession.id == s.id, SsoSession.ended_at.is_(None))
+                                      .values(ended_at=now, end_reason=reason)).rowcount:
+                continue
             # Its unused codes expire, before the tokens are revoked: a redemption racing this logout
             # either finds its code expired (its consumption is guarded on that, and waits for this
             # row's lock), or it consumed the code first and its token is there for the revocation below.

@@ -39,9 +39,9 @@ def pg_app(tmp_path, postgres_url, template_dir):
         db.engine.dispose()
 
 
-def _race_with_logout(app, monkeypatch, session_id: int, request) -> tuple[int, dict]:
-    """Stop ``end_sessions`` just before its commit, send ``request()`` meanwhile, let the logout
-    commit; returns the request's answer."""
+def _race_with_logout(app, monkeypatch, session_id: int, request):
+    """Stop ``end_sessions`` just before its commit, run ``request()`` meanwhile, let the logout
+    commit; returns what ``request()`` returned (a response: its status and JSON body)."""
     from idp.sessions.logout import end_sessions
     from idp.sessions.models import SsoSession
 
@@ -73,7 +73,7 @@ def _race_with_logout(app, monkeypatch, session_id: int, request) -> tuple[int, 
     racing.join(30)
     assert not ending.is_alive() and not racing.is_alive()
     resp, = answers
-    return resp.status_code, resp.get_json()
+    return (resp.status_code, resp.get_json()) if hasattr(resp, "status_code") else resp
 
 
 def _live_tokens(app, session_id: int) -> int:
@@ -123,3 +123,34 @@ def test_a_refresh_racing_a_logout_leaves_no_live_token(pg_app, monkeypatch):
         "/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}, headers=basic(rp)))
     assert status == 400 and body["error"] == "invalid_grant", body
     assert _live_tokens(pg_app, session_id) == 0
+
+
+def test_two_processes_ending_one_session_tell_its_subsites_once(pg_app, monkeypatch):
+    """The expiry sweeps of several nodes (or a logout meeting an operator's) may end the same session
+    at once: the one that commits second finds it ended and does nothing, so there is one
+    ``session.ended`` event and one logout token per subsite (Back-Channel Logout 1.0 §2.5)."""
+    from idp.audit.models import AuditEvent
+    from idp.sessions.logout import end_sessions
+    from idp.sessions.models import LogoutDelivery, SsoSession
+    from tests.conftest import exchange
+
+    rp = make_rp(pg_app, first_party=True, backchannel_logout_uri="https://rp.example.cn/bc")
+    code, verifier, _ = Browser(pg_app.test_client()).code(rp)
+    assert exchange(pg_app.test_client(), rp, code, verifier).status_code == 200
+    session_id = db.session.execute(select(SsoSession.id)).scalar_one()
+    db.session.remove()
+
+    def second():
+        with pg_app.app_context():
+            read_as_live = db.session.get(SsoSession, session_id)
+            assert read_as_live.ended_at is None  # the first has not committed yet
+            front = end_sessions([read_as_live], reason="expired", actor="system")
+            db.session.remove()
+            return front
+
+    assert _race_with_logout(pg_app, monkeypatch, session_id, second) == []
+    with pg_app.app_context():
+        assert db.session.execute(select(func.count()).select_from(LogoutDelivery)).scalar() == 1
+        ended = db.session.execute(select(AuditEvent.detail).where(AuditEvent.action == "session.ended")).scalars().all()
+        assert ended == [{"reason": "logout", "clients": 1, "backchannel_queued": 1}]
+        assert db.session.get(SsoSession, session_id).end_reason == "logout"
