@@ -71,6 +71,44 @@ def register_business(*, representative: Person, uscc: str, name: str, actor: st
     return business
 
 
+def change_representative(business: Business, new: Person, *, actor: str) -> dict:
+    """Record a new legal representative (the business registry says so; done at the service desk):
+    the previous one's role ends, with the tokens and sessions acting through it (as an agent's
+    revocation does); the new one, real-name verified, acts for the business at once (an agent's
+    authorization of theirs, if any, ends: the new role covers it)."""
+    from .representation import (AGENT, LEGAL_REPRESENTATIVE, _end_acting_sessions, end_representation,
+                                 sessions_acting_through)
+
+    if new is None or not new.active:
+        raise DomainError(_("the legal representative must have an active account"))
+    if (new.level or 1) < VERIFIED_LEVEL:
+        raise DomainError(_("only a citizen whose real name has been verified (at a service counter) can "
+                            "register a business as its legal representative"), code="verification_required",
+                          status=403)
+    if business.representative_id == new.id:
+        raise Conflict(_("this person is already the legal representative"))
+    ending = list(db.session.execute(select(Representation).where(
+        Representation.business_id == business.id, Representation.status.in_(("pending", "active")),
+        ((Representation.role == LEGAL_REPRESENTATIVE) & (Representation.person_id == business.representative_id))
+        | ((Representation.role == AGENT) & (Representation.person_id == new.id)))).scalars())
+    acting = [s for rep in ending for s in sessions_acting_through(rep.id)]
+    previous = db.session.get(Person, business.representative_id)
+    now = utcnow()
+    with transaction():
+        revoked = sum(end_representation(rep) for rep in ending)
+        business.representative_id = new.id
+        rep = Representation(business_id=business.id, person_id=new.id, role=LEGAL_REPRESENTATIVE, status="active",
+                             valid_from=now, confirmed_at=now)
+        db.session.add(rep)
+        db.session.flush()
+        record("business.representative_changed", actor=actor, target=f"business:{business.public_id}",
+               detail={"previous": f"person:{previous.sub}" if previous else None, "representative": f"person:{new.sub}",
+                       "representation": rep.id, "tokens_revoked": revoked, "sessions_ended": len(acting)})
+    _end_acting_sessions(acting, actor=actor)
+    return {"id": business.public_id, "representative": new.username, "tokens_revoked": revoked,
+            "sessions_ended": len(acting)}
+
+
 def get_business(public_id: str | None) -> Business:
     if not public_id or len(public_id) > 32:
         raise NotFound(_("no such business"))

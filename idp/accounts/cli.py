@@ -129,6 +129,21 @@ def businesses_add_agent(business_id, username, until):
           "valid_until": _when(rep.valid_until)})
 
 
+@businesses_group.command("set-representative")
+@click.option("--business", "business_id", required=True, help="the business id printed by 'create'")
+@click.option("--username", required=True, help="the new legal representative (real-name verified)")
+@with_appcontext
+@_operator
+def businesses_set_representative(business_id, username):
+    """Record a new legal representative; the previous one stops acting for the business at once."""
+    from .businesses import change_representative, find_person, get_business
+
+    person = find_person(username)
+    if person is None:
+        raise click.ClickException(f"there is no active account with the username {username}")
+    emit(change_representative(get_business(business_id), person, actor="cli"))
+
+
 @businesses_group.command("list")
 @with_appcontext
 @_operator

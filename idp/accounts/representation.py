@@ -204,25 +204,42 @@ def revoke(rep_id: int, by: Person) -> Representation:
     rep, business = row
     if rep.status not in ("pending", "active"):
         raise Conflict(_("this authorization has already ended"))
-    from ..oauth.models import Token
-    from ..sessions.logout import end_sessions
-    from ..sessions.models import SsoSession
-
-    now = utcnow()
-    # The agent's sessions acting for the business end, which logs the agent out of every subsite
-    # (back-channel logout): a subsite holds the ``org`` claim from its sign-in and would otherwise
-    # go on acting for the business until its own session ends.
-    acting = list(db.session.execute(select(SsoSession).where(
-        SsoSession.acting_representation_id == rep.id, SsoSession.ended_at.is_(None))).scalars())
+    acting = sessions_acting_through(rep.id)
     with transaction():
-        rep.status, rep.revoked_at = "revoked", now
-        # Tokens obtained while acting for it, offline_access grants included (they outlive sessions).
-        revoked = db.session.execute(update(Token).where(
-            Token.representation_id == rep.id, Token.revoked_at.is_(None)).values(revoked_at=now)).rowcount
+        revoked = end_representation(rep)
         record("representation.revoked", actor=f"person:{by.sub}", target=f"representation:{rep.id}",
                detail={"business": business.public_id, "tokens_revoked": revoked, "sessions_ended": len(acting)})
-    end_sessions(acting, reason="representation_revoked", actor=f"person:{by.sub}")
+    _end_acting_sessions(acting, actor=f"person:{by.sub}")
     return rep
+
+
+def sessions_acting_through(rep_id: int) -> list:
+    """The live SSO sessions acting for a business through this representation."""
+    from ..sessions.models import SsoSession
+
+    return list(db.session.execute(select(SsoSession).where(
+        SsoSession.acting_representation_id == rep_id, SsoSession.ended_at.is_(None))).scalars())
+
+
+def end_representation(rep: Representation) -> int:
+    """End a representation (caller's transaction): revoked, and the tokens obtained while acting
+    through it revoked too, ``offline_access`` grants included (they outlive sessions). Returns how
+    many tokens. Its sessions are ended after the commit (``_end_acting_sessions``)."""
+    from ..oauth.models import Token
+
+    now = utcnow()
+    rep.status, rep.revoked_at = "revoked", now
+    return db.session.execute(update(Token).where(
+        Token.representation_id == rep.id, Token.revoked_at.is_(None)).values(revoked_at=now)).rowcount
+
+
+def _end_acting_sessions(sessions: list, *, actor: str) -> None:
+    """Those sessions end, which logs the person out of every subsite (back-channel logout): a subsite
+    holds the ``org`` claim from its sign-in and would otherwise go on acting for the business until
+    its own session ends."""
+    from ..sessions.logout import end_sessions
+
+    end_sessions(sessions, reason="representation_revoked", actor=actor)
 
 
 # --- acting for a business in an SSO session --------------------------------------------------------

@@ -6,6 +6,7 @@ OIDC Core 1.0 §5.4 (claims requested by scope), §3.1.2.6 (``interaction_requir
 """
 from __future__ import annotations
 
+import json
 import re
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
@@ -266,3 +267,44 @@ def test_consent_page_says_what_org_releases(client, subsite, people):
     consent = client.post(action, data={**fields, "act_as": people["tencent"].public_id})
     assert b'name="decision"' in consent.data
     assert "The business you act for" in consent.get_data(as_text=True)
+
+
+def test_a_new_legal_representative_takes_over_at_once(client, app, people, runner):
+    """``idp businesses set-representative``: the previous representative's sessions acting for the
+    business end (back-channel logout) and its tokens are revoked; the new one, who was an agent, acts
+    as the representative at the next sign-in."""
+    from idp.db import transaction, utcnow
+    from idp.sessions.models import LogoutDelivery, SsoSession
+
+    subsite = make_rp(app, name="市场监管子站", first_party=False, backchannel_logout_uri="https://rp.example.cn/bc")
+    login(client, "boss")
+    resp, _ = authorize(client, subsite, choose=people["tencent"].public_id)
+    idt, _, tokens = _claims(client, subsite, resp)
+    assert idt["org"]["role"] == "legal_representative"
+
+    unverified = runner.invoke(args=["businesses", "set-representative", "--business", people["tencent"].public_id,
+                                     "--username", "clerk"])
+    assert unverified.exit_code != 0 and "real name" in unverified.output and "Traceback" not in unverified.output
+    with transaction():
+        people["clerk"].level, people["clerk"].identity_verified_at = 2, utcnow()
+    r = runner.invoke(args=["businesses", "set-representative", "--business", people["tencent"].public_id,
+                            "--username", "clerk"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"id": people["tencent"].public_id, "representative": "clerk",
+                                    "tokens_revoked": 1, "sessions_ended": 1}
+    assert SsoSession.query.filter_by(sid=idt["sid"]).one().end_reason == "representation_revoked"
+    assert LogoutDelivery.query.filter_by(sid=idt["sid"]).count() == 1
+    assert client.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).status_code == 401
+    assert "business.representative_changed" in audit_actions()
+    again = runner.invoke(args=["businesses", "set-representative", "--business", people["tencent"].public_id,
+                                "--username", "clerk"])
+    assert again.exit_code != 0 and "already the legal representative" in again.output
+
+    clerk = app.test_client()
+    login(clerk, "clerk")
+    resp, _ = authorize(clerk, subsite, choose=people["tencent"].public_id)
+    assert _claims(clerk, subsite, resp)[0]["org"]["role"] == "legal_representative"
+    login(client, "boss")  # boss still represents huawei, not tencent
+    resp, asked = authorize(client, subsite)
+    values = re.findall(r'name="act_as" value="([^"]+)"', resp.get_data(as_text=True))
+    assert asked and sorted(values) == sorted([people["huawei"].public_id, "self"])
