@@ -224,6 +224,8 @@ def disable_person(username: str, actor: str = "cli") -> dict:
     person = db.session.execute(select(Person).where(Person.username == username)).scalars().first()
     if person is None:
         raise DomainError(f"no account {username!r}", code="not_found", status=404)
+    if not person.active:
+        raise DomainError(f"account {username!r} is already {person.status}", code="conflict", status=409)
     sessions = live_sessions_of(person.id)
     with transaction():
         person.status = "disabled"

@@ -130,6 +130,8 @@ def test_a_disabled_subsite_is_refused_everywhere_and_its_tokens_are_revoked(app
 
 def test_an_account_disabled_by_mistake_is_enabled_again(app, client, runner, user):
     assert runner.invoke(args=["users", "disable", "alice"]).exit_code == 0
+    twice = runner.invoke(args=["users", "disable", "alice"])
+    assert twice.exit_code != 0 and "already disabled" in twice.output  # and not audited twice
     assert Browser(client).login().status_code != 303
     r = runner.invoke(args=["users", "enable", "alice"])
     assert r.exit_code == 0 and json.loads(r.stdout) == {"sub": user.sub, "status": "active"}
