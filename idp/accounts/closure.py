@@ -10,6 +10,7 @@ able to close their account and have their personal information deleted. Closing
   ends the person's authorizations to act for businesses;
 - erases the personal data on the account: name, ID number, phone, e-mail (and their blind indexes,
   so they can be registered again), the password, the identity verification; the username is freed;
+- tells the person, at the phone or address it had, that the account was closed;
 - keeps a tombstone: the ``sub`` (never given to anyone else, so subsites and the audit log still mean
   the same person) with status ``closed``, and the records the law requires to be kept (the audit log,
   seal applications), which name people by ``sub`` only.
@@ -56,7 +57,10 @@ def close_account(person: Person, *, actor: str) -> dict:
         raise Conflict(_("This account is already closed."))
     if reasons := obstacles(person):
         raise Conflict(" ".join(reasons), code="account_not_closable")
+    from . import notices
+
     sessions = live_sessions_of(person.id)
+    contact = notices.contact_of(person)  # read before it is erased
     now = utcnow()
     with transaction():
         db.session.execute(update(AuthorizationCode).where(
@@ -83,4 +87,6 @@ def close_account(person: Person, *, actor: str) -> dict:
                 "sessions_ended": len(sessions)}
         record("account.closed", actor=actor, target=f"person:{person.sub}", detail=done)
     front_channel = end_sessions(sessions, reason="account_closed", actor=actor)
+    if contact is not None:
+        notices.send_account_closed(*contact)
     return {"sub": person.sub, "status": CLOSED, **done, "front_channel": front_channel}

@@ -52,4 +52,8 @@ def personal_data(person: Person) -> dict:
     }
     with transaction():
         record("account.data_copied", actor=sub, target=sub)
+    from .notices import contact_of, send_data_copied
+
+    if contact := contact_of(person):
+        send_data_copied(*contact)  # the file holds the identifiers in full: the holder should know
     return copy

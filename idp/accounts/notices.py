@@ -61,6 +61,21 @@ def send_password_changed(channel: str, to: str) -> None:
     _send(channel, to, subject, body)
 
 
+def send_account_closed(channel: str, to: str) -> None:
+    """Sent before the contact details are erased: if it was not the holder, they learn at once."""
+    subject = _("Your city account was closed")
+    body = _("Your city account was just closed and its personal information deleted. If it was not you, "
+             "contact the service counter at once.")
+    _send(channel, to, subject, body)
+
+
+def send_data_copied(channel: str, to: str) -> None:
+    subject = _("A copy of your account's data was downloaded")
+    body = _("A copy of your city account's data, with your ID number, was just downloaded. If it was not "
+             "you, change your password at once and contact the service counter.")
+    _send(channel, to, subject, body)
+
+
 def contact_of(person) -> tuple[str, str] | None:
     """Where to reach a person: the phone if there is one, else the email address."""
     from .protection import protector

@@ -16,7 +16,7 @@ from idp.oauth.models import Consent
 from idp.sessions.models import LogoutDelivery, SsoSession
 from tests.authn.support import clock, enroll  # noqa: F401
 from tests.conftest import PASSWORD, Browser, basic, exchange, make_rp
-from tests.portal.support import post_form
+from tests.portal.support import messages_to, post_form
 
 
 def _signed_in_at_a_subsite(app, client):
@@ -61,6 +61,9 @@ def test_closing_the_account_signs_out_everywhere_and_erases_the_personal_data(a
         "tokens_revoked": 1, "consents_deleted": 1, "authorizations_ended": 0, "sessions_ended": 1}
     assert "alice" not in json.dumps(event.detail) and "张三" not in json.dumps(event.detail)
 
+    # told at the phone the account had (read before it was erased)
+    sent = messages_to(app, "13800138000")
+    assert any("closed" in m["body"] or "已注销" in m["body"] for m in sent), sent  # the page's language
     # the old credentials sign in nobody; the username, phone and ID number can be registered again
     assert Browser(app.test_client()).login().status_code != 303
     from idp.accounts.service import create_citizen
@@ -160,4 +163,6 @@ def test_a_copy_of_my_data_after_confirming_it_is_me(app, client, user):
     assert copy["signed_in"] and copy["signed_in"][0]["sites"] == ["测试子站"]
     assert "login.succeeded" in [e["action"] for e in copy["activity"]]
     assert AuditEvent.query.filter_by(action="account.data_copied").one().actor == f"person:{user.sub}"
+    sent = messages_to(app, "13800138000")  # the holder is told, in the page's language
+    assert any("downloaded" in m["body"] or "副本" in m["body"] for m in sent), sent
     assert client.get("/account").status_code == 200  # still signed in
