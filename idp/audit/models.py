@@ -16,8 +16,8 @@ class AuditEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     action: Mapped[str] = mapped_column(String(64), index=True)
-    actor: Mapped[str] = mapped_column(String(128))
-    target: Mapped[str | None] = mapped_column(String(128))
+    actor: Mapped[str] = mapped_column(String(128), index=True)  # lookups by who and by what: idp audit
+    target: Mapped[str | None] = mapped_column(String(128), index=True)  # list, a person's copy of their data
     outcome: Mapped[str] = mapped_column(String(16), default="success")
     ip: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
