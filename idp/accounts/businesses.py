@@ -102,8 +102,9 @@ def change_representative(business: Business, new: Person, *, actor: str) -> dic
         db.session.add(rep)
         db.session.flush()
         record("business.representative_changed", actor=actor, target=f"business:{business.public_id}",
-               detail={"previous": f"person:{previous.sub}" if previous else None, "representative": f"person:{new.sub}",
-                       "representation": rep.id, "tokens_revoked": revoked, "sessions_ended": len(acting)})
+               detail={"previous": f"person:{previous.sub}" if previous else None,
+                       "representative": f"person:{new.sub}", "representation": rep.id,
+                       "tokens_revoked": revoked, "sessions_ended": len(acting)})
     _end_acting_sessions(acting, actor=actor)
     return {"id": business.public_id, "representative": new.username, "tokens_revoked": revoked,
             "sessions_ended": len(acting)}

@@ -25,8 +25,9 @@ def personal_data(person: Person) -> dict:
 
     p = protector()
     sub = f"person:{person.sub}"
-    roles = db.session.execute(select(Representation, Business).join(Business, Business.id == Representation.business_id)
-                               .where(Representation.person_id == person.id).order_by(Representation.id)).all()
+    roles = db.session.execute(
+        select(Representation, Business).join(Business, Business.id == Representation.business_id)
+        .where(Representation.person_id == person.id).order_by(Representation.id)).all()
     events = db.session.execute(select(AuditEvent).where(or_(AuditEvent.actor == sub, AuditEvent.target == sub))
                                 .order_by(AuditEvent.id)).scalars()
     copy = {
@@ -46,7 +47,8 @@ def personal_data(person: Person) -> dict:
                       for s in live_sessions_of(person.id)],
         "businesses": [{"business": b.name, "uscc": b.uscc, "role": r.role, "status": r.status,
                         "valid_from": _time(r.valid_from), "valid_until": _time(r.valid_until)} for r, b in roles],
-        "departments": [{"department": d.name, "code": d.code, "role": o.role} for o, d in active_memberships(person.id)],
+        "departments": [{"department": d.name, "code": d.code, "role": o.role}
+                        for o, d in active_memberships(person.id)],
         "activity": [{"at": _time(e.at), "action": e.action, "outcome": e.outcome, "address": e.ip,
                       "detail": e.detail or {}} for e in events],
     }

@@ -1,9 +1,10 @@
 """Ending SSO sessions and logging out everywhere (OIDC Back-Channel and Front-Channel Logout 1.0).
 
 Every way a session ends (RP-initiated logout, the citizen's sessions page, an operator, expiry,
-account disablement) comes through ``end_sessions``: one transaction ends the sessions, expires
-their unused authorization codes, revokes their session-bound tokens and stores one pending back-channel delivery per participating client;
-the deliveries are attempted afterwards, off the request (see ``delivery.py``).
+an account disabled or closed, an agent's authorization or a login certificate revoked) comes
+through ``end_sessions``: one transaction ends the sessions, expires their unused authorization
+codes, revokes their session-bound tokens and stores one pending back-channel delivery per
+participating client; the deliveries are attempted afterwards, off the request (see ``delivery.py``).
 """
 from __future__ import annotations
 
