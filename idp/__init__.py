@@ -88,20 +88,21 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
 
 
 def start_logout_worker(app: Flask):
-    """The per-process back-channel logout delivery worker (started by ``idp serve`` / WSGI)."""
+    """The per-process background threads (started by ``idp serve`` / WSGI): the back-channel logout
+    delivery worker (``IDP_LOGOUT_WORKER``) and the automatic prune (``IDP_PRUNE_INTERVAL``), each
+    started once and on its own setting. Returns the delivery worker, if it runs."""
+    from .ops.retention import PruneWorker
     from .sessions.delivery import DeliveryWorker
 
+    if int(app.config["PRUNE_INTERVAL"]) > 0 and "idp.prune_worker" not in app.extensions:
+        pruner = PruneWorker(app)  # README "Pruning"
+        pruner.start()
+        app.extensions["idp.prune_worker"] = pruner
     if not app.config["LOGOUT_WORKER"] or "idp.logout_worker" in app.extensions:
-        return None
+        return app.extensions.get("idp.logout_worker")
     worker = DeliveryWorker(app)
     worker.start()
     app.extensions["idp.logout_worker"] = worker
-    if int(app.config["PRUNE_INTERVAL"]) > 0 and "idp.prune_worker" not in app.extensions:
-        from .ops.retention import PruneWorker
-
-        pruner = PruneWorker(app)  # the automatic ``idp prune`` (README "Pruning")
-        pruner.start()
-        app.extensions["idp.prune_worker"] = pruner
     return worker
 
 

@@ -282,3 +282,24 @@ def test_one_automatic_prune_at_a_time_across_nodes(tmp_path, postgres_url, temp
             db.engine.dispose()
     finally:
         other.dispose()
+
+
+@pytest.mark.parametrize("logout_worker, interval", [(0, 3600), (1, 3600), (1, 0)])
+def test_the_prune_thread_starts_on_its_own_setting(app, logout_worker, interval):
+    """``idp serve`` starts the prune thread when ``IDP_PRUNE_INTERVAL`` > 0, whether or not the
+    logout delivery worker runs (``IDP_LOGOUT_WORKER``), and each once."""
+    from idp import start_logout_worker
+
+    app.config.update(LOGOUT_WORKER=logout_worker, PRUNE_INTERVAL=interval)
+    try:
+        first = start_logout_worker(app)
+        assert start_logout_worker(app) is first  # started once
+        assert ("idp.prune_worker" in app.extensions) == (interval > 0)
+        assert ("idp.logout_worker" in app.extensions) == bool(logout_worker)
+        if interval:
+            assert app.extensions["idp.prune_worker"].is_alive()
+    finally:
+        for key in ("idp.prune_worker", "idp.logout_worker"):
+            if (thread := app.extensions.pop(key, None)) is not None:
+                thread.stop()
+                thread.join(5)
