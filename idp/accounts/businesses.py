@@ -36,14 +36,19 @@ def find_person(username: str) -> Person | None:
     return person if person is not None and person.active else None
 
 
-def register_business(*, representative: Person, uscc: str, name: str, actor: str | None = None) -> Business:
-    """Register a business whose legal representative is ``representative`` (GB 32100 code, unique)."""
-    if representative is None or not representative.active:
+def _check_representative(person: Person | None) -> None:
+    """A legal representative has an active account and a real name verified at a service counter."""
+    if person is None or not person.active:
         raise DomainError(_("the legal representative must have an active account"))
-    if (representative.level or 1) < VERIFIED_LEVEL:
+    if (person.level or 1) < VERIFIED_LEVEL:
         raise DomainError(_("only a citizen whose real name has been verified (at a service counter) can "
                             "register a business as its legal representative"), code="verification_required",
                           status=403)
+
+
+def register_business(*, representative: Person, uscc: str, name: str, actor: str | None = None) -> Business:
+    """Register a business whose legal representative is ``representative`` (GB 32100 code, unique)."""
+    _check_representative(representative)
     try:
         uscc = normalize_uscc(uscc)
     except InvalidIdentifier as exc:
@@ -79,12 +84,7 @@ def change_representative(business: Business, new: Person, *, actor: str) -> dic
     from .representation import (AGENT, LEGAL_REPRESENTATIVE, _end_acting_sessions, end_representation,
                                  sessions_acting_through)
 
-    if new is None or not new.active:
-        raise DomainError(_("the legal representative must have an active account"))
-    if (new.level or 1) < VERIFIED_LEVEL:
-        raise DomainError(_("only a citizen whose real name has been verified (at a service counter) can "
-                            "register a business as its legal representative"), code="verification_required",
-                          status=403)
+    _check_representative(new)
     if business.representative_id == new.id:
         raise Conflict(_("this person is already the legal representative"))
     ending = list(db.session.execute(select(Representation).where(
