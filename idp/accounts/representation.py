@@ -224,11 +224,17 @@ def sessions_acting_through(rep_id: int) -> list:
 def end_representation(rep: Representation) -> int:
     """End a representation (caller's transaction): revoked, and the tokens obtained while acting
     through it revoked too, ``offline_access`` grants included (they outlive sessions). Returns how
-    many tokens. Its sessions are ended after the commit (``_end_acting_sessions``)."""
+    many tokens. Its sessions are ended after the commit (``_end_acting_sessions``).
+
+    Claimed by a guarded UPDATE: if another request ended it meanwhile (a second click, another
+    tab), this one raises ``Conflict`` and its transaction writes nothing, so it is audited once."""
     from ..oauth.models import Token
 
     now = utcnow()
-    rep.status, rep.revoked_at = "revoked", now
+    if not db.session.execute(update(Representation).where(
+            Representation.id == rep.id, Representation.status.in_(("pending", "active")))
+            .values(status="revoked", revoked_at=now)).rowcount:
+        raise Conflict(_("this authorization has already ended"))
     return db.session.execute(update(Token).where(
         Token.representation_id == rep.id, Token.revoked_at.is_(None)).values(revoked_at=now)).rowcount
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from flask import render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from ..audit.service import record
 from ..db import db, transaction, utcnow
@@ -133,9 +133,10 @@ def withdraw(person, client_id: str, actor: str | None = None) -> dict:
     now = utcnow()
     with transaction():
         row = _row(person.id, client_id) if isinstance(client_id, str) else None
-        if row is None:
+        # Deleted by a statement that says whether it deleted: a second click (another tab) that read
+        # the consent before the first deleted it finds nothing here, and writes and records nothing.
+        if row is None or not db.session.execute(delete(Consent).where(Consent.id == row.id)).rowcount:
             raise NotFound(_("No such consent."))
-        db.session.delete(row)
         # Codes before tokens, as ``end_sessions`` does: an exchange racing this either finds its code
         # expired or has stored its token before the revocation below looks.
         db.session.execute(update(AuthorizationCode).where(

@@ -128,6 +128,26 @@ def test_revoked_agent_can_no_longer_act(boss, clerk, business):
     assert audit_actions()[-1] == "representation.revoked"
 
 
+def test_a_second_revocation_racing_the_first_changes_and_records_nothing(boss, clerk, business):
+    """Two clicks (two tabs): the second read the authorization as active before the first revoked
+    it. Its guarded UPDATE finds it ended: 409, no second ``representation.revoked`` event."""
+    from sqlalchemy import update
+
+    rep = reps.authorize_agent(business=business, username="clerk", by=boss)
+    reps.confirm(rep.id, clerk)
+    assert rep.status == "active"  # this request's copy
+    db.session.execute(update(Representation).where(Representation.id == rep.id)
+                       .values(status="revoked", revoked_at=utcnow()).execution_options(synchronize_session=False))
+    db.session.commit()  # the other request's revocation, behind this one's back
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    set_committed_value(rep, "status", "active")  # this request read it before that: its copy is stale
+    before = audit_actions().count("representation.revoked")
+    with pytest.raises(Conflict):
+        reps.revoke(rep.id, boss)
+    assert audit_actions().count("representation.revoked") == before
+
+
 def test_pending_authorization_can_be_revoked(boss, clerk, business):
     rep = reps.authorize_agent(business=business, username="clerk", by=boss)
     reps.revoke(rep.id, boss)

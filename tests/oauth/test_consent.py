@@ -139,3 +139,21 @@ def test_withdraw_needs_the_csrf_token_and_ones_own_consent(app, client, browser
     other = client.post("/account/consents/withdraw", data={"csrf_token": token, "client_id": rp["client_id"]})
     assert other.status_code == 404
     assert Consent.query.filter_by(client_id=rp["client_id"]).count() == 1
+
+
+def test_a_second_withdrawal_racing_the_first_changes_and_records_nothing(app, client, browser, user, rp, monkeypatch):
+    """Two clicks (two tabs): the second read the consent before the first deleted it. Its DELETE
+    deletes nothing, so it answers 404 and records no second ``consent.withdrawn``."""
+    from idp.db import db
+    from idp.oauth import consent
+
+    _consent_with_tokens(client, browser, user, rp)
+    stale = consent._row(user.id, rp["client_id"])
+    assert consent.withdraw(user, rp["client_id"])["client_id"] == rp["client_id"]
+    monkeypatch.setattr(consent, "_row", lambda person_id, client_id: stale)  # as the second request read it
+    from idp.errors import NotFound
+
+    with pytest.raises(NotFound):
+        consent.withdraw(user, rp["client_id"])
+    db.session.rollback()
+    assert AuditEvent.query.filter_by(action="consent.withdrawn").count() == 1
