@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,8 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-import run as R  # noqa: E402
-from hub import Hub  # noqa: E402
+from offline import run_idp, set_up_hub  # noqa: E402
 
 CHUNK = 10_000
 
@@ -62,43 +59,21 @@ def main() -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    pg = None
-    if args.postgres:
-        pg = R.load_postgres_module().PostgresServer()
-        pg.start()
-    hub = Hub(database_url=pg.url if pg else None, workers=1, threads=1, keep=False, log=log)
-    try:
-        hub.setup()
-        env = {**os.environ, **{k: v for k, v in hub.env.items() if k.startswith("IDP_")}}
-        os.environ.update(env)
-        from idp import create_app
-
-        app = create_app()
+    with set_up_hub(args.postgres, log) as (app, env, hub):
         with app.app_context():
             t0 = time.perf_counter()
             seed(args.events, log)
             log(f"  seeding took {time.perf_counter() - t0:.1f} s")
-        idp = str(Path(sys.executable).with_name("idp"))
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([idp, "audit", "verify"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        out, err = proc.stdout.read(), proc.stderr.read()
-        report = json.loads(out.strip().splitlines()[-1])
-        if os.waitstatus_to_exitcode(status) != 0 or not report["intact"] or report["events"] < args.events:
-            log(f"idp audit verify did not report the chain intact: {out} {err}")
+        run = run_idp(["audit", "verify"], env)
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        if run.exit_code != 0 or not report["intact"] or report["events"] < args.events:
+            log(f"idp audit verify did not report the chain intact: {run.stdout} {run.stderr}")
             return 1
-        progress = [line for line in err.splitlines() if "events checked" in line]
+        progress = [line for line in run.stderr.splitlines() if "events checked" in line]
         print(f"idp audit verify on {hub.backend}, {report['events']:,} events")
-        print(f"  wall {wall:.1f} s, {report['events'] / wall:,.0f} events/s, CPU {usage.ru_utime + usage.ru_stime:.1f} s, "
-              f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB, {len(progress)} progress lines on stderr")
+        print(f"  wall {run.wall:.1f} s, {report['events'] / run.wall:,.0f} events/s, CPU {run.cpu:.1f} s, "
+              f"peak RSS {run.peak_rss_mib:.0f} MiB, {len(progress)} progress lines on stderr")
         return 0
-    finally:
-        hub.cleanup()
-        if pg:
-            pg.close()
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -29,8 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-import run as R  # noqa: E402
-from hub import Hub  # noqa: E402
+from offline import run_idp, set_up_hub  # noqa: E402
 
 CHUNK = 5000
 
@@ -101,34 +98,17 @@ def main() -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    pg = None
-    if args.postgres:
-        pg = R.load_postgres_module().PostgresServer()
-        pg.start()
-    hub = Hub(database_url=pg.url if pg else None, workers=1, threads=1, keep=False, log=log)
-    try:
-        hub.setup()
-        env = {**os.environ, **{k: v for k, v in hub.env.items() if k.startswith("IDP_")}}
-        os.environ.update(env)
-        from idp import create_app
-
-        app = create_app()
+    with set_up_hub(args.postgres, log) as (app, env, hub):
         with app.app_context():
             t0 = time.perf_counter()
             seeded = seed(args.sign_ons, log)
             log(f"  seeding took {time.perf_counter() - t0:.1f} s")
             before = counts()
-        idp = str(Path(sys.executable).with_name("idp"))
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([idp, "prune", "--batch", str(args.batch)], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        out = proc.stdout.read()
-        if os.waitstatus_to_exitcode(status) != 0:
-            log(f"idp prune failed: {out}")
+        run = run_idp(["prune", "--batch", str(args.batch)], env)
+        if run.exit_code != 0:
+            log(f"idp prune failed: {run.stdout} {run.stderr[-2000:]}")
             return 1
-        deleted = json.loads(out.strip().splitlines()[-1])["deleted"]
+        deleted = json.loads(run.stdout.strip().splitlines()[-1])["deleted"]
         with app.app_context():
             after = counts()
         rows = sum(deleted.values()) + before["session_client"] - after["session_client"]  # cascaded
@@ -136,17 +116,12 @@ def main() -> int:
         print(f"  deleted {json.dumps(deleted)} (+ {before['session_client'] - after['session_client']:,} "
               f"session_client rows by cascade)")
         print(f"  left {json.dumps(after)}; live families {seeded['live_families']:,}")
-        print(f"  wall {wall:.1f} s, {rows / wall:,.0f} rows/s, CPU {usage.ru_utime + usage.ru_stime:.1f} s, "
-              f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB")
+        print(f"  wall {run.wall:.1f} s, {rows / run.wall:,.0f} rows/s, CPU {run.cpu:.1f} s, "
+              f"peak RSS {run.peak_rss_mib:.0f} MiB")
         ok = (after["token"] == 2 * seeded["live_families"] and after["sso_session"] == seeded["live_families"]
               and after["authorization_code"] == 0 and after["logout_delivery"] == 0)
         print("  check: " + ("what lives was kept, the rest deleted" if ok else "UNEXPECTED rows left"))
         return 0 if ok else 1
-    finally:
-        hub.cleanup()
-        if pg:
-            pg.close()
-
 
 if __name__ == "__main__":
     sys.exit(main())

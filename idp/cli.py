@@ -505,17 +505,10 @@ def users_close(username):
     """Close an account on its holder's request (账号注销): sessions ended everywhere, tokens revoked,
     personal data erased; the anonymous subject and the records the law keeps remain."""
     _ensure_keys()
-    from sqlalchemy import select
-
     from .accounts.closure import close_account
-    from .accounts.models import Person
-    from .db import db
-    from .errors import NotFound
+    from .accounts.service import account_named
 
-    person = db.session.execute(select(Person).where(Person.username == username)).scalars().first()
-    if person is None:
-        raise NotFound(f"no account {username!r}")
-    done = close_account(person, actor="cli")
+    done = close_account(account_named(username), actor="cli")
     done.pop("front_channel")
     emit(done)
 
@@ -569,12 +562,13 @@ def sessions_list(username):
 @click.argument("sid", required=False)
 @click.option("--username", help="end every live session of this account instead (a stolen device, say)")
 @with_appcontext
+@_domain
 def sessions_end(sid, username):
     """End one session, or all of an account's (an operator's logout): same fan-out as any logout."""
     _ensure_keys()
     from sqlalchemy import select
 
-    from .accounts.models import Person
+    from .accounts.service import account_named
     from .db import db
     from .sessions.logout import end_sessions, live_sessions_of
     from .sessions.models import SsoSession
@@ -582,10 +576,7 @@ def sessions_end(sid, username):
     if (sid is None) == (username is None):
         raise click.UsageError("give a session id, or --username")
     if username is not None:
-        person = db.session.execute(select(Person).where(Person.username == username)).scalars().first()
-        if person is None:
-            raise click.ClickException(f"no account {username!r}")
-        sessions = live_sessions_of(person.id)
+        sessions = live_sessions_of(account_named(username).id)
         end_sessions(sessions, reason="operator", actor="cli")
         emit({"ended": [s.sid for s in sessions]})
         return
@@ -643,7 +634,8 @@ def logout_retry(delivery_id):
 @with_appcontext
 def prune_command(keep_hours, batch, dry_run):
     """Delete expired codes and tokens, ended sessions, delivered logout notices, expired verification
-    codes, replay caches and idle throttling counters (never the audit log). Run it daily."""
+    codes, replay caches and idle throttling counters (never the audit log). The servers do it every
+    IDP_PRUNE_INTERVAL; run it by hand for a first large backlog, or from cron with the interval 0."""
     from datetime import timedelta
 
     from .ops.retention import prune

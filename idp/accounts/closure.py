@@ -50,7 +50,8 @@ def obstacles(person: Person) -> list[str]:
 def close_account(person: Person, *, actor: str) -> dict:
     """Close the account (see the module's docstring); returns what was done, for the audit and the CLI."""
     from ..authn.models import RecoveryCode, TotpCredential, VerificationCode
-    from ..oauth.models import AuthorizationCode, Consent, Token
+    from ..oauth.models import Consent
+    from ..oauth.tokens import revoke_issued
     from ..sessions.logout import end_sessions, live_sessions_of
 
     if person.status == CLOSED:
@@ -63,11 +64,7 @@ def close_account(person: Person, *, actor: str) -> dict:
     contact = notices.contact_of(person)  # read before it is erased
     now = utcnow()
     with transaction():
-        db.session.execute(update(AuthorizationCode).where(
-            AuthorizationCode.person_id == person.id, AuthorizationCode.used_at.is_(None),
-            AuthorizationCode.expires_at > now).values(expires_at=now))
-        tokens = db.session.execute(update(Token).where(Token.person_id == person.id, Token.revoked_at.is_(None))
-                                    .values(revoked_at=now)).rowcount
+        tokens = revoke_issued(now, person_id=person.id)
         consents = db.session.execute(delete(Consent).where(Consent.person_id == person.id)).rowcount
         for model in (TotpCredential, RecoveryCode, VerificationCode):
             db.session.execute(delete(model).where(model.person_id == person.id))

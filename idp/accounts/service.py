@@ -7,11 +7,11 @@ import unicodedata
 from typing import Callable
 
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
 from ..audit.service import record
 from ..db import db, transaction, utcnow
-from ..errors import DomainError
+from ..errors import DomainError, NotFound
 from .identifiers import InvalidIdentifier, normalize_id_number
 from .models import Person
 from .passwords import check_policy, hash_password, needs_rehash, verify_password
@@ -216,14 +216,20 @@ def change_password(person: Person, current: str, new: str, *, keep_session) -> 
     return len(others)
 
 
-def disable_person(username: str, actor: str = "cli") -> dict:
-    """Disable an account and end its sessions everywhere."""
-    from ..oauth.models import Token
-    from ..sessions.logout import end_sessions, live_sessions_of
-
+def account_named(username: str) -> Person:
+    """The account with this username, whatever its status (the operator's commands), or ``NotFound``."""
     person = db.session.execute(select(Person).where(Person.username == username)).scalars().first()
     if person is None:
-        raise DomainError(f"no account {username!r}", code="not_found", status=404)
+        raise NotFound(f"no account {username!r}")
+    return person
+
+
+def disable_person(username: str, actor: str = "cli") -> dict:
+    """Disable an account and end its sessions everywhere."""
+    from ..oauth.tokens import revoke_issued
+    from ..sessions.logout import end_sessions, live_sessions_of
+
+    person = account_named(username)
     if not person.active:
         raise DomainError(f"account {username!r} is already {person.status}", code="conflict", status=409)
     sessions = live_sessions_of(person.id)
@@ -231,8 +237,7 @@ def disable_person(username: str, actor: str = "cli") -> dict:
         person.status = "disabled"
         # Every token of the account, offline_access grants included (they outlive sessions, not the
         # account): a resource server asking introspection must hear "inactive" at once.
-        revoked = db.session.execute(update(Token).where(Token.person_id == person.id, Token.revoked_at.is_(None))
-                                     .values(revoked_at=utcnow())).rowcount
+        revoked = revoke_issued(utcnow(), person_id=person.id)
         record("account.disabled", actor=actor, target=f"person:{person.sub}", detail={"tokens_revoked": revoked})
     end_sessions(sessions, reason="account_disabled", actor=actor)
     return {"sub": person.sub, "status": "disabled", "sessions_ended": len(sessions), "tokens_revoked": revoked}
@@ -240,9 +245,7 @@ def disable_person(username: str, actor: str = "cli") -> dict:
 
 def enable_person(username: str, actor: str = "cli") -> dict:
     """Enable a disabled account again. What disabling revoked stays revoked."""
-    person = db.session.execute(select(Person).where(Person.username == username)).scalars().first()
-    if person is None:
-        raise DomainError(f"no account {username!r}", code="not_found", status=404)
+    person = account_named(username)
     if person.active:
         raise DomainError(f"account {username!r} is not disabled", code="conflict", status=409)
     with transaction():

@@ -62,20 +62,17 @@ def verify_chain(progress=None, batch: int = 5000) -> tuple[int, int | None]:
     Reads the log in batches of ``batch`` rows by id, as plain rows, so its memory stays the same
     however long the log is (a portal's grows by millions of events); ``progress(checked)`` is called
     after each batch. Events appended meanwhile are checked too (writers append in id order)."""
-    table = AuditEvent.__table__
-    prev, count, last = GENESIS, 0, 0
-    while True:
-        rows = db.session.execute(select(table).where(table.c.id > last).order_by(table.c.id).limit(batch)).all()
-        if not rows:
-            return count, None
-        for ev in rows:
-            count += 1
-            if ev.prev_hash != prev or _digest(prev, ev) != ev.hash:
-                return count, ev.id
-            prev = ev.hash
-        last = rows[-1].id
-        if progress is not None:
+    prev, count = GENESIS, 0
+    for ev in events(batch=batch):
+        count += 1
+        if ev.prev_hash != prev or _digest(prev, ev) != ev.hash:
+            return count, ev.id
+        prev = ev.hash
+        if progress is not None and count % batch == 0:
             progress(count)
+    if progress is not None and count % batch:
+        progress(count)
+    return count, None
 
 
 def events(*, since=None, until=None, actions=(), actor: str | None = None, target: str | None = None,

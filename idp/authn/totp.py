@@ -166,6 +166,14 @@ def check_second_factor(person, code: str, *, purpose: str) -> str | None:
     return method
 
 
+def require_second_factor(person, code: str, *, purpose: str) -> str:
+    """``check_second_factor`` before a sensitive change: the method used, or ``DomainError`` ``wrong_code``."""
+    method = check_second_factor(person, code, purpose=purpose)
+    if method is None:
+        raise DomainError(_msg("wrong_code"), code="wrong_code")
+    return method
+
+
 def require_password(person, password: str, *, failed_action: str = "mfa.reauth_failed") -> None:
     """Re-authentication before a sensitive change (the second factor, closing the account); guesses
     count like login failures, and each is audited as ``failed_action``."""

@@ -10,7 +10,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 
 from ..audit.service import record
 from ..config import is_loopback
@@ -234,7 +234,7 @@ def set_status(client_id: str, active: bool, *, actor: str = "cli") -> dict:
     """Disable a subsite (it can no longer authenticate or be authorized for; every token issued to
     it is revoked and its unused codes expire), or enable it again (its old tokens stay revoked).
     Other nodes stop serving a disabled client within ``CLIENT_CACHE_TTL`` seconds; this process at once."""
-    from .models import AuthorizationCode, Token
+    from .tokens import revoke_issued
 
     client = _registered(client_id)
     status = "active" if active else "disabled"
@@ -244,11 +244,7 @@ def set_status(client_id: str, active: bool, *, actor: str = "cli") -> dict:
     with transaction():
         client.status = status
         if not active:
-            db.session.execute(update(AuthorizationCode).where(
-                AuthorizationCode.client_id == client_id, AuthorizationCode.used_at.is_(None),
-                AuthorizationCode.expires_at > now).values(expires_at=now))
-            revoked = db.session.execute(update(Token).where(Token.client_id == client_id, Token.revoked_at.is_(None))
-                                         .values(revoked_at=now)).rowcount
+            revoked = revoke_issued(now, client_id=client_id)
         record("client.enabled" if active else "client.disabled", actor=actor, target=f"client:{client_id}",
                detail={} if active else {"tokens_revoked": revoked})
     forget_client(client_id)

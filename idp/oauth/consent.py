@@ -16,13 +16,14 @@ from __future__ import annotations
 from flask import render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from ..errors import NotFound
 from . import claims as release
-from .models import AuthorizationCode, Client, Consent, Token
+from .models import Client, Consent
+from .tokens import revoke_issued
 
 # The permissions the review page lists per scope (the consent page lists claim by claim).
 SCOPE_LABELS = {
@@ -137,14 +138,7 @@ def withdraw(person, client_id: str, actor: str | None = None) -> dict:
         # the consent before the first deleted it finds nothing here, and writes and records nothing.
         if row is None or not db.session.execute(delete(Consent).where(Consent.id == row.id)).rowcount:
             raise NotFound(_("No such consent."))
-        # Codes before tokens, as ``end_sessions`` does: an exchange racing this either finds its code
-        # expired or has stored its token before the revocation below looks.
-        db.session.execute(update(AuthorizationCode).where(
-            AuthorizationCode.person_id == person.id, AuthorizationCode.client_id == client_id,
-            AuthorizationCode.used_at.is_(None), AuthorizationCode.expires_at > now).values(expires_at=now))
-        revoked = db.session.execute(update(Token).where(
-            Token.person_id == person.id, Token.client_id == client_id, Token.revoked_at.is_(None))
-            .values(revoked_at=now)).rowcount
+        revoked = revoke_issued(now, person_id=person.id, client_id=client_id)
         record("consent.withdrawn", actor=actor or f"person:{person.sub}", target=f"client:{client_id}",
                detail={"tokens_revoked": revoked})
     return {"client_id": client_id, "tokens_revoked": revoked}

@@ -18,7 +18,7 @@ from ..db import db, epoch, insert_unless_present, utcnow
 from ..dbread import DirectRead, DirectWrite, read_first
 from ..ops.metrics import record_token
 from .claims import subject_for
-from .models import Token
+from .models import AuthorizationCode, Token
 
 USER_SCOPES = frozenset({"openid", "profile", "email", "phone", "offline_access", "id_card", "org", "official"})
 
@@ -279,6 +279,27 @@ def find_refresh_token(value: str | None) -> Token | None:
 def refresh_is_live(row: Token) -> bool:
     return (row.revoked_at is None and row.rotated_at is None and row.refresh_expires_at is not None
             and row.refresh_expires_at > utcnow())
+
+
+def revoke_issued(now, *, person_id: int | None = None, client_id: str | None = None,
+                  session_id: int | None = None, keep_offline: bool = False) -> int:
+    """Stop what was issued to whom the arguments name (the caller's transaction): the unused codes
+    expire, then the live tokens are revoked (those of ``offline_access`` grants kept with
+    ``keep_offline``). Returns how many tokens.
+
+    Codes first: the code's consumption is guarded on its expiry (``grants._CONSUME_CODE``), so an
+    exchange racing this either waits for the code's row and finds it expired, or consumed it first
+    and its token is there when the tokens are revoked."""
+    code_where = [AuthorizationCode.used_at.is_(None), AuthorizationCode.expires_at > now]
+    token_where = [Token.revoked_at.is_(None)]
+    for column, value in (("person_id", person_id), ("client_id", client_id), ("session_id", session_id)):
+        if value is not None:
+            code_where.append(getattr(AuthorizationCode, column) == value)
+            token_where.append(getattr(Token, column) == value)
+    if keep_offline:
+        token_where.append(Token.offline.is_(False))
+    db.session.execute(update(AuthorizationCode).where(*code_where).values(expires_at=now))
+    return db.session.execute(update(Token).where(*token_where).values(revoked_at=now)).rowcount
 
 
 def revoke_family(family: str) -> int:

@@ -70,9 +70,8 @@ def _reauthenticated(form, person, *, second_factor: bool, failed_action: str, p
         return 400
     try:
         totp.require_password(person, form.password.data, failed_action=failed_action)
-        if second_factor and totp.check_second_factor(person, form.otp.data, purpose=purpose) is None:
-            raise DomainError(_("That code is not right. Enter the current 6-digit code from your app, "
-                                "or a recovery code."), code="wrong_code")
+        if second_factor:
+            totp.require_second_factor(person, form.otp.data, purpose=purpose)
     except DomainError as exc:
         show_error(form, exc, default_field="otp" if exc.code == "wrong_code" else "password")
         return exc.status
@@ -108,7 +107,7 @@ def close():
                 return signed_out(done["front_channel"], None, None,
                                   [_("Your account is closed and your personal information on it has been deleted.")])
     return render_template("portal/close.html", form=form, person=person, second_factor=second_factor,
-                           blocked=blocked), status or 200
+                           blocked=blocked), status
 
 
 @bp.route("/account/data", methods=["GET", "POST"])

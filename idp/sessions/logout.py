@@ -17,7 +17,8 @@ from sqlalchemy import select, update
 from ..audit.service import record
 from ..db import db, transaction, utcnow
 from ..oauth.claims import subject_for
-from ..oauth.models import AuthorizationCode, Client, Token
+from ..oauth.models import Client
+from ..oauth.tokens import revoke_issued
 from .models import LogoutDelivery, SessionClient, SsoSession
 
 
@@ -36,15 +37,8 @@ def end_sessions(sessions: list[SsoSession], *, reason: str, actor: str) -> list
             if not db.session.execute(update(SsoSession).where(SsoSession.id == s.id, SsoSession.ended_at.is_(None))
                                       .values(ended_at=now, end_reason=reason)).rowcount:
                 continue
-            # Its unused codes expire, before the tokens are revoked: a redemption racing this logout
-            # either finds its code expired (its consumption is guarded on that, and waits for this
-            # row's lock), or it consumed the code first and its token is there for the revocation below.
-            db.session.execute(update(AuthorizationCode).where(
-                AuthorizationCode.session_id == s.id, AuthorizationCode.used_at.is_(None),
-                AuthorizationCode.expires_at > now).values(expires_at=now))
-            # Session-bound tokens die with the session; offline_access grants outlive it by design.
-            db.session.execute(update(Token).where(Token.session_id == s.id, Token.offline.is_(False),
-                                                   Token.revoked_at.is_(None)).values(revoked_at=now))
+            # Its codes and session-bound tokens die with it; offline_access grants outlive it by design.
+            revoke_issued(now, session_id=s.id, keep_offline=True)
             client_ids = db.session.execute(select(SessionClient.client_id).where(SessionClient.session_id == s.id)).scalars().all()
             clients = db.session.execute(select(Client).where(Client.client_id.in_(client_ids))).scalars().all() if client_ids else []
             queued = 0
