@@ -85,8 +85,8 @@ def officials_list(department):
 def officials_remove(username, department):
     from .officials import remove_official
 
-    remove_official(username=username, department=department)
-    emit({"username": username, "department": department, "status": "ended"})
+    ended = remove_official(username=username, department=department)
+    emit({"username": username, "department": department, "status": "ended", **ended})
 
 
 # --- businesses ---------------------------------------------------------------------------------------

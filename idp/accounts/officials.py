@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record
@@ -16,6 +16,7 @@ from .models import Department, Official, Person
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 ROLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 DEFAULT_ROLE = "staff"
+OFFICIAL_SCOPE = "official"  # the scope that releases the ``official`` claim
 
 
 def create_department(*, code: str, name: str, actor: str = "cli") -> Department:
@@ -76,7 +77,16 @@ def add_official(*, username: str, department: str, role: str | None = None, act
     return row
 
 
-def remove_official(*, username: str, department: str, actor: str = "cli") -> Official:
+def remove_official(*, username: str, department: str, actor: str = "cli") -> dict:
+    """End a staff membership, and what it opened: the person's sessions that hold the role end (see
+    ``_sessions_holding_the_role``; their subsites get a back-channel logout), and what was issued
+    bound to the keys of the certificates issued for the membership (the officials' tool's tokens) is
+    revoked. The certificates themselves stay: they map to no official while the membership is ended
+    (``pki.validation``) and serve again if it is renewed. Returns how many sessions and tokens."""
+    from ..pki.models import Certificate
+    from ..pki.service import revoke_tokens_bound_to
+    from ..sessions.logout import end_sessions
+
     dept = get_department(department)
     person = find_person(username)
     row = None
@@ -86,10 +96,41 @@ def remove_official(*, username: str, department: str, actor: str = "cli") -> Of
                                                         Official.status == "active")).scalars().first()
     if row is None:
         raise NotFound(_("%(username)s is not an official of %(code)s", username=username, code=dept.code))
+    sessions = _sessions_holding_the_role(person.id, row.id)
     with transaction():
-        row.status, row.ended_at = "ended", utcnow()
-        record("official.removed", actor=actor, target=f"person:{person.sub}", detail={"department": dept.code})
-    return row
+        # Claimed by a guarded UPDATE: a removal racing this one changes and records nothing.
+        if not db.session.execute(update(Official).where(Official.id == row.id, Official.status == "active")
+                                  .values(status="ended", ended_at=utcnow())).rowcount:
+            raise NotFound(_("%(username)s is not an official of %(code)s", username=username, code=dept.code))
+        certificates = db.session.execute(select(Certificate).where(Certificate.official_id == row.id)).scalars()
+        tokens = sum(revoke_tokens_bound_to(c) for c in certificates)
+        record("official.removed", actor=actor, target=f"person:{person.sub}",
+               detail={"department": dept.code, "sessions_ended": len(sessions), "tokens_revoked": tokens})
+    end_sessions(sessions, reason="official_removed", actor=actor)
+    return {"sessions_ended": len(sessions), "tokens_revoked": tokens}
+
+
+def _sessions_holding_the_role(person_id: int, official_id: int) -> list:
+    """The person's live sessions in which the membership counts: signed in with a certificate that is
+    not one issued for another membership (those of this one, and an external CA's mapped by its
+    subject, which maps only a person with a single membership), or in which a subsite received the
+    ``official`` claim (it holds the claim from its sign-in and would otherwise go on treating the
+    person as the department's official)."""
+    from ..oauth.models import Token
+    from ..pki.models import Certificate
+    from ..sessions.logout import live_sessions_of
+
+    sessions = live_sessions_of(person_id)
+    if not sessions:
+        return []
+    others = set(db.session.execute(select(Certificate.fingerprint).where(
+        Certificate.official_id.isnot(None), Certificate.official_id != official_id)).scalars())
+    ids = [s.id for s in sessions]
+    scopes = db.session.execute(select(Token.session_id, Token.scope).where(
+        Token.session_id.in_(ids), Token.scope.contains(OFFICIAL_SCOPE))).all()
+    claimed = {sid for sid, scope in scopes if OFFICIAL_SCOPE in scope.split()}
+    return [s for s in sessions
+            if (s.certificate_fingerprint and s.certificate_fingerprint not in others) or s.id in claimed]
 
 
 def list_officials(department: str | None = None) -> list[tuple[Official, Person, Department]]:

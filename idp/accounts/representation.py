@@ -222,21 +222,22 @@ def sessions_acting_through(rep_id: int) -> list:
 
 
 def end_representation(rep: Representation) -> int:
-    """End a representation (caller's transaction): revoked, and the tokens obtained while acting
-    through it revoked too, ``offline_access`` grants included (they outlive sessions). Returns how
-    many tokens. Its sessions are ended after the commit (``_end_acting_sessions``).
+    """End a representation (caller's transaction): revoked, the codes issued while acting through
+    it expired and the tokens obtained so revoked, ``offline_access`` grants included (they outlive
+    sessions). Returns how many tokens. Its sessions are ended after the commit (``_end_acting_sessions``).
 
     Claimed by a guarded UPDATE: if another request ended it meanwhile (a second click, another
     tab), this one raises ``Conflict`` and its transaction writes nothing, so it is audited once."""
-    from ..oauth.models import Token
+    from ..oauth.tokens import revoke_issued
 
     now = utcnow()
     if not db.session.execute(update(Representation).where(
             Representation.id == rep.id, Representation.status.in_(("pending", "active")))
             .values(status="revoked", revoked_at=now)).rowcount:
         raise Conflict(_("this authorization has already ended"))
-    return db.session.execute(update(Token).where(
-        Token.representation_id == rep.id, Token.revoked_at.is_(None)).values(revoked_at=now)).rowcount
+    # The codes too: one issued while acting through it and redeemed between this commit and the
+    # sessions' end would otherwise give an ``offline_access`` token that outlives both.
+    return revoke_issued(now, representation_id=rep.id)
 
 
 def _end_acting_sessions(sessions: list, *, actor: str) -> None:

@@ -281,21 +281,34 @@ def refresh_is_live(row: Token) -> bool:
             and row.refresh_expires_at > utcnow())
 
 
-def revoke_issued(now, *, person_id: int | None = None, client_id: str | None = None,
-                  session_id: int | None = None, keep_offline: bool = False) -> int:
-    """Stop what was issued to whom the arguments name (the caller's transaction): the unused codes
-    expire, then the live tokens are revoked (those of ``offline_access`` grants kept with
-    ``keep_offline``). Returns how many tokens.
+# What ``revoke_issued`` can select by: its argument, the code's column, the token's column. A code
+# carries the key it must be redeemed with (RFC 9449 §10 ``dpop_jkt``); a token, the key it is bound to.
+_ISSUED_BY = (("person_id", "person_id", "person_id"), ("client_id", "client_id", "client_id"),
+              ("session_id", "session_id", "session_id"),
+              ("representation_id", "representation_id", "representation_id"), ("cnf_jkt", "dpop_jkt", "cnf_jkt"))
+
+
+def revoke_issued(now, *, keep_offline: bool = False, **who) -> int:
+    """Stop what was issued to whom the keyword arguments name (``person_id``, ``client_id``,
+    ``session_id``, ``representation_id``: the business acted for, ``cnf_jkt``: the key a token is
+    bound to; all must match), in the caller's transaction: the unused codes expire, then the live
+    tokens are revoked (those of ``offline_access`` grants kept with ``keep_offline``). Returns how
+    many tokens.
 
     Codes first: the code's consumption is guarded on its expiry (``grants._CONSUME_CODE``), so an
     exchange racing this either waits for the code's row and finds it expired, or consumed it first
     and its token is there when the tokens are revoked."""
     code_where = [AuthorizationCode.used_at.is_(None), AuthorizationCode.expires_at > now]
     token_where = [Token.revoked_at.is_(None)]
-    for column, value in (("person_id", person_id), ("client_id", client_id), ("session_id", session_id)):
+    for name, code_column, token_column in _ISSUED_BY:
+        value = who.pop(name, None)
         if value is not None:
-            code_where.append(getattr(AuthorizationCode, column) == value)
-            token_where.append(getattr(Token, column) == value)
+            code_where.append(getattr(AuthorizationCode, code_column) == value)
+            token_where.append(getattr(Token, token_column) == value)
+    if who:
+        raise TypeError(f"revoke_issued() cannot select by {', '.join(who)}")
+    if len(token_where) == 1:
+        raise TypeError("revoke_issued() needs whom to revoke for")
     if keep_offline:
         token_where.append(Token.offline.is_(False))
     db.session.execute(update(AuthorizationCode).where(*code_where).values(expires_at=now))

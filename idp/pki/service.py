@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from ..accounts.models import Department, Official, Person
 from ..accounts.officials import active_memberships
@@ -236,16 +236,18 @@ def key_thumbprint(pem: str) -> str:
     return thumbprint(x509.load_pem_x509_certificate(pem.encode()).public_key())
 
 
-def _revoke_tokens_bound_to(row: Certificate) -> int:
-    """Revoke the holder's live tokens bound to the certificate's key (the caller's transaction)."""
-    from ..oauth.models import Token
+def revoke_tokens_bound_to(row: Certificate) -> int:
+    """Revoke what the holder was issued bound to the certificate's key (the caller's transaction):
+    tokens with that ``cnf.jkt`` and unused codes to be redeemed with it. Returns how many tokens."""
+    from ..oauth.tokens import revoke_issued
 
+    if row.usage != "login" or row.person_id is None:
+        return 0
     try:
         jkt = key_thumbprint(row.pem)
     except (ValueError, TypeError):  # a key type no token can be bound to
         return 0
-    return db.session.execute(update(Token).where(Token.person_id == row.person_id, Token.cnf_jkt == jkt,
-                                                  Token.revoked_at.is_(None)).values(revoked_at=utcnow())).rowcount
+    return revoke_issued(utcnow(), person_id=row.person_id, cnf_jkt=jkt)
 
 
 def _end_sessions_signed_in_with(row: Certificate, actor: str) -> int:
@@ -277,7 +279,7 @@ def revoke_record(row: Certificate, reason: str, *, actor: str, invalidity_date:
     db.session.flush()
     published = crl.publish(authority, ca_key) if authority else None
     detail = {"reason": reason}
-    tokens_revoked = _revoke_tokens_bound_to(row) if row.usage == "login" and row.person_id is not None else 0
+    tokens_revoked = revoke_tokens_bound_to(row)
     if tokens_revoked:
         detail["tokens_revoked"] = tokens_revoked
     if invalidity_date is not None:

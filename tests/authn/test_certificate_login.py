@@ -109,6 +109,61 @@ def test_revoking_the_certificate_ends_the_sessions_signed_in_with_it(app, clien
     assert [e.detail["reason"] for e in _events("session.ended")] == ["certificate_revoked"]
 
 
+def test_removing_the_official_ends_the_sessions_that_hold_the_role(app, official):
+    """Ending a staff membership ends what it opened: the sessions signed in with a certificate
+    issued for it, and those in which a subsite received the ``official`` claim (that subsite would
+    otherwise go on treating the person as the department's official; Back-Channel Logout 1.0 §2.4
+    tells it). A session signed in with another membership's certificate, with no such subsite, stays."""
+    from idp.accounts.officials import add_official, create_department, remove_official
+    from idp.pki.service import issue_pkcs12
+    from idp.sessions.models import LogoutDelivery
+    from tests.conftest import Browser, make_rp
+
+    create_department(code="rsj", name="本溪市人力资源和社会保障局")
+    add_official(username="wangwu", department="rsj")
+
+    def signed_in(department):
+        summary, p12 = issue_pkcs12("wangwu", P12_PASSWORD, department=department)
+        browser = app.test_client()
+        assert cert_login(browser, escaped(pkcs12.load_key_and_certificates(p12, P12_PASSWORD.encode())[1])
+                          ).status_code == 303
+        return browser
+
+    officials_rp = make_rp(app, first_party=True, scopes=["openid", "profile", "official"],
+                           redirect_uri="https://oa.example.cn/cb", backchannel_logout_uri="https://oa.example.cn/bc")
+    citizens_rp = make_rp(app, first_party=True, backchannel_logout_uri="https://rp.example.cn/bc")
+
+    def sign_in_at(browser, rp, scope):
+        resp = Browser(browser).authorize(rp, scope=scope)
+        code = parse_qs(urlsplit(resp.location).query)["code"][0]
+        assert exchange(browser, rp, code, resp.verifier).status_code == 200
+
+    with_its_certificate = signed_in("scjgj")
+    sign_in_at(with_its_certificate, citizens_rp, "openid profile")
+    other_membership = signed_in("rsj")
+    sign_in_at(other_membership, citizens_rp, "openid profile")
+    claim_released = signed_in("rsj")
+    sign_in_at(claim_released, officials_rp, "openid official")
+    sid = {b: _sid(b) for b in (with_its_certificate, other_membership, claim_released)}
+
+    remove_official(username="wangwu", department="scjgj")
+
+    ended = {s.sid: s.end_reason for s in SsoSession.query.filter(SsoSession.ended_at.isnot(None))}
+    assert ended == {sid[with_its_certificate]: "official_removed", sid[claim_released]: "official_removed"}
+    assert {(d.sid, d.client_id) for d in LogoutDelivery.query} == {
+        (sid[with_its_certificate], citizens_rp["client_id"]), (sid[claim_released], officials_rp["client_id"])}
+    event = AuditEvent.query.filter_by(action="official.removed").one()
+    assert event.detail == {"department": "scjgj", "sessions_ended": 2, "tokens_revoked": 0}
+    assert Browser(other_membership).authorize(citizens_rp).status_code == 302  # still signed in
+
+
+def _sid(browser) -> str:
+    """The SSO session's public id behind a test client's cookie."""
+    from idp.sessions.service import find_session
+
+    return find_session(browser.get_cookie("idp_session").value).sid
+
+
 def test_next_is_only_ever_one_of_our_paths(client, official):
     _, cert = issue()
     resp = cert_login(client, escaped(cert), next_url="https://evil.example/x")

@@ -177,6 +177,27 @@ def test_revoked_agent_is_signed_out_of_the_business_everywhere(client, app, peo
     assert "org" not in idt and "org" not in info
 
 
+def test_a_code_issued_while_acting_dies_with_the_authorization(client, app, people):
+    """The revocation's own transaction expires the codes issued while acting through it: the
+    sessions end only after its commit, and a code redeemed in between (``offline_access``, so
+    the session's end would not revoke its token) would outlive both (RFC 6749 §10.5: a code is
+    short-lived and single-use; here it is dead once its grant is)."""
+    from idp.accounts import representation as reps
+    from idp.accounts.models import Representation
+    from idp.db import db, transaction
+
+    subsite = make_rp(app, name="市场监管子站", first_party=False)
+    login(client, "clerk")
+    resp, _ = authorize(client, subsite, scope="openid org offline_access",
+                        choose=people["tencent"].public_id, extra={"prompt": "consent"})
+    assert resp.status_code == 302
+    with transaction():  # the revocation's transaction, before its sessions are ended
+        reps.end_representation(db.session.get(Representation, people["grant"].id))
+    code = parse_qs(urlsplit(resp.location).query)["code"][0]
+    refused = exchange(client, subsite, code, resp.verifier)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+
+
 def test_prompt_none_needing_a_choice_is_interaction_required(client, subsite, people):
     """OIDC Core §3.1.2.6: the choice needs a page, so prompt=none gets interaction_required."""
     login(client, "boss")
@@ -239,6 +260,10 @@ def test_official_claim(client, app, people):
     expected = [{"department": "SCJGJ", "department_name": "本溪市市场监督管理局", "role": "approver"}]
     assert idt["official"] == expected and info["official"] == expected
     officials.remove_official(username="clerk", department="SCJGJ")
+    # The session in which the subsite received the claim ended with the membership; signed in again,
+    # the person is no longer the department's official anywhere.
+    assert authorize(client, rp, scope="openid official")[0].status_code == 303
+    login(client, "clerk")
     resp, _ = authorize(client, rp, scope="openid official")
     idt, info, _ = _claims(client, rp, resp)
     assert "official" not in idt and "official" not in info

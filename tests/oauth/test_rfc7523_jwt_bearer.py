@@ -113,28 +113,45 @@ def test_revoking_the_certificate_revokes_the_tokens_bound_to_its_key(app, clien
     from idp.audit.models import AuditEvent
     from idp.pki.service import list_certificates, revoke_certificate
 
-    from clients.sealctl import hub as hubapi
+    r = token_request(client, app, key, tool)
+    assert r.status_code == 200, r.json
+    access = r.json["access_token"]
+    assert _who_am_i(client, app, key, access).status_code == 200
+    result = revoke_certificate(list_certificates("wangwu")[0]["serial"], "keyCompromise")
+    assert result["tokens_revoked"] == 1
+    refused_now = _who_am_i(client, app, key, access)
+    assert refused_now.status_code == 401 and refused_now.json["error"] == "invalid_token"
+    event = AuditEvent.query.filter_by(action="pki.certificate_revoked").one()
+    assert event.detail["tokens_revoked"] == 1
+
+
+def test_removing_the_official_revokes_the_tokens_bound_to_the_membership_s_certificates(app, client, key, tool):
+    """The tool's token is a level-3 official's: once the staff membership its certificate was issued
+    for ends, the token stops working at once (RFC 7662 §2.2: inactive), not when it expires."""
+    from idp.accounts.officials import remove_official
+    from idp.audit.models import AuditEvent
 
     r = token_request(client, app, key, tool)
     assert r.status_code == 200, r.json
     access = r.json["access_token"]
-
-    def who_am_i():
-        url = app.config["ISSUER"] + "/api/official"
-        resp = client.get("/api/official", headers={"Authorization": f"DPoP {access}",
-                                                    "DPoP": hubapi.dpop_proof(key, "GET", url, access)})
-        if resp.status_code == 401 and resp.headers.get("DPoP-Nonce"):  # RFC 9449 §9
-            resp = client.get("/api/official", headers={"Authorization": f"DPoP {access}", "DPoP": hubapi.dpop_proof(
-                key, "GET", url, access, nonce=resp.headers["DPoP-Nonce"])})
-        return resp
-
-    assert who_am_i().status_code == 200
-    result = revoke_certificate(list_certificates("wangwu")[0]["serial"], "keyCompromise")
-    assert result["tokens_revoked"] == 1
-    refused_now = who_am_i()
+    assert _who_am_i(client, app, key, access).json["official"][0]["department"] == "scjgj"
+    remove_official(username="wangwu", department="scjgj")
+    refused_now = _who_am_i(client, app, key, access)
     assert refused_now.status_code == 401 and refused_now.json["error"] == "invalid_token"
-    event = AuditEvent.query.filter_by(action="pki.certificate_revoked").one()
-    assert event.detail["tokens_revoked"] == 1
+    assert AuditEvent.query.filter_by(action="official.removed").one().detail["tokens_revoked"] == 1
+
+
+def _who_am_i(client, app, key, access):
+    """GET /api/official with the DPoP-bound token, retrying once with the nonce asked for (RFC 9449 §9)."""
+    from clients.sealctl import hub as hubapi
+
+    url = app.config["ISSUER"] + "/api/official"
+    resp = client.get("/api/official", headers={"Authorization": f"DPoP {access}",
+                                                "DPoP": hubapi.dpop_proof(key, "GET", url, access)})
+    if resp.status_code == 401 and resp.headers.get("DPoP-Nonce"):
+        resp = client.get("/api/official", headers={"Authorization": f"DPoP {access}", "DPoP": hubapi.dpop_proof(
+            key, "GET", url, access, nonce=resp.headers["DPoP-Nonce"])})
+    return resp
 
 
 def test_non_official(app, client, key, tool, runner):
