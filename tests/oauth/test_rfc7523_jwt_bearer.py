@@ -2,12 +2,9 @@
 certificate chain in ``x5c`` (RFC 7515 §4.1.6), every refusal with its own audited reason."""
 from __future__ import annotations
 
-import datetime as dt
 import time
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12, BestAvailableEncryption
 
 from clients.sealctl.keys import Pkcs12Key
 from tests.oauth.official_support import (GRANT, P12_PASSWORD, endpoint, key, official_key,  # noqa: F401
@@ -29,7 +26,6 @@ def test_official_gets_a_level3_dpop_bound_token(app, client, key, tool):
     body = r.json
     assert body["token_type"] == "DPoP" and "refresh_token" not in body
     claims = claims_of(app, body["access_token"])
-    from idp.oauth.dpop import thumbprint
     from joserfc.jwk import ECKey
 
     assert claims["acr"] == app.config["ACR_VALUES"].split()[2] and claims["amr"] == ["swk"]

@@ -104,7 +104,8 @@ def _prune_and_check(user):
     [_token(user.id, ended.id, "f-dead", old, old, rotated=old), _token(user.id, ended.id, "f-dead", old, old)]
     # A rotated member long expired, but its family lives: kept, so presenting it again still revokes.
     live_family = [_token(user.id, named.id, "f-live", old, old, rotated=old), _token(user.id, named.id, "f-live", old, now + DAY)]
-    delivered, failed, pending = _delivery("delivered", old), _delivery("failed", None), _delivery("pending", None)
+    _delivery("delivered", old)                        # delivered long ago: goes
+    failed, pending = _delivery("failed", None), _delivery("pending", None)
     _verification(old)
     fresh_verification = _verification(now + timedelta(minutes=5))
     db.session.add_all([LoginThrottle(key="idle", failures=3, window_start=old),
