@@ -187,7 +187,7 @@ def _register_blueprints(app: Flask) -> None:
     csrf.exempt(session_views.logout)  # RPs may POST logout requests; the confirmation form checks CSRF itself
     # Protocol endpoints authenticate clients, not browsers; /authorize checks CSRF on consent itself.
     for view in (oauth_views.token, oauth_views.revoke, oauth_views.introspect, oauth_views.userinfo,
-                 oauth_views.authorize):
+                 oauth_views.authorize, oauth_views.pushed_authorization_request):
         csrf.exempt(view)
 
     @app.get("/")
@@ -204,7 +204,8 @@ def _same_origin(origin: str | None, issuer: str) -> bool:
     Clients calling the back-channel endpoints send no Origin (not browsers) and pass; /authorize
     accepts cross-site POSTs from relying parties (OIDC Core §3.1.2.1), so it is exempt.
     """
-    if origin is None or request.path in ("/authorize", "/logout", "/token", "/revoke", "/introspect", "/userinfo"):
+    if origin is None or request.path in ("/authorize", "/logout", "/token", "/par", "/revoke", "/introspect",
+                                          "/userinfo"):
         return True
     want = urlsplit(issuer)
     return origin == f"{want.scheme}://{want.netloc}"

@@ -224,11 +224,13 @@ def clients_group():
 @click.option("--sector-identifier", help="pairwise sector (a host name); default: the redirect URIs' one host")
 @click.option("--dpop-bound", is_flag=True,
               help="every token request must carry a DPoP proof (RFC 9449 5.2 dpop_bound_access_tokens)")
+@click.option("--require-par", is_flag=True,
+              help="authorization requests only through /par (RFC 9126 6 require_pushed_authorization_requests)")
 @with_appcontext
 @_domain
 def clients_create(name, redirect_uris, post_logout, backchannel_logout_uri, frontchannel_logout_uri, auth_method,
                    grant_types, scopes, first_party, jwks_file, id_token_alg, subject_type, sector_identifier,
-                   dpop_bound):
+                   dpop_bound, require_par):
     _ensure_keys()
     from .oauth.clients import create_client
 
@@ -244,9 +246,10 @@ def clients_create(name, redirect_uris, post_logout, backchannel_logout_uri, fro
         auth_method=auth_method,
         grant_types=list(grant_types) or None, scopes=list(scopes) or None, first_party=first_party,
         jwks=jwks, id_token_alg=id_token_alg, subject_type=subject_type, sector_identifier=sector_identifier,
-        dpop_bound_access_tokens=dpop_bound)
+        dpop_bound_access_tokens=dpop_bound, require_pushed_authorization_requests=require_par)
     emit({"client_id": client.client_id, "client_secret": secret,
-          "dpop_bound_access_tokens": client.dpop_bound_access_tokens})
+          "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+          "require_pushed_authorization_requests": client.require_pushed_authorization_requests})
 
 
 @clients_group.command("dpop")
@@ -261,6 +264,21 @@ def clients_dpop(client_id, required):
 
     client = set_dpop_bound(client_id, required)
     emit({"client_id": client.client_id, "dpop_bound_access_tokens": client.dpop_bound_access_tokens})
+
+
+@clients_group.command("par")
+@click.argument("client_id")
+@click.option("--required/--optional", "required", required=True,
+              help="required: authorization requests only through /par (RFC 9126 6)")
+@with_appcontext
+@_domain
+def clients_par(client_id, required):
+    """Require pushed authorization requests of a client, or not."""
+    from .oauth.clients import set_par_required
+
+    client = set_par_required(client_id, required)
+    emit({"client_id": client.client_id,
+          "require_pushed_authorization_requests": client.require_pushed_authorization_requests})
 
 
 @clients_group.command("rotate-secret")
@@ -308,7 +326,7 @@ def _client_summary(c) -> dict:
             "backchannel_logout_uri": c.backchannel_logout_uri, "frontchannel_logout_uri": c.frontchannel_logout_uri,
             "first_party": c.first_party, "scopes": c.scopes, "subject_type": c.subject_type,
             "sector_identifier": c.sector_identifier, "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
-            "status": c.status}
+            "require_pushed_authorization_requests": c.require_pushed_authorization_requests, "status": c.status}
 
 
 @clients_group.command("update")

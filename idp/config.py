@@ -46,6 +46,10 @@ DEFAULTS: dict[str, object] = {
     "TRUSTED_PROXIES": "",
     # Authorization code lifetime, seconds (RFC 6749 §4.1.2 recommends at most 10 minutes).
     "CODE_TTL": 120,
+    # Pushed authorization requests (RFC 9126): seconds a request_uri may wait for the browser to bring
+    # it to /authorize (its expires_in); once there, it lasts PAR_INTERACTION_TTL for the sign-in.
+    "PAR_TTL": 90,
+    "PAR_INTERACTION_TTL": 900,
     # Access token lifetime, seconds.
     "ACCESS_TOKEN_TTL": 900,
     # ID token lifetime, seconds.
@@ -362,6 +366,10 @@ def validate(cfg: dict) -> None:
                           "or a process could sign with a key another one does not publish yet")
     if cfg["DPOP_NONCE"] not in ("off", "on"):
         raise ConfigError("IDP_DPOP_NONCE must be 'off' or 'on'")
+    if not 5 <= cfg["PAR_TTL"] <= 600:
+        raise ConfigError("IDP_PAR_TTL must be between 5 and 600 seconds (RFC 9126 §2.2)")
+    if not 60 <= cfg["PAR_INTERACTION_TTL"] <= 3600:
+        raise ConfigError("IDP_PAR_INTERACTION_TTL must be between 60 and 3600 seconds")
     if not 10 <= cfg["DPOP_NONCE_LIFETIME"] <= 86400:
         raise ConfigError("IDP_DPOP_NONCE_LIFETIME must be between 10 and 86400 seconds")
     if not 256 <= cfg["TSA_MAX_REQUEST_BYTES"] <= 65536:

@@ -21,7 +21,7 @@ from ..db import epoch, transaction
 from ..authn.views import login_redirect
 from ..errors import DomainError, require_csrf_token
 from ..sessions.current import current_session
-from . import acr, acting, clients, consent
+from . import acr, acting, clients, consent, par
 from .tokens import Principal
 
 PROMPTS = {"none", "login", "consent", "select_account"}
@@ -46,60 +46,90 @@ def _redirect_error(error: OAuth2Error, redirect_uri: str, state: str | None) ->
 
 def _self_url() -> str:
     """This request as a path on our issuer, for coming back after login (never from Host): built
-    only for a page or a redirect that needs it, not for the common answer with a code."""
+    only for a page or a redirect that needs it, not for the common answer with a code. A pushed
+    request comes back as its ``request_uri``, never as its parameters (RFC 9126 §4)."""
+    if (pushed := par.current()) is not None:
+        return "/authorize?" + urlencode({"client_id": pushed.client_id, "request_uri": pushed.uri})
     params = [(k, v) for k in request.values for v in request.values.getlist(k) if k not in FORM_FIELDS]
     return "/authorize?" + urlencode(params)
 
 
-def authorize():
-    params = request.values
-    client = clients.get_client(params.get("client_id"))
-    if client is None:
-        raise DomainError(_l("Unknown client: the client_id is missing or not registered."), code="invalid_client")
+def check_client_and_redirect(params, client) -> str:
+    """The registered ``redirect_uri`` of a known client (RFC 6749 §3.1.2.3: exact match), or a
+    ``DomainError`` (``invalid_request``): the errors that must not be redirected (§4.1.2.1)."""
     redirect_uri = params.get("redirect_uri")
     if len(params.getlist("client_id")) > 1 or len(params.getlist("redirect_uri")) > 1:
         raise DomainError(_l("The request repeats client_id or redirect_uri."), code="invalid_request")
     if not redirect_uri or not client.check_redirect_uri(redirect_uri):
         raise DomainError(_l("The redirect_uri is missing or not registered for this client."),
                           code="invalid_request")
+    return redirect_uri
+
+
+def state_too_long(params) -> bool:
     state = params.get("state")
-    if state is not None and len(state) > 1024:
+    return state is not None and len(state) > 1024
+
+
+def check_request(params, client) -> tuple[set[str], int | None, acr.Requirement]:
+    """The authorization request's own checks, those that need no person (RFC 6749 §3.1, §4.1.1; OIDC
+    Core §3.1.2.1-2): the authorization endpoint runs them on every request, the PAR endpoint on what
+    a client pushes (RFC 9126 §2.1), so both refuse the same requests. Returns the prompts, max_age
+    and the assurance requirement; raises the first failure as an ``OAuth2Error``."""
+    repeated = sorted(k for k in params if k not in FORM_FIELDS and len(params.getlist(k)) > 1)
+    if repeated:
+        raise InvalidRequestError("Parameters must not be repeated (RFC 6749 section 3.1).")
+    if params.get("response_type") != "code":
+        raise UnsupportedResponseTypeError("", description="Only response_type=code is supported.")
+    if params.get("response_mode") not in (None, "query"):
+        raise InvalidRequestError("Only response_mode=query is supported.")
+    if "request" in params:
+        raise RequestNotSupportedError()
+    if "request_uri" in params:  # only a pushed request's, resolved before these checks (par.resolve)
+        raise RequestURINotSupportedError(description="Only a request_uri from the pushed authorization "
+                                                      "request endpoint is accepted, and it is not pushed itself.")
+    if "registration" in params:
+        raise RegistrationNotSupportedError()
+    prompts = set(params.get("prompt", "").split())
+    if not prompts <= PROMPTS:
+        raise InvalidRequestError("Unsupported 'prompt' value.")
+    if "none" in prompts and len(prompts) > 1:
+        raise InvalidRequestError("prompt=none cannot be combined with other values.")
+    max_age = params.get("max_age")
+    if max_age is not None:
+        if not re.fullmatch(r"[0-9]{1,9}", max_age):
+            raise InvalidRequestError("'max_age' must be a non-negative integer.")
+        max_age = int(max_age)
+    for name, limit in (("nonce", 255), ("scope", 512), ("login_hint", 64), ("code_challenge", 128)):
+        if len(params.get(name) or "") > limit:
+            raise InvalidRequestError(f"'{name}' is too long.")
+    if (jkt := params.get("dpop_jkt")) is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", jkt):
+        # RFC 9449 §10: a JWK SHA-256 thumbprint (RFC 7638), base64url without padding.
+        raise InvalidRequestError("'dpop_jkt' must be a base64url SHA-256 JWK thumbprint.")
+    return prompts, max_age, acr.requirement_of(params, client)  # claims (OIDC Core §5.5), acr_values, policy
+
+
+def authorize():
+    # RFC 9126 §4: a pushed request's reference; any other request_uri (a request object by reference,
+    # RFC 9101) is not supported, which ``check_request`` says to the client.
+    pushed = par.resolve(request) if par.is_reference(request.values.get("request_uri")) else None
+    params = request.values
+    client = clients.get_client(params.get("client_id"))
+    if client is None:
+        raise DomainError(_l("Unknown client: the client_id is missing or not registered."), code="invalid_client")
+    redirect_uri = check_client_and_redirect(params, client)
+    if state_too_long(params):
         return _redirect_error(InvalidRequestError("'state' is too long."), redirect_uri, None)
+    state = params.get("state")
 
     def fail(error: OAuth2Error) -> Response:
         return _redirect_error(error, redirect_uri, state)
 
-    repeated = sorted(k for k in params if k not in FORM_FIELDS and len(params.getlist(k)) > 1)
-    if repeated:
-        return fail(InvalidRequestError("Parameters must not be repeated (RFC 6749 section 3.1)."))
-    if params.get("response_type") != "code":
-        return fail(UnsupportedResponseTypeError("", description="Only response_type=code is supported."))
-    if params.get("response_mode") not in (None, "query"):
-        return fail(InvalidRequestError("Only response_mode=query is supported."))
-    if "request" in params:
-        return fail(RequestNotSupportedError())
-    if "request_uri" in params:
-        return fail(RequestURINotSupportedError())
-    if "registration" in params:
-        return fail(RegistrationNotSupportedError())
-    prompts = set(params.get("prompt", "").split())
-    if not prompts <= PROMPTS:
-        return fail(InvalidRequestError("Unsupported 'prompt' value."))
-    if "none" in prompts and len(prompts) > 1:
-        return fail(InvalidRequestError("prompt=none cannot be combined with other values."))
-    max_age = params.get("max_age")
-    if max_age is not None:
-        if not re.fullmatch(r"[0-9]{1,9}", max_age):
-            return fail(InvalidRequestError("'max_age' must be a non-negative integer."))
-        max_age = int(max_age)
-    for name, limit in (("nonce", 255), ("scope", 512), ("login_hint", 64), ("code_challenge", 128)):
-        if len(params.get(name) or "") > limit:
-            return fail(InvalidRequestError(f"'{name}' is too long."))
-    if (jkt := params.get("dpop_jkt")) is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", jkt):
-        # RFC 9449 §10: a JWK SHA-256 thumbprint (RFC 7638), base64url without padding.
-        return fail(InvalidRequestError("'dpop_jkt' must be a base64url SHA-256 JWK thumbprint."))
+    if pushed is None and client.require_pushed_authorization_requests:
+        return fail(InvalidRequestError("This client must push its authorization requests to the pushed "
+                                        "authorization request endpoint (RFC 9126 section 4)."))
     try:
-        requirement = acr.requirement_of(params, client)  # claims (OIDC Core §5.5), acr_values, policy
+        prompts, max_age, requirement = check_request(params, client)
     except OAuth2Error as error:
         return fail(error)
 
@@ -139,6 +169,8 @@ def authorize():
 
     session.pop("fresh_sid", None)  # a fresh login satisfies one authorization request
     with transaction():
+        if pushed is not None and not par.consume(pushed):  # one code per pushed request (RFC 9126 §4)
+            return fail(InvalidRequestError("This pushed authorization request has already been used."))
         return _server().create_authorization_response(grant.request, grant_user=principal, grant=grant)
 
 

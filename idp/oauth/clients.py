@@ -106,10 +106,13 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
                   auth_method: str = "client_secret_basic",
                   grant_types: list[str] | None = None, scopes: list[str] | None = None, first_party: bool = False,
                   jwks: dict | None = None, id_token_alg: str = "RS256", subject_type: str = "public",
-                  sector_identifier: str | None = None, dpop_bound_access_tokens: bool = False, actor: str = "cli",
+                  sector_identifier: str | None = None, dpop_bound_access_tokens: bool = False,
+                  require_pushed_authorization_requests: bool = False, actor: str = "cli",
                   client_id: str | None = None) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (shown once, stored only as a keyed hash).
-    ``dpop_bound_access_tokens`` (RFC 9449 §5.2): its token requests are refused without a DPoP proof."""
+    ``dpop_bound_access_tokens`` (RFC 9449 §5.2): its token requests are refused without a DPoP proof;
+    ``require_pushed_authorization_requests`` (RFC 9126 §6): its authorization requests without a
+    pushed ``request_uri``."""
     name = _checked_name(name)
     if auth_method not in AUTH_METHODS:
         raise DomainError(f"unknown auth method {auth_method!r}; use one of {', '.join(AUTH_METHODS)}")
@@ -142,6 +145,7 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
         grant_types=grant_types, scopes=scopes, first_party=first_party, jwks=jwks,
         id_token_signed_response_alg=id_token_alg, subject_type=subject_type, sector_identifier=sector,
         dpop_bound_access_tokens=bool(dpop_bound_access_tokens),
+        require_pushed_authorization_requests=bool(require_pushed_authorization_requests),
     )
     forget_client(client.client_id)
     with transaction():
@@ -149,7 +153,8 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
         db.session.flush()
         record("client.created", actor=actor, target=f"client:{client.client_id}",
                detail={"name": name, "auth_method": auth_method, "grant_types": grant_types,
-                       "subject_type": subject_type, "dpop_bound_access_tokens": client.dpop_bound_access_tokens})
+                       "subject_type": subject_type, "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+                       "require_pushed_authorization_requests": client.require_pushed_authorization_requests})
     return client, secret
 
 
@@ -161,13 +166,22 @@ def _registered(client_id: str) -> Client:
 
 
 def set_dpop_bound(client_id: str, required: bool, *, actor: str = "cli") -> Client:
-    """Change a client's ``dpop_bound_access_tokens`` (RFC 9449 §5.2). Other nodes see the change
-    within ``CLIENT_CACHE_TTL`` seconds (their cached registration); this process at once."""
+    """Change a client's ``dpop_bound_access_tokens`` (RFC 9449 §5.2)."""
+    return _set_flag(client_id, "dpop_bound_access_tokens", required, actor)
+
+
+def set_par_required(client_id: str, required: bool, *, actor: str = "cli") -> Client:
+    """Change a client's ``require_pushed_authorization_requests`` (RFC 9126 §6)."""
+    return _set_flag(client_id, "require_pushed_authorization_requests", required, actor)
+
+
+def _set_flag(client_id: str, name: str, value: bool, actor: str) -> Client:
+    """Change one of a client's yes/no registration values. Other nodes see the change within
+    ``CLIENT_CACHE_TTL`` seconds (their cached registration); this process at once."""
     client = _registered(client_id)
     with transaction():
-        client.dpop_bound_access_tokens = bool(required)
-        record("client.updated", actor=actor, target=f"client:{client.client_id}",
-               detail={"dpop_bound_access_tokens": client.dpop_bound_access_tokens})
+        setattr(client, name, bool(value))
+        record("client.updated", actor=actor, target=f"client:{client.client_id}", detail={name: bool(value)})
     forget_client(client.client_id)
     return client
 

@@ -22,6 +22,8 @@ def metadata() -> dict:
         "revocation_endpoint": f"{iss}/revoke",
         "introspection_endpoint": f"{iss}/introspect",
         "end_session_endpoint": f"{iss}/logout",
+        "pushed_authorization_request_endpoint": f"{iss}/par",  # RFC 9126 §5
+        "require_pushed_authorization_requests": False,  # per client: require_pushed_authorization_requests
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

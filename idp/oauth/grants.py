@@ -128,7 +128,8 @@ class _CodeView:
         return self.row.nonce
 
 
-def token_request_proof(request, bound_to: str | None = None, mismatch: str = "") -> str | None:
+def token_request_proof(request, bound_to: str | None = None, mismatch: str = "", *,
+                        endpoint: str = "/token") -> str | None:
     """RFC 9449 §5 at the token endpoint: the RFC 7638 thumbprint of the request's DPoP proof, checked
     (§4.3, ``dpop.check_proof``) after the client authenticated; None when the request carries no
     ``DPoP`` header and nothing requires one. ``bound_to``: the thumbprint the proof's key must have
@@ -138,23 +139,26 @@ def token_request_proof(request, bound_to: str | None = None, mismatch: str = ""
     A client registered with ``dpop_bound_access_tokens`` (§5.2) needs a proof on every token request:
     "the authorization server MUST reject token requests from this client that do not contain the
     DPoP header" — with ``invalid_dpop_proof``, as for any other missing proof here. The officials'
-    JWT bearer grant always needs one (``official_grant``); the lean path declines for such a client."""
+    JWT bearer grant always needs one (``official_grant``); the lean path declines for such a client.
+
+    ``endpoint="/par"``: the same check of a pushed authorization request's proof (§10.1), where
+    ``bound_to`` is the pushed ``dpop_jkt`` and nothing requires a proof."""
     cid = request.client.client_id
     if "DPoP" not in request.headers:  # present, even empty: a bound token asked for
-        if request.client.dpop_bound_access_tokens:
-            _security_event("dpop.refused", cid, {"reason": "proof_required", "path": "/token"})
+        if request.client.dpop_bound_access_tokens and endpoint == "/token":
+            _security_event("dpop.refused", cid, {"reason": "proof_required", "path": endpoint})
             raise dpop.InvalidDPoPProofError(
                 description="This client is registered for DPoP-bound tokens only: send a DPoP proof.")
         if bound_to is None:
             return None
     try:
-        jkt = dpop.check_proof(request.headers, method="POST", url=current_app.config["ISSUER"] + "/token")
+        jkt = dpop.check_proof(request.headers, method="POST", url=current_app.config["ISSUER"] + endpoint)
     except dpop.DPoPError as exc:
         if exc.audited:
-            _security_event("dpop.refused", cid, {"reason": f"proof_{exc.reason}", "path": "/token"})
+            _security_event("dpop.refused", cid, {"reason": f"proof_{exc.reason}", "path": endpoint})
         raise exc.token_error(description=str(exc)) from exc  # invalid_dpop_proof, or use_dpop_nonce (§8)
     if bound_to is not None and not hmac.compare_digest(jkt, bound_to):
-        _security_event("dpop.refused", cid, {"reason": "proof_key_mismatch", "path": "/token"})
+        _security_event("dpop.refused", cid, {"reason": "proof_key_mismatch", "path": endpoint})
         raise dpop.InvalidDPoPProofError(description=mismatch)
     return jkt
 
@@ -436,8 +440,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         super().__init__(validate_jti=True, leeway=60)
 
     def get_audiences(self):
+        # RFC 9126 §2: the issuer, the token endpoint or the PAR endpoint, at every endpoint.
         issuer = current_app.config["ISSUER"]
-        return [issuer, issuer + "/token"]
+        return [issuer, issuer + "/token", issuer + "/par"]
 
     def verify_claims(self, claims):
         super().verify_claims(claims)

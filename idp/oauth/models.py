@@ -38,6 +38,8 @@ class Client(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # RFC 9449 §5.2 client metadata: every token request must carry a DPoP proof (grants.token_request_proof).
     dpop_bound_access_tokens: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # RFC 9126 §6 client metadata: its authorization requests must come through the PAR endpoint.
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     # Authlib's ClientMixin contract (authlib/oauth2/rfc6749/models.py), duck-typed.
     def get_client_id(self) -> str:
@@ -102,6 +104,24 @@ class AuthorizationCode(db.Model):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     # Authlib sees a code as ``grants._CodeView`` (read with its person in one query), not as this row.
+
+
+class PushedRequest(db.Model):
+    """An authorization request a client pushed (RFC 9126 §2), until the authorization endpoint issues
+    its code. Only a digest of the ``request_uri``'s random part is stored, like codes and tokens."""
+
+    __tablename__ = "pushed_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uri_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict] = mapped_column(JSON)  # the authorization request's parameters, one value each
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    # When a browser first brought it to the authorization endpoint (its lifetime is then extended
+    # for the person's sign-in and consent), and when a code was issued for it (single use).
+    started_at: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]
 
 
 class Token(db.Model):

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from ..accounts.models import Person
 from ..audit.service import record
 from ..db import db
-from . import authorize as authorize_endpoint, clients, dpop, tokens
+from . import authorize as authorize_endpoint, clients, dpop, par, tokens
 from . import claims as release
 from .discovery import metadata_json
 
@@ -66,6 +66,11 @@ def _committed(resp: Response) -> Response:
 @bp.post("/token")
 def token():
     return _repeated_parameter() or _committed(_server().create_token_response())
+
+
+@bp.post("/par")
+def pushed_authorization_request():
+    return par.push()  # RFC 9126 §2
 
 
 @bp.post("/revoke")

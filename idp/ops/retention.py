@@ -13,6 +13,7 @@ for investigations: the audit log keeps the events themselves, and is never prun
   there, and a deleted session would read as none;
 - back-channel logout deliveries delivered before the cutoff (failed ones wait for ``idp logout
   retry``);
+- pushed authorization requests (RFC 9126) past their expiry, used or not;
 - verification codes past their expiry, used assertion ``jti``s past theirs (replay caches), and
   login throttling counters whose window has passed and that lock nothing.
 
@@ -42,7 +43,7 @@ from ..audit.service import record
 from ..authn.models import LoginThrottle, VerificationCode
 from ..authn.throttle import longest_window
 from ..db import db, utcnow
-from ..oauth.models import AuthorizationCode, Token, UsedAssertion
+from ..oauth.models import AuthorizationCode, PushedRequest, Token, UsedAssertion
 from ..sessions.models import LogoutDelivery, SsoSession
 
 
@@ -85,6 +86,8 @@ RULES = (
     Rule("authorization_codes", AuthorizationCode.__table__, AuthorizationCode.__table__.c.id,
          lambda now, cutoff: AuthorizationCode.__table__.c.expires_at < cutoff),
     Rule("sso_sessions", SsoSession.__table__, SsoSession.__table__.c.id, _dead_sessions),
+    Rule("pushed_requests", PushedRequest.__table__, PushedRequest.__table__.c.id,
+         lambda now, cutoff: PushedRequest.__table__.c.expires_at < cutoff),
     Rule("logout_deliveries", LogoutDelivery.__table__, LogoutDelivery.__table__.c.id,
          lambda now, cutoff: and_(LogoutDelivery.__table__.c.status == "delivered",
                                   LogoutDelivery.__table__.c.delivered_at < cutoff)),

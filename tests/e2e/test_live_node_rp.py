@@ -12,6 +12,7 @@ import selectors
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -96,3 +97,14 @@ def test_openid_client_full_flow(live_hub, browser):
     assert result["introspection_before_reuse_active"] is True
     assert result["revoked_token_type"] == "refresh_token"
     assert result["introspection_after_revoke_active"] is False
+
+
+def test_openid_client_pushes_its_authorization_request(live_hub, browser):
+    """RFC 9126 with an independent library: openid-client pushes the request to the endpoint discovery
+    names (§5), authenticating as at the token endpoint (§2), and sends the browser to /authorize with
+    only ``client_id`` and ``request_uri`` (§4); the rest of the flow is the same."""
+    rc, result, err, callback = run_node_rp(live_hub, live_hub.rp, browser, "--par")
+    assert rc == 0 and result["errors"] == [], f"rp.mjs exited {rc}: {err}\n{json.dumps(result, indent=1)}"
+    first = browser.trail[0].split()[1]  # "GET <the authorization URL> -> ..."
+    assert set(parse_qs(urlsplit(first).query)) == {"client_id", "request_uri"}, browser.trail
+    assert result["id_token_claims"]["sub"] == live_hub.user["sub"] and result["refreshed"] is True

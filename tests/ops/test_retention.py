@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from idp.audit.models import AuditEvent
 from idp.authn.models import LoginThrottle, VerificationCode
 from idp.db import db, utcnow
-from idp.oauth.models import AuthorizationCode, Token
+from idp.oauth.models import AuthorizationCode, PushedRequest, Token
 from idp.sessions.models import LogoutDelivery, SsoSession
 from tests.conftest import basic, exchange
 
@@ -65,6 +65,13 @@ def _verification(expires_at) -> VerificationCode:
     return v
 
 
+def _pushed(expires_at, used: bool = False) -> PushedRequest:
+    r = PushedRequest(uri_digest=secrets.token_hex(32), client_id="c1", params={"scope": "openid"},
+                      expires_at=expires_at, used_at=expires_at if used else None)
+    db.session.add(r)
+    return r
+
+
 def _ids(model) -> set:
     db.session.expire_all()
     key = LoginThrottle.key if model is LoginThrottle else model.id
@@ -108,6 +115,8 @@ def _prune_and_check(user):
     failed, pending = _delivery("failed", None), _delivery("pending", None)
     _verification(old)
     fresh_verification = _verification(now + timedelta(minutes=5))
+    _pushed(old, used=True)                            # a pushed request past its expiry: goes
+    waiting = _pushed(now + timedelta(seconds=60))     # one still waiting for its browser: stays
     db.session.add_all([LoginThrottle(key="idle", failures=3, window_start=old),
                         LoginThrottle(key="locked", failures=9, window_start=old, locked_until=now + timedelta(minutes=5)),
                         LoginThrottle(key="counting", failures=1, window_start=now)])
@@ -116,8 +125,9 @@ def _prune_and_check(user):
     dead_code_id, fresh_code_id, ended_id, named_id, live_id = dead_code.id, fresh_code.id, ended.id, named.id, live.id
     live_family_ids = {t.id for t in live_family}
     failed_id, pending_id, fresh_verification_id = failed.id, pending.id, fresh_verification.id
+    waiting_id = waiting.id
 
-    expected = {"authorization_codes": 1, "tokens": 2, "sso_sessions": 1, "logout_deliveries": 1,
+    expected = {"authorization_codes": 1, "tokens": 2, "sso_sessions": 1, "pushed_requests": 1, "logout_deliveries": 1,
                 "verification_codes": 1, "used_assertions": 0, "login_throttle": 1}
     assert prune(DAY, dry_run=True) == expected
     assert dead_code_id in _ids(AuthorizationCode) and ended_id in _ids(SsoSession)  # a dry run deletes nothing
@@ -131,6 +141,7 @@ def _prune_and_check(user):
     assert {named_id, live_id} <= _ids(SsoSession) and ended_id not in _ids(SsoSession)
     assert _ids(LogoutDelivery) == {failed_id, pending_id}
     assert _ids(VerificationCode) == {fresh_verification_id}
+    assert _ids(PushedRequest) == {waiting_id}
     assert _ids(LoginThrottle) == {"locked", "counting"}
     event = db.session.execute(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).scalar_one()
     assert event.action == "data.pruned" and event.detail["tokens"] == 2 and event.detail["keep_hours"] == 24

@@ -4,9 +4,11 @@
 //   node rp.mjs --issuer URL --client-id ID --client-secret SECRET --redirect-uri URI
 //               [--scope "openid profile email offline_access"]
 //               [--token-endpoint-auth-method client_secret_basic|client_secret_post]
-//               [--prompt consent] [--timeout 120]
+//               [--prompt consent] [--par] [--timeout 120]
 //
-// 1. discovery, then stdout: {"authorization_url": "..."}   (PKCE S256, state, nonce)
+// 1. discovery, then stdout: {"authorization_url": "..."}   (PKCE S256, state, nonce; with --par the
+//    request is pushed to the pushed_authorization_request_endpoint first, RFC 9126, and the URL
+//    carries only client_id and request_uri)
 // 2. stdin: ONE line, the full callback URL the browser was redirected to
 // 3. code exchange (state, PKCE, nonce, iss and the ID token checked by the library against the
 //    JWKS), userinfo, refresh (when a refresh token was issued), reuse of the OLD refresh token,
@@ -22,7 +24,7 @@ import * as client from 'openid-client';
 
 const USAGE = 'usage: node rp.mjs --issuer URL --client-id ID --client-secret SECRET --redirect-uri URI '
   + '[--scope "openid profile email offline_access"] [--token-endpoint-auth-method client_secret_basic|client_secret_post] '
-  + '[--prompt PROMPT] [--timeout SECONDS]';
+  + '[--prompt PROMPT] [--par] [--timeout SECONDS]';
 
 function fail(message, code = 2) {
   process.stderr.write(`rp.mjs: ${message}\n`);
@@ -40,6 +42,7 @@ try {
       scope: { type: 'string', default: 'openid profile email offline_access' },
       'token-endpoint-auth-method': { type: 'string', default: 'client_secret_basic' },
       prompt: { type: 'string' },
+      par: { type: 'boolean', default: false },
       timeout: { type: 'string', default: '120' },
     },
     strict: true,
@@ -157,7 +160,9 @@ async function main() {
     nonce,
   };
   if (args.prompt) params.prompt = args.prompt;
-  const authorizationUrl = await step('authorization url', () => client.buildAuthorizationUrl(config, params));
+  const authorizationUrl = await step('authorization url', () => (args.par
+    ? client.buildAuthorizationUrlWithPAR(config, params)
+    : client.buildAuthorizationUrl(config, params)));
   if (!authorizationUrl) return;
   process.stdout.write(`${JSON.stringify({ authorization_url: authorizationUrl.href })}\n`);
 
