@@ -37,6 +37,18 @@ def departments_create(code, name):
     emit({"code": d.code, "name": d.name})
 
 
+@departments_group.command("close")
+@click.argument("code")
+@with_appcontext
+@_operator
+def departments_close(code):
+    """Close a department (merged or dissolved): every staff membership in it ends, and the sessions
+    and tools' tokens that held the role with it."""
+    from .officials import close_department
+
+    emit(close_department(code))
+
+
 @departments_group.command("list")
 @with_appcontext
 @_operator

@@ -78,15 +78,8 @@ def add_official(*, username: str, department: str, role: str | None = None, act
 
 
 def remove_official(*, username: str, department: str, actor: str = "cli") -> dict:
-    """End a staff membership, and what it opened: the person's sessions that hold the role end (see
-    ``_sessions_holding_the_role``; their subsites get a back-channel logout), and what was issued
-    bound to the keys of the certificates issued for the membership (the officials' tool's tokens) is
-    revoked. The certificates themselves stay: they map to no official while the membership is ended
-    (``pki.validation``) and serve again if it is renewed. Returns how many sessions and tokens."""
-    from ..pki.models import Certificate
-    from ..pki.service import revoke_tokens_bound_to
-    from ..sessions.logout import end_sessions
-
+    """End a staff membership, and what it opened (``_end_memberships``). Returns how many sessions
+    and tokens."""
     dept = get_department(department)
     person = find_person(username)
     row = None
@@ -96,17 +89,70 @@ def remove_official(*, username: str, department: str, actor: str = "cli") -> di
                                                         Official.status == "active")).scalars().first()
     if row is None:
         raise NotFound(_("%(username)s is not an official of %(code)s", username=username, code=dept.code))
-    sessions = _sessions_holding_the_role(person.id, row.id)
+    ended = _end_memberships([(row, person)], dept, actor=actor)
+    if ended is None:  # a removal racing this one got there first
+        raise NotFound(_("%(username)s is not an official of %(code)s", username=username, code=dept.code))
+    return ended
+
+
+def close_department(code: str, *, actor: str = "cli") -> dict:
+    """Close a department (merged or dissolved): it leaves the ``official`` claim, and every staff
+    membership in it ends as ``remove_official`` ends one. Refused while it has an active seal: a
+    closed department's seal must not look usable, so it is revoked (``idp seals revoke``, reason
+    ``cessationOfOperation``) or suspended first. Returns the counts."""
+    from ..seals.models import Seal
+
+    dept = get_department(code)
+    if dept.status != "active":
+        raise Conflict(_("the department %(code)s is already closed", code=dept.code))
+    seals = db.session.execute(select(Seal.id).where(Seal.department_id == dept.id, Seal.status == "active")).scalars().all()
+    if seals:
+        raise Conflict(_("the department %(code)s still has active seals (%(ids)s): revoke or suspend them first "
+                         "(idp seals revoke ID --reason cessationOfOperation)",
+                         code=dept.code, ids=", ".join(str(i) for i in seals)))
+    rows = [tuple(r) for r in db.session.execute(
+        select(Official, Person).join(Person, Person.id == Official.person_id)
+        .where(Official.department_id == dept.id, Official.status == "active")).all()]
     with transaction():
-        # Claimed by a guarded UPDATE: a removal racing this one changes and records nothing.
-        if not db.session.execute(update(Official).where(Official.id == row.id, Official.status == "active")
-                                  .values(status="ended", ended_at=utcnow())).rowcount:
-            raise NotFound(_("%(username)s is not an official of %(code)s", username=username, code=dept.code))
-        certificates = db.session.execute(select(Certificate).where(Certificate.official_id == row.id)).scalars()
-        tokens = sum(revoke_tokens_bound_to(c) for c in certificates)
-        record("official.removed", actor=actor, target=f"person:{person.sub}",
-               detail={"department": dept.code, "sessions_ended": len(sessions), "tokens_revoked": tokens})
-    end_sessions(sessions, reason="official_removed", actor=actor)
+        if not db.session.execute(update(Department).where(Department.id == dept.id, Department.status == "active")
+                                  .values(status="closed")).rowcount:
+            raise Conflict(_("the department %(code)s is already closed", code=dept.code))
+        record("department.closed", actor=actor, target=f"department:{dept.code}", detail={"officials": len(rows)})
+    ended = _end_memberships(rows, dept, actor=actor) or {"sessions_ended": 0, "tokens_revoked": 0}
+    return {"code": dept.code, "status": "closed", "officials_removed": len(rows), **ended}
+
+
+def _end_memberships(rows: list[tuple[Official, Person]], dept: Department, *, actor: str) -> dict | None:
+    """End these memberships (one audit event each) and what they opened: the people's sessions that
+    hold the role (``_sessions_holding_the_role``; their subsites get a back-channel logout), and what
+    was issued bound to the keys of the certificates issued for them (the officials' tool's tokens).
+    The certificates stay: they map to no official while the membership is ended (``pki.validation``)
+    and serve again if it is renewed. Each membership is claimed by a guarded UPDATE; None if none
+    was still active (a racing removal got there first)."""
+    from ..pki.models import Certificate
+    from ..pki.service import revoke_tokens_bound_to
+    from ..sessions.logout import end_sessions
+
+    sessions: dict[int, object] = {}
+    for row, person in rows:
+        for s in _sessions_holding_the_role(person.id, row.id):
+            sessions[s.id] = s
+    claimed, tokens = 0, 0
+    with transaction():
+        for row, person in rows:
+            if not db.session.execute(update(Official).where(Official.id == row.id, Official.status == "active")
+                                      .values(status="ended", ended_at=utcnow())).rowcount:
+                continue
+            claimed += 1
+            certificates = db.session.execute(select(Certificate).where(Certificate.official_id == row.id)).scalars()
+            revoked = sum(revoke_tokens_bound_to(c) for c in certificates)
+            tokens += revoked
+            ended_here = [s for s in sessions.values() if s.person_id == person.id]
+            record("official.removed", actor=actor, target=f"person:{person.sub}",
+                   detail={"department": dept.code, "sessions_ended": len(ended_here), "tokens_revoked": revoked})
+    if rows and not claimed:
+        return None
+    end_sessions(list(sessions.values()), reason="official_removed", actor=actor)
     return {"sessions_ended": len(sessions), "tokens_revoked": tokens}
 
 

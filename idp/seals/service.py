@@ -192,11 +192,14 @@ def suspend(seal_id, *, actor: str = "cli") -> Seal:
 
 
 def resume(seal_id, *, actor: str = "cli") -> Seal:
-    """A suspended seal may be applied again (a revoked one never)."""
+    """A suspended seal may be applied again (a revoked one never, nor one of a closed department)."""
     seal = get_seal(seal_id)
     if seal.status != SUSPENDED:
         raise Conflict(_l("Only a suspended seal can be resumed; the seal %(id)s is %(status)s.",
                           id=seal.id, status=seal.status), code=f"seal_{seal.status}")
+    if seal.department.status != "active":
+        raise Conflict(_l("The department %(code)s is not active.", code=seal.department.code),
+                       code="department_closed")
     with transaction():
         _set_status(seal, ACTIVE, "seal.resumed", actor)
     return seal

@@ -42,6 +42,19 @@ def test_departments_and_officials(runner, app):
     assert {"department.created", "official.added", "official.removed"} <= set(audit_actions())
 
 
+def test_closing_a_department(runner, app):
+    """``idp departments close CODE``: its memberships end; closing it again is a one-line refusal."""
+    citizen("wang")
+    ok(runner, "departments", "create", "--code", "SCJGJ", "--name", "本溪市市场监督管理局")
+    ok(runner, "officials", "add", "--username", "wang", "--department", "SCJGJ")
+    assert ok(runner, "departments", "close", "SCJGJ") == {
+        "code": "SCJGJ", "status": "closed", "officials_removed": 1, "sessions_ended": 0, "tokens_revoked": 0}
+    assert ok(runner, "officials", "list") == []
+    assert "already closed" in refused(runner, "departments", "close", "SCJGJ")
+    assert "no department" in refused(runner, "departments", "close", "NOPE")
+    assert "is not active" in refused(runner, "officials", "add", "--username", "wang", "--department", "SCJGJ")
+
+
 def test_default_role_is_staff(runner, app):
     citizen("lisi")
     ok(runner, "departments", "create", "--code", "RSJ", "--name", "人社局")

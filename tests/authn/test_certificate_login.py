@@ -157,6 +157,39 @@ def test_removing_the_official_ends_the_sessions_that_hold_the_role(app, officia
     assert Browser(other_membership).authorize(citizens_rp).status_code == 302  # still signed in
 
 
+def test_closing_the_department_ends_its_officials_sessions(app, official):
+    """A department closed (merged, dissolved): each of its staff memberships ends as one removal
+    does, audited one by one; an official of another department carries on."""
+    from idp.accounts.officials import add_official, close_department, create_department, list_departments
+    from idp.errors import Conflict
+    from tests.pki.conftest import make_official
+
+    create_department(code="rsj", name="本溪市人力资源和社会保障局")
+    make_official(username="lisi", name="李四", department=("rsj", "本溪市人力资源和社会保障局"))
+    add_official(username="wangwu", department="rsj")
+    signed_in = {}
+    for username, department in (("wangwu", "scjgj"), ("lisi", "rsj")):
+        from idp.pki.service import issue_pkcs12
+
+        _, p12 = issue_pkcs12(username, P12_PASSWORD, department=department)
+        browser = app.test_client()
+        cert = pkcs12.load_key_and_certificates(p12, P12_PASSWORD.encode())[1]
+        assert cert_login(browser, escaped(cert)).status_code == 303
+        signed_in[username] = _sid(browser)
+
+    result = close_department("scjgj")
+    assert result == {"code": "scjgj", "status": "closed", "officials_removed": 1, "sessions_ended": 1,
+                      "tokens_revoked": 0}
+    ended = {s.sid: s.end_reason for s in SsoSession.query.filter(SsoSession.ended_at.isnot(None))}
+    assert ended == {signed_in["wangwu"]: "official_removed"}
+    assert {d.code: d.status for d in list_departments()} == {"rsj": "active", "scjgj": "closed"}
+    removed = _events("official.removed")
+    assert len(removed) == 1 and removed[0].detail["department"] == "scjgj"
+    assert [e.detail for e in _events("department.closed")] == [{"officials": 1}]
+    with pytest.raises(Conflict, match="already closed"):
+        close_department("scjgj")
+
+
 def _sid(browser) -> str:
     """The SSO session's public id behind a test client's cookie."""
     from idp.sessions.service import find_session

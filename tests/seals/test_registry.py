@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from idp.audit.models import AuditEvent
 from idp.db import db
-from idp.errors import DomainError
+from idp.errors import Conflict, DomainError
 from idp.pki.models import Certificate
 from idp.seals.models import Seal, SealAuthorization
 from tests.seals.registry_support import (DEPARTMENT, SEAL_NAME, authorized_seal, ca, make_official,  # noqa: F401
@@ -288,3 +288,19 @@ def test_seal_certificate_is_refused_at_the_officials_jwt_bearer_grant(seal, app
     assert resp.status_code == 400 and resp.json["error"] == "invalid_grant", resp.json
     assert "access_token" not in resp.json
     assert refusals(app) == ["certificate_wrong_purpose"]
+
+
+def test_a_department_with_an_active_seal_is_not_closed(authorized_seal):
+    """Closing a department needs its seals revoked or suspended first (a closed department's seal
+    must not look usable); a suspended seal of a closed department is not resumed."""
+    from idp.accounts.officials import close_department
+    from idp.seals.service import check_may_apply, resume, suspend
+
+    seal = authorized_seal
+    with pytest.raises(Conflict, match="still has active seals"):
+        close_department(DEPARTMENT[0])
+    assert check_may_apply(person(), seal)  # nothing changed
+    suspend(seal.id, actor="operator")
+    assert close_department(DEPARTMENT[0])["officials_removed"] == 1
+    assert code_of(resume, seal.id) == "department_closed"
+    assert code_of(check_may_apply, person(), seal) == "seal_suspended"
