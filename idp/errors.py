@@ -68,7 +68,7 @@ class Conflict(DomainError):
 
 
 def wants_json() -> bool:
-    if request.path.startswith(("/token", "/revoke", "/introspect", "/userinfo", "/jwks", "/.well-known/",
+    if request.path.startswith(("/token", "/par", "/revoke", "/introspect", "/userinfo", "/jwks", "/.well-known/",
                                 "/healthz", "/readyz")):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])

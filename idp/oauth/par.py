@@ -91,7 +91,10 @@ def push() -> Response:
     form = request.form
     if form.get("client_id", client.client_id) != client.client_id:
         return _error(InvalidRequestError("'client_id' is not the client that authenticated."))
-    params = ImmutableMultiDict([(k, v) for k in form for v in form.getlist(k) if k not in AUTH_PARAMS]
+    # Without the push's own authentication, and without the hub's consent-form fields (a pushed
+    # "decision" decides nothing: /authorize reads those from its own form).
+    params = ImmutableMultiDict([(k, v) for k in form for v in form.getlist(k)
+                                 if k not in AUTH_PARAMS and k not in authorize.FORM_FIELDS]
                                 + ([] if "client_id" in form else [("client_id", client.client_id)]))
     try:
         authorize.check_client_and_redirect(params, client)

@@ -272,3 +272,14 @@ def test_consuming_twice_gives_one_code(client, rp1):
         assert par.consume(pushed) is True
     with transaction():
         assert par.consume(pushed) is False
+
+
+def test_a_pushed_consent_decision_decides_nothing(app, client, signed_in):
+    """The consent page's own fields are the person's, from the page (with its CSRF token): pushed
+    along with the request, ``decision=allow`` is dropped, and the person is still asked."""
+    third_party = make_rp(app, first_party=False, redirect_uri="https://third.example.cn/cb")
+    resp, _ = push(client, third_party, decision="allow", csrf_token="x")
+    assert resp.status_code == 201, resp.get_json()
+    assert set(db.session.execute(select(PushedRequest)).scalar_one().params).isdisjoint({"decision", "csrf_token"})
+    page = at_authorize(client, third_party, resp.get_json()["request_uri"])
+    assert page.status_code == 200 and b'name="decision"' in page.data

@@ -598,7 +598,7 @@ def test_public_client_cannot_use_basic_with_empty_secret(client, public_rp):
                                    "Basic =", "Basic ====", "Basic !!!", "Basic " + "A" * 5000,
                                    "Basic " + b64(b"no-colon"), "Basic " + b64(b":"), "Basic " + b64(b"%zz:%zz"),
                                    "Bearer x", "Digest a=b", "Basic"])
-@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
+@pytest.mark.parametrize("path", ["/token", "/par", "/revoke", "/introspect"])
 def test_malformed_basic_auth(client, rp, path, value):
     """RFC 6749 §2.3.1 and §5.2 (RFC 7009 §2.1, RFC 7662 §2.1): bad Basic credentials are
     invalid_client (401 with WWW-Authenticate), never a 500."""
@@ -695,9 +695,9 @@ def test_userinfo_malformed_authorization(client, user, value, method):
 # Transport limits: 413 and 414, and JSON from protocol endpoints
 # =============================================================================================
 
-POST_ENDPOINTS = ["/token", "/revoke", "/introspect", "/userinfo", "/authorize", "/login"]
+POST_ENDPOINTS = ["/token", "/par", "/revoke", "/introspect", "/userinfo", "/authorize", "/login"]
 GET_ENDPOINTS = ["/authorize", "/userinfo", "/login", "/.well-known/openid-configuration", "/jwks.json"]
-PROTOCOL = ("/token", "/revoke", "/introspect", "/userinfo", "/.well-known/openid-configuration", "/jwks.json")
+PROTOCOL = ("/token", "/par", "/revoke", "/introspect", "/userinfo", "/.well-known/openid-configuration", "/jwks.json")
 
 
 @pytest.mark.parametrize("path", POST_ENDPOINTS)
@@ -739,6 +739,8 @@ def test_query_over_8k_is_414(client, path):
     ("/token", "GET", {}),
     ("/revoke", "GET", {}),
     ("/introspect", "GET", {}),
+    ("/par", "GET", {}),
+    ("/par", "POST", {"data": "a=" + "x" * MAX_BODY, "content_type": FORM}),
     ("/userinfo", "DELETE", {}),
     ("/.well-known/openid-configuration", "POST", {}),
     ("/jwks.json", "PUT", {}),
@@ -807,6 +809,33 @@ def test_fuzz_authorize(ua, rp, method, data):
     with Unchanged(db):
         resp = send_authorize(ua, method, pairs)
     check_authorize(resp, rp, pairs, f"{method} {changes(base, pairs)}")
+
+
+PAR_ERRORS = AUTHORIZE_ERRORS | {"invalid_client", "invalid_dpop_proof", "use_dpop_nonce"}
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_par(client, rp, data):
+    """RFC 9126 §2.1-§2.3: any mix of missing, repeated, unknown and garbage authorization parameters
+    pushed by an authenticated client gets a 201 with a request_uri (one row stored) or the token
+    endpoint's JSON error with an authorization error code (nothing stored)."""
+    from sqlalchemy import func, select
+
+    from idp.oauth.models import PushedRequest
+
+    base = authorize_params(rp) + data.draw(st.lists(st.sampled_from(AUTHORIZE_OPTIONAL), max_size=2, unique=True))
+    pairs = data.draw(mutated(base, known=AUTHORIZE_KNOWN))
+    stored = db.session.execute(select(func.count()).select_from(PushedRequest)).scalar()
+    resp = client.post("/par", data=qs(pairs), content_type=FORM, headers=basic(rp))
+    assert_no_crash(resp)
+    after = db.session.execute(select(func.count()).select_from(PushedRequest)).scalar()
+    if resp.status_code == 201:
+        assert json_body(resp, "par")["request_uri"].startswith("urn:ietf:params:oauth:request_uri:")
+        assert after == stored + 1
+    elif resp.status_code != 413:
+        assert_oauth_error(resp, PAR_ERRORS, f"{changes(base, pairs)}")
+        assert after == stored
 
 
 TOKEN_KNOWN = {"grant_type", "code", "redirect_uri", "code_verifier", "client_id", "client_secret", "refresh_token",
