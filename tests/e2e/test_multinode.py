@@ -190,6 +190,32 @@ def test_full_flow_alternating_nodes(cluster, receivers):
     assert {a_addr, b_addr} <= logged
 
 
+def test_a_request_pushed_to_one_node_is_served_by_the_other(cluster):
+    """RFC 9126 on a cluster: the request pushed to one node (a row in PostgreSQL, §2.2) is resolved at
+    the other node's authorization endpoint (§4), the login comes back to it by reference, and its
+    code is redeemed."""
+    c, rec = cluster, Recorder()
+    user, rp = c.users[0], c.rp1
+    verifier, challenge = pkce_pair()
+    with HubBrowser(user["username"], user["password"]) as browser, rec.session() as http:
+        browser.http.hooks["response"].append(rec.hook)
+        pushed = http.post(c.url("/par"), data={
+            "response_type": "code", "client_id": rp["client_id"], "redirect_uri": rp["redirect_uri"],
+            "scope": "openid", "state": "pushed-state", "code_challenge": challenge, "code_challenge_method": "S256"},
+            auth=(rp["client_id"], rp["client_secret"]), timeout=TIMEOUT)
+        assert pushed.status_code == 201, pushed.text
+        push_node = rec.served("POST", "/par")
+        rec.steer(c.issuer, away_from=push_node)
+        mark = len(rec.seen)
+        callback = browser.authorize(c.url("/authorize?" + urlencode({
+            "client_id": rp["client_id"], "request_uri": pushed.json()["request_uri"]})), rp["redirect_uri"])
+        first = next(up for m, p, _, up in rec.seen[mark:] if (m, p) == ("GET", "/authorize"))
+        assert first != push_node
+        q = parse_qs(urlsplit(callback).query)
+        assert q["state"] == ["pushed-state"]
+        assert exchange(http, c, rp, q["code"][0], verifier).status_code == 200
+
+
 def _service_token(url: str, service: dict) -> str:
     resp = requests.post(url + "/token", data={"grant_type": "client_credentials"},
                          auth=(service["client_id"], service["client_secret"]), timeout=TIMEOUT)
