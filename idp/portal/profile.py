@@ -34,6 +34,17 @@ def home():
                            changed=request.args.get("changed") == "password")
 
 
+@bp.get("/account/activity")
+def activity():
+    """The account's recent security events, for its holder to spot what was not them."""
+    from ..accounts.activity import LIMIT, recent_activity
+
+    s = current_session()
+    if s is None:
+        return login_redirect("/account/activity")
+    return render_template("portal/activity.html", person=s.person, entries=recent_activity(s.person), limit=LIMIT)
+
+
 @bp.route("/account/password", methods=["GET", "POST"])
 def password():
     s = current_session()

@@ -90,7 +90,8 @@ def sign_in(driver, hub) -> None:
 
 # The citizen's pages at their fixed URLs (those not built yet show the 404 page, which is checked too).
 CITIZEN_PAGES = ["/register", "/reset", "/account", "/account/security", "/account/businesses",
-                 "/account/consents", "/account/sessions", "/account/password", "/account/data", "/account/close"]
+                 "/account/consents", "/account/sessions", "/account/password", "/account/data", "/account/close",
+                 "/account/activity"]
 
 
 def pages(hub) -> list[str]:
