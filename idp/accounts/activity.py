@@ -20,6 +20,7 @@ LIMIT = 50
 LABELS = {
     "account.created": _l("Account created"),
     "login.succeeded": _l("Signed in"),
+    "login.failed": _l("Sign-in refused: wrong password"),
     "login.password_verified": _l("Password accepted, second step asked"),
     "session.stepped_up": _l("Signed in at a higher level"),
     "mfa.failed": _l("Wrong two-step code"),

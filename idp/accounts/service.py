@@ -163,13 +163,19 @@ def find_by_login(login: str) -> Person | None:
 
 def check_password(login: str, password: str) -> Person | None:
     """The person if the password is right and the account active; constant work either way."""
+    return attempt_password(login, password)[0]
+
+
+def attempt_password(login: str, password: str) -> tuple[Person | None, Person | None]:
+    """``check_password``'s answer, and the account the login names if any: for the holder's record of
+    failed attempts (``login.failed`` with its target), never for what the person at the form is told."""
     person = find_by_login(login)
     ok = verify_password(person.password_hash if person else None, password or "")
     if not ok or person is None or not person.active:
-        return None
+        return None, person
     if needs_rehash(person.password_hash):
         person.password_hash = hash_password(password)
-    return person
+    return person, person
 
 
 def personal_context(person: Person) -> dict:

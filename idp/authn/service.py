@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..accounts.models import Person
-from ..accounts.service import check_password
+from ..accounts.service import attempt_password
 from ..audit.service import record
 from ..db import transaction
 from ..ops.metrics import record_login
@@ -37,11 +37,14 @@ def login_with_password(login: str, password: str, previous: SsoSession | None):
     raises 429 while the name or address is locked. Failures are audited without the name typed."""
     keys = throttle.keys_for(login)
     _checked(throttle.check, keys, method="password")
-    person = check_password(login, password)
+    person, named = attempt_password(login, password)
     if person is None:
         with transaction():
             throttle.record_failure(keys)
-            record("login.failed", actor="anonymous", outcome="failure", detail={"method": "pwd"})
+            # The account named (its public id, not the name typed) goes on the record, so its holder
+            # sees the attempt (``/account/activity``); the answer is the same either way.
+            record("login.failed", actor="anonymous", target=f"person:{named.sub}" if named else None,
+                   outcome="failure", detail={"method": "pwd"})
         record_login("password", "failure")
         return None
     throttle.clear_name(keys)

@@ -49,3 +49,22 @@ def test_another_persons_events_are_not_shown(app, client, browser, user):
     assert [r[1] for r in rows(other)] == ["Signed in (password)", "Account created"]
     html = client.get("/account/activity?lang=zh").get_data(as_text=True)
     assert "最近动态" in html and "登录 (密码)" in html
+
+
+def test_a_wrong_password_for_the_account_is_shown_to_its_holder(app, client, browser, user):
+    """Someone else's attempt with the right name and a wrong password is on the holder's page (the
+    audit event names the account by its subject, never by what was typed); an attempt on a name no
+    account has is on nobody's page, and the form's answer is the same for both."""
+    from idp.audit.models import AuditEvent
+
+    stranger = app.test_client()
+    wrong = Browser(stranger).login(username="alice", password="not the password")
+    unknown = Browser(stranger).login(username="nobody-here", password="not the password")
+    assert wrong.status_code == unknown.status_code == 200
+    browser.login()
+    table = rows(client)
+    assert [r[1] for r in table] == ["Signed in (password)", "Sign-in refused: wrong password", "Account created"]
+    assert table[1][4] == "Refused"
+    failed = AuditEvent.query.filter_by(action="login.failed").order_by(AuditEvent.id).all()
+    assert [e.target for e in failed] == [f"person:{user.sub}", None]
+    assert all(e.actor == "anonymous" and "alice" not in str(e.detail) for e in failed)
