@@ -283,3 +283,17 @@ def test_a_pushed_consent_decision_decides_nothing(app, client, signed_in):
     assert set(db.session.execute(select(PushedRequest)).scalar_one().params).isdisjoint({"decision", "csrf_token"})
     page = at_authorize(client, third_party, resp.get_json()["request_uri"])
     assert page.status_code == 200 and b'name="decision"' in page.data
+
+
+@pytest.mark.parametrize("app_config", [{"DPOP_NONCE": "on"}])
+def test_with_nonces_on_a_push_s_proof_needs_the_nonce_too(app, client, rp1):
+    """RFC 9449 §8 applies to the PAR request's proof as to the token request's: without the hub's
+    nonce, 400 ``use_dpop_nonce`` with the nonce in ``DPoP-Nonce``; with it, the push is accepted."""
+    key = ECKey.generate_key("P-256")
+    htu = app.config["ISSUER"] + "/par"
+    first, _ = push(client, rp1, headers={"DPoP": proof(key, htu=htu)})
+    assert first.status_code == 400 and first.get_json()["error"] == "use_dpop_nonce"
+    nonce = first.headers["DPoP-Nonce"]
+    again, _ = push(client, rp1, headers={"DPoP": proof(key, htu=htu, nonce=nonce)})
+    assert again.status_code == 201, again.get_json()
+    assert db.session.execute(select(PushedRequest)).scalar_one().params["dpop_jkt"] == rfc7638(key)
