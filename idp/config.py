@@ -33,6 +33,10 @@ DEFAULTS: dict[str, object] = {
     # Seconds a pooled PostgreSQL connection may sit unused and still be used without a check (a ping
     # on every use would cost a round trip per request); 0 checks it every time.
     "DB_PING_AFTER_IDLE": 1,
+    # 1: each server thread keeps one PostgreSQL connection for its one-statement reads and writes
+    # (idp.dbread) instead of checking one out of the pool per statement. Unset, idp serve and
+    # idp.wsgi turn it on (their threads live as long as the process) and everything else leaves it off.
+    "DB_HOLD_CONNECTION": 0,
     # Seconds a PostgreSQL statement may run before PostgreSQL cancels it (the request then fails, its
     # transaction rolls back); 0: no limit. idp init's migrations are exempt. Not applied to SQLite.
     "DB_STATEMENT_TIMEOUT": 30,

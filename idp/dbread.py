@@ -17,6 +17,14 @@ column type's own result conversion) and runs the statement on the pooled DBAPI 
   recovery after a database restart are the same as on every other path; a connection that failed
   in any other way is discarded too (it never goes back to the pool in autocommit).
 
+A server thread holds one such connection for these statements (``held``, turned on by ``idp serve``:
+``DB_HOLD_CONNECTION``) instead of checking one out of the pool and back for each, which cost about
+a fifth of a bearer request's CPU (the pool's bookkeeping and events, switching autocommit on and
+off, the reset on check-in): it stays in autocommit, is pinged before use after
+``DB_PING_AFTER_IDLE`` seconds unused and replaced if the ping fails, and is dropped on any error
+(a lost connection invalidates the pool as above), or when the engine's pool is replaced
+(``engine.dispose()``). ``release_held`` gives it back.
+
 Only for a single SELECT that needs no transaction. ``read_first`` goes through the session instead
 when the session already has a transaction open in this request, so a request reads its own writes.
 ``write_together`` does the same for a few INSERTs and UPDATEs that belong together (one
@@ -24,8 +32,10 @@ transaction, committed at once), with the same error handling.
 """
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import namedtuple
+from time import monotonic
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
@@ -92,6 +102,86 @@ def _on_driver(engine: Engine, work):
         fairy.close()
 
 
+class _Held(threading.local):
+    """This thread's held connection: its pool checkout (``fairy``), the pool it came from, and when
+    it was last used."""
+
+    fairy = None
+    pool = None
+    used = 0.0
+
+
+_held = _Held()
+
+
+def _on_held(engine: Engine, work, idle_seconds: float):
+    """``_on_driver`` on this thread's held connection (see the module docstring)."""
+    dialect = engine.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
+    running: list = [(None, None)]
+    if _held.fairy is not None and (_held.pool is not engine.pool or monotonic() - _held.used > idle_seconds
+                                    and not _alive(engine, _held.fairy)):
+        release_held()  # another engine's, a disposed pool's, or cut while it sat unused
+    if _held.fairy is None:
+        try:
+            fairy = engine.raw_connection()  # the pool's checkout events run (``db.ping_when_idle``)
+        except dbapi_error as err:
+            raise _wrapped(running[0], err, dialect, dialect.is_disconnect(err, None, None)) from err
+        try:
+            fairy.driver_connection.autocommit = True
+        except BaseException as err:
+            fairy.invalidate(err)
+            raise
+        _held.fairy, _held.pool = fairy, engine.pool
+    fairy = _held.fairy
+    try:
+        result = work(fairy.driver_connection, running)
+    except dbapi_error as err:
+        _held.fairy = None
+        lost = dialect.is_disconnect(err, fairy.dbapi_connection, None)
+        if lost:
+            engine.pool._invalidate(fairy, err)
+        else:
+            fairy.invalidate(err)
+        raise _wrapped(running[0], err, dialect, lost) from err
+    except BaseException as err:
+        _held.fairy = None
+        fairy.invalidate(err)
+        raise
+    _held.used = monotonic()
+    return result
+
+
+def _alive(engine: Engine, fairy) -> bool:
+    try:
+        return engine.dialect.do_ping(fairy.dbapi_connection) is not False
+    except Exception:  # noqa: BLE001 - the driver's own error for a dead connection
+        return False
+
+
+def release_held() -> None:
+    """Close this thread's held connection, if it has one (a test's end, a thread's)."""
+    fairy, _held.fairy, _held.pool = _held.fairy, None, None
+    if fairy is not None:
+        fairy.invalidate()  # closed, not returned: the pool expects its connections out of autocommit
+
+
+def hold_when_serving(app) -> None:
+    """A server process's threads hold their connection unless ``IDP_DB_HOLD_CONNECTION`` says otherwise
+    (``idp serve``, ``idp.wsgi``: threads that live as long as the process)."""
+    import os
+
+    if os.environ.get("IDP_DB_HOLD_CONNECTION", "") == "":
+        app.config["DB_HOLD_CONNECTION"] = 1
+
+
+def holding() -> bool:
+    """Whether this app's server threads hold their connection (``DB_HOLD_CONNECTION``, ``idp serve``)."""
+    from flask import current_app
+
+    return bool(current_app.config.get("DB_HOLD_CONNECTION"))
+
+
 def _wrapped(running: tuple, err: Exception, dialect, lost: bool) -> Exception:
     plan, args = running
     return exc.DBAPIError.instance(plan.sql if plan else None, args, err, dialect.loaded_dbapi.Error,
@@ -115,16 +205,17 @@ class DirectRead:
             plan = self._plans[dialect] = _Plan(self.stmt, dialect)
         return plan
 
-    def first(self, engine: Engine, params: dict):
-        """The first row (a named tuple), or None."""
+    def first(self, engine: Engine, params: dict, *, held: bool = False):
+        """The first row (a named tuple), or None; on this thread's held connection with ``held``."""
         plan = self._plan(engine.dialect)
         args = plan.arguments(params)
+        hold = held and plan.autocommit
 
         def work(conn, running):
             running[0] = (plan, args)
-            return _alone(conn, plan, args, lambda cursor: cursor.fetchone())
+            return _alone(conn, plan, args, lambda cursor: cursor.fetchone(), switch=not hold)
 
-        raw = _on_driver(engine, work)
+        raw = _on_held(engine, work, _idle_seconds()) if hold else _on_driver(engine, work)
         if raw is None:
             return None
         return self.row_type._make([v if p is None or v is None else p(v) for p, v in zip(plan.processors, raw)])
@@ -211,21 +302,24 @@ def write_one(write: DirectWrite, params: dict) -> int:
     engine = db.engine
     plan = write.plan(engine.dialect, params)
     args = plan.arguments(params)
+    hold = plan.autocommit and holding()
 
     def work(conn, running):
         running[0] = (plan, args)
-        count = _alone(conn, plan, args, lambda cursor: cursor.rowcount)
+        count = _alone(conn, plan, args, lambda cursor: cursor.rowcount, switch=not hold)
         if not plan.autocommit:
             conn.commit()
         return count
 
-    return _on_driver(engine, work)
+    return _on_held(engine, work, _idle_seconds()) if hold else _on_driver(engine, work)
 
 
-def _alone(conn, plan: _Plan, args, result):
+def _alone(conn, plan: _Plan, args, result, *, switch: bool = True):
     """Run one statement by itself and return ``result(cursor)``: on psycopg in autocommit (no BEGIN or
-    COMMIT around it), the connection put back as the pool expects it."""
-    if plan.autocommit:
+    COMMIT around it), the connection put back as the pool expects it (``switch``; a held connection
+    stays in autocommit)."""
+    switch = switch and plan.autocommit
+    if switch:
         conn.autocommit = True
     cursor = conn.cursor()
     try:
@@ -233,7 +327,7 @@ def _alone(conn, plan: _Plan, args, result):
         return result(cursor)
     finally:
         cursor.close()
-        if plan.autocommit and not conn.closed:
+        if switch and not conn.closed:
             conn.autocommit = False
 
 
@@ -269,7 +363,7 @@ def read_first(read: DirectRead, params: dict):
 
     if session_in_use():
         return db.session.execute(read.stmt, params).first()
-    return read.first(db.engine, params)
+    return read.first(db.engine, params, held=holding())
 
 
 _CONNECTED = "idp.connected"
@@ -298,3 +392,9 @@ def session_in_use() -> bool:
         return False
     orm = scoped()
     return orm.info.get(_CONNECTED, False) or bool(orm.new or orm.deleted or orm.dirty)
+
+
+def _idle_seconds() -> float:
+    from flask import current_app
+
+    return float(current_app.config["DB_PING_AFTER_IDLE"])

@@ -51,7 +51,10 @@ def _load_app(_target: str):
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     from . import create_app, start_logout_worker
 
+    from .dbread import hold_when_serving
+
     app = create_app()
+    hold_when_serving(app)
     start_logout_worker(app)
     _exit_with_parent(os.getppid())
     inherited = {k: v for k, v in os.environ.items() if k.startswith("HTTP_") or k in _BODY_KEYS}

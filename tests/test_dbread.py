@@ -193,3 +193,65 @@ def test_postgresql_writes_together_in_one_pipeline(tmp_path, postgres_url, temp
         for c in pooled:
             c.close()
         db.engine.dispose()
+
+
+_BACKEND = DirectRead(select(func.pg_backend_pid().label("pid")))
+
+
+def _terminate_others() -> None:
+    """Cut every other connection to the database, as a database restart would."""
+    with db.engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        admin.commit()
+
+
+@pytest.mark.postgres
+def test_a_server_thread_holds_its_connection_and_recovers(tmp_path, postgres_url, template_dir):
+    """``DB_HOLD_CONNECTION`` (``idp serve``): a thread's one-statement reads and writes use one connection,
+    kept in autocommit and out of the pool between requests (no transaction left open); a connection
+    cut while in use is SQLAlchemy's ``OperationalError`` once (the 503) and replaced on the next
+    read; one cut while it sat unused longer than ``DB_PING_AFTER_IDLE`` is found by the ping and
+    replaced without an error; a disposed pool's is replaced; ``release_held`` gives it back."""
+    from idp import create_app
+    from idp.dbread import release_held, write_one
+    from idp.migrations_lock import upgrade_database
+    from tests.conftest import _config
+
+    shutil.copytree(template_dir / "keys", tmp_path / "keys")
+    app = create_app(_config(tmp_path, db_url=postgres_url, DB_PING_AFTER_IDLE=3600, DB_HOLD_CONNECTION=1))
+    with app.app_context():
+        upgrade_database()
+        db.session.remove()
+        app.config["DB_HOLD_CONNECTION"] = 0  # the default (tests, the CLI): checked out and back per statement
+        read_first(_BACKEND, {})
+        assert db.engine.pool.checkedout() == 0
+        app.config["DB_HOLD_CONNECTION"] = 1
+        try:
+            pid = read_first(_BACKEND, {}).pid
+            assert read_first(_BACKEND, {}).pid == pid and db.engine.pool.checkedout() == 1
+            assert write_one(_STORE, _token_row("m" * 64)) == 1 and _count("m" * 64) == 1  # committed
+            db.session.remove()
+            assert read_first(BY_DIGEST, {"digest": "m" * 64}).jti == "j-mmmmmmmm"
+            with db.engine.connect() as admin:
+                states = admin.execute(text("SELECT state FROM pg_stat_activity WHERE pid = :p"), {"p": pid}).scalar()
+            assert states == "idle"
+
+            _terminate_others()
+            with pytest.raises(exc.OperationalError) as caught:
+                read_first(_BACKEND, {})
+            assert caught.value.connection_invalidated
+            replaced = read_first(_BACKEND, {}).pid
+            assert replaced != pid
+
+            app.config["DB_PING_AFTER_IDLE"] = 0  # every use after a pause: pinged first
+            _terminate_others()
+            after_ping = read_first(_BACKEND, {}).pid
+            assert after_ping != replaced
+
+            db.engine.dispose()
+            assert read_first(_BACKEND, {}).pid != after_ping
+        finally:
+            release_held()
+        assert db.engine.pool.checkedout() == 0
+        db.engine.dispose()

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import instance_dict, set_committed_value
 from ..accounts.models import Person
 from ..audit.service import record
 from ..db import db, transaction, unless_present, utcnow
-from ..dbread import DirectRead, DirectWrite, session_in_use
+from ..dbread import DirectRead, DirectWrite, holding, session_in_use
 from .models import SessionClient, SsoSession
 
 
@@ -42,7 +42,7 @@ def _load(digest: str) -> SsoSession | None:
     (else the ORM's own query, which knows what it already holds)."""
     orm = db.session()
     if not session_in_use():
-        row = _SESSION_WITH_PERSON.first(db.engine, {"digest": digest})
+        row = _SESSION_WITH_PERSON.first(db.engine, {"digest": digest}, held=holding())
         if row is None:
             return None
         keys = (orm.identity_key(SsoSession, row.s_id), orm.identity_key(Person, row.p_id))
