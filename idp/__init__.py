@@ -47,9 +47,11 @@ def create_app(test_config: dict | None = None, *, load_keys: bool = True) -> Fl
     db.init_app(app)
     if not settings["DATABASE_URL"].startswith("sqlite"):
         from .db import ping_when_idle
+        from .dbread import autocommit_never_pooled
 
         with app.app_context():
             ping_when_idle(db.engine, float(settings["DB_PING_AFTER_IDLE"]))
+            autocommit_never_pooled(db.engine)
     csrf.init_app(app)
 
     from . import i18n

@@ -102,16 +102,33 @@ def _on_driver(engine: Engine, work):
         fairy.close()
 
 
-class _Held(threading.local):
-    """This thread's held connection: its pool checkout (``fairy``), the pool it came from, and when
-    it was last used."""
+class _Held:
+    """A thread's held connection: its pool checkout (``fairy``), the pool it came from, and when it
+    was last used. When the thread ends (Granian stops a blocking thread idle for a while), the
+    connection is closed, never handed back to the pool in autocommit."""
 
-    fairy = None
-    pool = None
-    used = 0.0
+    __slots__ = ("fairy", "pool", "used")
+
+    def __init__(self):
+        self.fairy, self.pool, self.used = None, None, 0.0
+
+    def __del__(self):
+        fairy, self.fairy = self.fairy, None
+        if fairy is not None:
+            try:
+                fairy.invalidate()
+            except Exception:  # noqa: BLE001 - at interpreter exit the pool may be gone already
+                pass
 
 
-_held = _Held()
+_threads = threading.local()
+
+
+def _mine() -> _Held:
+    held = getattr(_threads, "held", None)
+    if held is None:
+        held = _threads.held = _Held()
+    return held
 
 
 def _on_held(engine: Engine, work, idle_seconds: float):
@@ -119,10 +136,11 @@ def _on_held(engine: Engine, work, idle_seconds: float):
     dialect = engine.dialect
     dbapi_error = dialect.loaded_dbapi.Error
     running: list = [(None, None)]
-    if _held.fairy is not None and (_held.pool is not engine.pool or monotonic() - _held.used > idle_seconds
-                                    and not _alive(engine, _held.fairy)):
+    held = _mine()
+    if held.fairy is not None and (held.pool is not engine.pool or monotonic() - held.used > idle_seconds
+                                   and not _alive(engine, held.fairy)):
         release_held()  # another engine's, a disposed pool's, or cut while it sat unused
-    if _held.fairy is None:
+    if held.fairy is None:
         try:
             fairy = engine.raw_connection()  # the pool's checkout events run (``db.ping_when_idle``)
         except dbapi_error as err:
@@ -132,12 +150,12 @@ def _on_held(engine: Engine, work, idle_seconds: float):
         except BaseException as err:
             fairy.invalidate(err)
             raise
-        _held.fairy, _held.pool = fairy, engine.pool
-    fairy = _held.fairy
+        held.fairy, held.pool = fairy, engine.pool
+    fairy = held.fairy
     try:
         result = work(fairy.driver_connection, running)
     except dbapi_error as err:
-        _held.fairy = None
+        held.fairy = None
         lost = dialect.is_disconnect(err, fairy.dbapi_connection, None)
         if lost:
             engine.pool._invalidate(fairy, err)
@@ -145,10 +163,10 @@ def _on_held(engine: Engine, work, idle_seconds: float):
             fairy.invalidate(err)
         raise _wrapped(running[0], err, dialect, lost) from err
     except BaseException as err:
-        _held.fairy = None
+        held.fairy = None
         fairy.invalidate(err)
         raise
-    _held.used = monotonic()
+    held.used = monotonic()
     return result
 
 
@@ -161,9 +179,21 @@ def _alive(engine: Engine, fairy) -> bool:
 
 def release_held() -> None:
     """Close this thread's held connection, if it has one (a test's end, a thread's)."""
+    _held = _mine()
     fairy, _held.fairy, _held.pool = _held.fairy, None, None
     if fairy is not None:
         fairy.invalidate()  # closed, not returned: the pool expects its connections out of autocommit
+
+
+def autocommit_never_pooled(engine: Engine) -> None:
+    """A connection checked in while in autocommit is switched back first: the pool's other users
+    (the ORM's transactions) must never get one that commits each statement by itself. The direct
+    paths already switch back or invalidate; this is the rule's last line."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection, record):
+        if dbapi_connection is not None and getattr(dbapi_connection, "autocommit", False) is True:
+            dbapi_connection.autocommit = False
 
 
 def hold_when_serving(app) -> None:

@@ -2,8 +2,10 @@
 see a request's own writes, and fail and recover as SQLAlchemy's own execution does."""
 from __future__ import annotations
 
+import gc
 import secrets
 import shutil
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -254,4 +256,26 @@ def test_a_server_thread_holds_its_connection_and_recovers(tmp_path, postgres_ur
         finally:
             release_held()
         assert db.engine.pool.checkedout() == 0
+
+        # A thread that ends (Granian stops idle blocking threads) closes its held connection.
+        def serve_one():
+            with app.app_context():
+                seen.append(read_first(_BACKEND, {}).pid)
+
+        seen: list = []
+        worker = threading.Thread(target=serve_one)
+        worker.start()
+        worker.join()
+        del worker
+        gc.collect()
+        assert seen and db.engine.pool.checkedout() == 0
+        with db.engine.connect() as admin:  # closed, not handed back to the pool
+            assert admin.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": seen[0]}).scalar() == 0
+        # And no connection goes back to the pool in autocommit, whoever checks it in.
+        raw = db.engine.raw_connection()
+        raw.driver_connection.autocommit = True
+        raw.close()
+        again = db.engine.raw_connection()
+        assert again.driver_connection.autocommit is False
+        again.close()
         db.engine.dispose()
