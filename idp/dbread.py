@@ -75,31 +75,44 @@ def _on_driver(engine: Engine, work):
     error names it. A driver error becomes SQLAlchemy's, and a lost connection invalidates the pool as
     SQLAlchemy's own execution does; a connection that failed in any other way is discarded too,
     never returned to the pool in a state we are not sure of (autocommit left on, a transaction open)."""
-    dialect = engine.dialect
-    dbapi_error = dialect.loaded_dbapi.Error
     running: list = [(None, None)]
-    try:
-        fairy = engine.raw_connection()  # the pool's checkout events run (``db.ping_when_idle``)
-    except dbapi_error as err:
-        raise _wrapped(running[0], err, dialect, dialect.is_disconnect(err, None, None)) from err
+    fairy = _checkout(engine, running)
     try:
         return work(fairy.driver_connection, running)
     except NothingWritten:
         raise  # rolled back by ``work``: the connection is sound
-    except dbapi_error as err:
-        lost = dialect.is_disconnect(err, fairy.dbapi_connection, None)
-        if lost:
-            # What SQLAlchemy's Connection does on a disconnect: this connection is discarded and
-            # every older pooled one is replaced at its next checkout.
-            engine.pool._invalidate(fairy, err)
-        else:
-            fairy.invalidate(err)
-        raise _wrapped(running[0], err, dialect, lost) from err
     except BaseException as err:
-        fairy.invalidate(err)
-        raise
+        failure = _discarded(engine, fairy, err, running)
+        if failure is err:
+            raise
+        raise failure from err
     finally:
         fairy.close()
+
+
+def _checkout(engine: Engine, running: list):
+    """A pooled connection (the pool's checkout events run: ``db.ping_when_idle``), or SQLAlchemy's error."""
+    dialect = engine.dialect
+    try:
+        return engine.raw_connection()
+    except dialect.loaded_dbapi.Error as err:
+        raise _wrapped(running[0], err, dialect, dialect.is_disconnect(err, None, None)) from err
+
+
+def _discarded(engine: Engine, fairy, err: BaseException, running: list) -> BaseException:
+    """``fairy`` failed with ``err``: it is invalidated (a lost connection invalidates the whole pool,
+    as SQLAlchemy's Connection does on a disconnect: every older pooled connection is replaced at its
+    next checkout). Returns what to raise: a driver error as SQLAlchemy's, anything else as it was."""
+    dialect = engine.dialect
+    if not isinstance(err, dialect.loaded_dbapi.Error):
+        fairy.invalidate(err)
+        return err
+    lost = dialect.is_disconnect(err, fairy.dbapi_connection, None)
+    if lost:
+        engine.pool._invalidate(fairy, err)
+    else:
+        fairy.invalidate(err)
+    return _wrapped(running[0], err, dialect, lost)
 
 
 class _Held:
@@ -133,18 +146,13 @@ def _mine() -> _Held:
 
 def _on_held(engine: Engine, work, idle_seconds: float):
     """``_on_driver`` on this thread's held connection (see the module docstring)."""
-    dialect = engine.dialect
-    dbapi_error = dialect.loaded_dbapi.Error
     running: list = [(None, None)]
     held = _mine()
     if held.fairy is not None and (held.pool is not engine.pool or monotonic() - held.used > idle_seconds
                                    and not _alive(engine, held.fairy)):
         release_held()  # another engine's, a disposed pool's, or cut while it sat unused
     if held.fairy is None:
-        try:
-            fairy = engine.raw_connection()  # the pool's checkout events run (``db.ping_when_idle``)
-        except dbapi_error as err:
-            raise _wrapped(running[0], err, dialect, dialect.is_disconnect(err, None, None)) from err
+        fairy = _checkout(engine, running)
         try:
             fairy.driver_connection.autocommit = True
         except BaseException as err:
@@ -154,18 +162,12 @@ def _on_held(engine: Engine, work, idle_seconds: float):
     fairy = held.fairy
     try:
         result = work(fairy.driver_connection, running)
-    except dbapi_error as err:
-        held.fairy = None
-        lost = dialect.is_disconnect(err, fairy.dbapi_connection, None)
-        if lost:
-            engine.pool._invalidate(fairy, err)
-        else:
-            fairy.invalidate(err)
-        raise _wrapped(running[0], err, dialect, lost) from err
     except BaseException as err:
         held.fairy = None
-        fairy.invalidate(err)
-        raise
+        failure = _discarded(engine, fairy, err, running)
+        if failure is err:
+            raise
+        raise failure from err
     held.used = monotonic()
     return result
 
